@@ -1,0 +1,1 @@
+"""Deepfake video analysis: sampled frames, MTCNN faces, a CNN ensemble, Grad-CAM and reports."""

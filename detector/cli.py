@@ -1,0 +1,210 @@
+"""Command line: ``python -m detector analyze VIDEO [--json] ...`` and friends.
+
+Exit codes: 0 a verdict was computed; 2 bad arguments or settings; 3 the input could not be judged
+(unreadable, no faces, too short ...: the status says which); 4 an internal error. A bad input
+never prints a traceback: one clear line on stderr (and, with ``--json``, a document on stdout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from detector.errors import BadSettingsError, DetectorError
+
+EXIT_OK, EXIT_USAGE, EXIT_NO_VERDICT, EXIT_INTERNAL = 0, 2, 3, 4
+
+
+def _parse_weights(text: str | None) -> dict[str, float] | None:
+    if not text:
+        return None
+    weights = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep:
+            raise BadSettingsError(f"--weights expects name=value pairs, got {part!r}")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise BadSettingsError(f"--weights: {value!r} is not a number") from None
+    return weights
+
+
+def _add_analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("video", type=Path, help="video file to analyse")
+    p.add_argument("--sampling", default="1fps", help="1fps (default), even:N, first:N or all")
+    p.add_argument("--models", default=None, help="comma-separated model names (default ensemble)")
+    p.add_argument("--weights", default=None, help="e.g. a=0.5,b=0.5 (normalised to sum 1)")
+    p.add_argument(
+        "--aggregate", default=None, help="mean, median, max, vote, confident, trimmed_mean"
+    )
+    p.add_argument(
+        "--order",
+        default=None,
+        choices=["aggregate_then_combine", "combine_then_aggregate"],
+        help="combine models after (paper 000, default) or before aggregating frames",
+    )
+    p.add_argument("--threshold", type=float, default=None, help="p_fake threshold (default 0.5)")
+    p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m detector", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("analyze", help="analyse one video")
+    _add_analysis_options(a)
+    a.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    a.add_argument("--csv", type=Path, default=None, help="also write per-face scores as CSV")
+    r = sub.add_parser("report", help="analyse one video and write a PDF report")
+    _add_analysis_options(r)
+    r.add_argument("-o", "--output", type=Path, required=True, help="PDF file to write")
+    t = sub.add_parser("paper-tables", help="print paper 000's Tables 3 and 4, reproduced")
+    t.add_argument("--json", action="store_true")
+    t.add_argument(
+        "--order",
+        default="aggregate_then_combine",
+        choices=["aggregate_then_combine", "combine_then_aggregate"],
+    )
+    m = sub.add_parser("models", help="list registered models and their weights")
+    m.add_argument("--json", action="store_true")
+    return parser
+
+
+def _settings_from(args: argparse.Namespace):
+    from detector.pipeline import ExtractionSettings, default_scoring
+
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    weights = _parse_weights(args.weights)
+    scoring = default_scoring()
+    if models and set(models) != set(scoring.weights):
+        scoring = replace(scoring, weights={m: 1.0 for m in models})
+    if weights:
+        if models is None:
+            models = list(weights)
+        missing = sorted(set(weights) - set(models))
+        if missing:
+            raise BadSettingsError(f"--weights names models not selected: {missing}")
+        scoring = replace(scoring, weights={m: weights.get(m, 0.0) for m in models})
+    if args.aggregate:
+        scoring = replace(scoring, aggregation=args.aggregate)
+    if args.order:
+        scoring = replace(scoring, order=args.order)
+    if args.threshold is not None:
+        scoring = replace(scoring, threshold=args.threshold)
+    from detector.aggregate import AGGREGATORS
+
+    if scoring.aggregation not in AGGREGATORS:
+        raise BadSettingsError(
+            f"unknown aggregation {scoring.aggregation!r}; use one of {', '.join(AGGREGATORS)}"
+        )
+    from detector.video import parse_sampling
+
+    parse_sampling(args.sampling)
+    return models, ExtractionSettings(sampling=args.sampling), scoring
+
+
+def _run_analysis(args: argparse.Namespace):
+    from detector.pipeline import Analyzer
+
+    models, extraction, scoring = _settings_from(args)
+    if not args.video.exists():
+        raise BadSettingsError(f"{args.video}: no such file")
+    analyzer = Analyzer(models or list(scoring.weights), device=args.device)
+    return analyzer.analyze(args.video, extraction, scoring)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from detector.report import analysis_to_dict, frame_scores_csv
+
+    analysis = _run_analysis(args)
+    doc = analysis_to_dict(analysis)
+    if args.json:
+        print(json.dumps(doc, indent=2, default=_jsonable))
+    if args.csv:
+        args.csv.write_text(frame_scores_csv(analysis), encoding="utf-8")
+    if not analysis.ok:
+        print(f"{analysis.status}: {analysis.message}", file=sys.stderr)
+        return EXIT_NO_VERDICT
+    if not args.json:
+        v = analysis.verdict
+        print(f"{analysis.video.name}: {v.label.upper()}  p_fake={v.p_fake:.3f}")
+        print(v.explanation)
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from detector.pdf import render_pdf
+
+    analysis = _run_analysis(args)
+    args.output.write_bytes(render_pdf(analysis))
+    if not analysis.ok:
+        print(
+            f"{analysis.status}: {analysis.message} (report written: {args.output})",
+            file=sys.stderr,
+        )
+        return EXIT_NO_VERDICT
+    print(f"report written: {args.output}")
+    return EXIT_OK
+
+
+def cmd_paper_tables(args: argparse.Namespace) -> int:
+    from detector.paper000 import reproduce_tables
+    from detector.tables import format_table, table_to_dict
+
+    tables = reproduce_tables(order=args.order)
+    if args.json:
+        print(json.dumps([table_to_dict(t) for t in tables], indent=2))
+    else:
+        print("\n\n".join(format_table(t) for t in tables))
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from detector.models import list_models, model_card
+
+    cards = [model_card(n) for n in list_models()]
+    if args.json:
+        print(json.dumps([asdict(c) for c in cards], indent=2))
+    else:
+        for c in cards:
+            state = "ready" if c.available else "no weights"
+            print(f"{c.name:24s} {c.family:22s} {c.input_size:4d}px  {state:10s} {c.trained_on}")
+    return EXIT_OK
+
+
+def _jsonable(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+COMMANDS = {
+    "analyze": cmd_analyze,
+    "report": cmd_report,
+    "paper-tables": cmd_paper_tables,
+    "models": cmd_models,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except BadSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DetectorError as exc:
+        print(f"{exc.status}: {exc}", file=sys.stderr)
+        return EXIT_NO_VERDICT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,23 @@
+"""Device and thread choices in one place: a GPU when present, otherwise all CPU cores."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from detector.errors import BadSettingsError
+
+
+def resolve_device(wanted: str = "auto") -> torch.device:
+    """ "auto" picks CUDA when available, else CPU; asking for CUDA without a GPU is an error."""
+    wanted = (wanted or "auto").lower()
+    if wanted == "auto":
+        wanted = os.environ.get("DEEPFAKE_DEVICE", "auto").lower()
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise BadSettingsError("--device cuda was asked for but no CUDA GPU is available")
+    if wanted not in ("cpu",) and not wanted.startswith("cuda"):
+        raise BadSettingsError(f"unknown device {wanted!r}; use auto, cpu or cuda")
+    return torch.device(wanted)

@@ -1,0 +1,23 @@
+"""Model registry and families. ``create_model(name)`` builds a verified, eval-mode member."""
+
+from detector.models.registry import (
+    ModelCard,
+    ModelSpec,
+    create_model,
+    get_spec,
+    list_models,
+    model_card,
+    read_manifest,
+    register_model,
+)
+
+__all__ = [
+    "ModelCard",
+    "ModelSpec",
+    "create_model",
+    "get_spec",
+    "list_models",
+    "model_card",
+    "read_manifest",
+    "register_model",
+]

@@ -1,0 +1,30 @@
+"""Where things are: the project root, shipped weights and the optional shared research data.
+
+``../shared`` (papers, FaceForensics++ crops and clips, original MesoNet weights) exists on developer
+machines and in CI but not in a user's clone; everything that reads it takes the location from the
+environment (``DEEPFAKE_SHARED_DIR``, ``DEEPFAKE_DATA_DIR``) and callers handle its absence.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS_DIR = PROJECT_ROOT / "weights"
+
+
+def shared_dir() -> Path:
+    """The shared research folder (default ``../shared`` beside the project)."""
+    return Path(os.environ.get("DEEPFAKE_SHARED_DIR", PROJECT_ROOT.parent / "shared"))
+
+
+def data_dir() -> Path:
+    """The shared data folder (default ``<shared>/data``)."""
+    env = os.environ.get("DEEPFAKE_DATA_DIR")
+    return Path(env) if env else shared_dir() / "data"
+
+
+def cache_dir() -> Path:
+    """Local, git-ignored cache for converted pretrained backbones and extracted features."""
+    return Path(os.environ.get("DEEPFAKE_CACHE_DIR", PROJECT_ROOT / ".cache"))

@@ -1,0 +1,334 @@
+"""The PDF report an analyst files: verdict, evidence, settings, limitations, provenance.
+
+Rendered with fpdf2 and matplotlib (no browser needed), with the DejaVu font that matplotlib ships
+so that any file name or language prints. A failed analysis still yields a report that records
+what was tried and why there is no verdict.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+from fpdf import FPDF
+from PIL import Image
+
+from detector.aggregate import AGGREGATOR_LABELS, ORDERS, compute_verdict, ensemble_per_face
+from detector.report import software_versions
+from detector.tables import breakdown_table, round_half_up
+from detector.types import Analysis, ScoringSettings, Verdict
+
+FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+LABEL_TEXT = {
+    "fake": "LIKELY MANIPULATED",
+    "real": "NO MANIPULATION DETECTED",
+    "uncertain": "UNCERTAIN",
+}
+LABEL_RGB = {"fake": (179, 38, 30), "real": (30, 120, 50), "uncertain": (200, 120, 0)}
+MAX_TABLE_ROWS = 300
+
+
+class _Report(FPDF):
+    def header(self) -> None:
+        self.set_font("DejaVu", "", 8)
+        self.set_text_color(120)
+        self.cell(0, 5, "Deepfake video analysis report", align="R")
+        self.ln(7)
+        self.set_text_color(0)
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font("DejaVu", "", 8)
+        self.set_text_color(120)
+        self.cell(0, 5, f"Page {self.page_no()}/{{nb}}", align="C")
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def timeline_png(analysis: Analysis, scoring: ScoringSettings) -> bytes:
+    """The per-frame timeline as a static image: models (thin), ensemble per person, threshold."""
+    s = analysis.scores
+    ens = ensemble_per_face(s, scoring.weights)
+    fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    for tid in np.unique(s.track_ids):
+        rows = s.track_ids == tid
+        order = np.argsort(s.timestamps_s[rows])
+        t = s.timestamps_s[rows][order]
+        if len(np.unique(s.track_ids)) == 1:
+            for j, m in enumerate(s.models):
+                if scoring.weights.get(m, 0) > 0:
+                    ax.plot(t, s.p_fake[rows, j][order], lw=0.8, ls=":", marker=".", label=m)
+        ax.plot(t, ens[rows][order], lw=2.2, marker="o", ms=3, label=f"ensemble, person {tid + 1}")
+    ax.axhline(scoring.threshold, color="k", ls="--", lw=1, label="threshold")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("p_fake")
+    ax.legend(fontsize=6, ncol=3, loc="upper right")
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _image_bytes(arr: np.ndarray) -> io.BytesIO:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    buf.seek(0)
+    return buf
+
+
+def render_pdf(
+    analysis: Analysis,
+    scoring: ScoringSettings | None = None,
+    gradcams: Sequence[tuple[int, object]] = (),
+    now: datetime | None = None,
+) -> bytes:
+    """The report as PDF bytes. ``gradcams`` holds (face_id, CamResult) pairs to include."""
+    pdf = _Report(format="A4")
+    pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
+    pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.alias_nb_pages()
+    pdf.add_page()
+    when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+
+    pdf.set_font("DejaVu", "B", 16)
+    pdf.cell(0, 9, "Deepfake video analysis", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "", 9)
+    v = analysis.video
+    facts = [("Date", when), ("Status", analysis.status)]
+    if v is not None:
+        facts[1:1] = [
+            ("File", v.name),
+            ("SHA-256", v.sha256),
+            ("Size", f"{v.size_bytes:,} bytes"),
+            (
+                "Video",
+                f"{v.width}x{v.height}, {v.fps:.2f} fps, {v.duration_s:.2f} s, {v.codec} in "
+                f"{v.container.split(',')[0]}, rotation {v.rotation_deg}°, {v.frame_count} frames "
+                f"({v.frame_count_source.replace('_', ' ')})",
+            ),
+        ]
+    _facts(pdf, facts)
+
+    verdict: Verdict | None = None
+    if analysis.ok:
+        scoring = scoring or analysis.verdict.settings
+        verdict = compute_verdict(analysis.scores, scoring)
+    _heading(pdf, "Verdict")
+    if verdict is None:
+        pdf.set_font("DejaVu", "B", 12)
+        pdf.set_text_color(179, 38, 30)
+        _para(pdf, 6, "NO VERDICT: " + analysis.status.replace("_", " "))
+        pdf.set_text_color(0)
+        pdf.set_font("DejaVu", "", 9)
+        _para(pdf, 5, analysis.message)
+        _para(pdf, 5, "No score is given: the tool does not turn missing evidence into a number.")
+    else:
+        pdf.set_font("DejaVu", "B", 13)
+        pdf.set_text_color(*LABEL_RGB[verdict.label])
+        pdf.cell(
+            0,
+            7,
+            f"{LABEL_TEXT[verdict.label]}   p_fake = {verdict.p_fake:.3f}",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        pdf.set_text_color(0)
+        pdf.set_font("DejaVu", "", 9)
+        _para(pdf, 5, verdict.explanation)
+
+    _heading(pdf, "Settings")
+    settings = [("Sampling", analysis.sampling), ("Frames sampled", str(len(analysis.frames)))]
+    if verdict is not None:
+        s = verdict.settings
+        total = sum(s.weights.values())
+        settings += [
+            ("Frames → person", AGGREGATOR_LABELS[s.aggregation]),
+            ("Order", ORDERS[s.order]),
+            ("Threshold", f"{s.threshold:.2f} (uncertain within ±{s.uncertain_margin:.2f})"),
+            (
+                "People → video",
+                "most suspicious person" if s.track_reduction == "max" else s.track_reduction,
+            ),
+        ]
+    _facts(pdf, settings)
+    if analysis.models:
+        rows = [["Model", "Weight", "Weights sha256", "Trained on"]]
+        for m in analysis.models:
+            w = verdict.settings.weights.get(m.name, 0) / total if verdict is not None else None
+            rows.append(
+                [
+                    m.name,
+                    "—" if w is None else f"{w:.2f}",
+                    (m.sha256 or "")[:16] + "…",
+                    m.trained_on,
+                ]
+            )
+        _table(pdf, rows, widths=(35, 14, 36, 105))
+
+    if verdict is not None:
+        pdf.add_page()
+        _heading(pdf, "Timeline")
+        pdf.image(io.BytesIO(timeline_png(analysis, verdict.settings)), w=180)
+        _faces_section(pdf, analysis, verdict)
+        if gradcams:
+            _heading(pdf, "Grad-CAM explanations")
+            pdf.set_font("DejaVu", "", 8)
+            _para(
+                pdf,
+                4,
+                "Red areas weighed most in the model's 'fake' score (Grad-CAM on its last convolutional layer).",
+            )
+            for fid, cam in gradcams:
+                face = analysis.face(fid)
+                y = pdf.get_y()
+                if y > 230:
+                    pdf.add_page()
+                    y = pdf.get_y()
+                pdf.image(_image_bytes(face.crop), x=15, y=y, w=40)
+                pdf.image(_image_bytes(cam.overlay), x=60, y=y, w=40)
+                pdf.set_xy(105, y)
+                pdf.multi_cell(
+                    90,
+                    5,
+                    f"Person {face.track_id + 1}, t = {face.timestamp_s:.2f} s, frame {face.frame_index}\nModel {cam.model}: p_fake {cam.p_fake:.3f}",
+                )
+                pdf.set_y(y + 43)
+        _breakdown_section(pdf, analysis, verdict)
+        _frame_table(pdf, analysis, verdict)
+
+    _heading(pdf, "Limitations")
+    pdf.set_font("DejaVu", "", 9)
+    lines = [
+        "A score is evidence, not proof. The models learned the artefacts of the manipulation "
+        "methods in their training data and can miss methods, compressions or resolutions they "
+        "have not seen; a low score does not certify a video as authentic.",
+        "Only faces are examined; manipulated backgrounds, voices or edits without a face are "
+        "outside the scope of this tool.",
+    ]
+    for m in analysis.models:
+        lines.append(
+            f"{m.name}: trained on {m.trained_on}. Licence: {m.licence or 'see weights/'}."
+        )
+    for note in analysis.notes:
+        lines.append(f"Note: {note}")
+    for line in lines:
+        _para(pdf, 5, "• " + line)
+    _heading(pdf, "Software")
+    _facts(pdf, list(software_versions().items()))
+    return bytes(pdf.output())
+
+
+def _para(pdf: FPDF, height: float, text: str) -> None:
+    """A paragraph across the full text width, starting at the left margin."""
+    pdf.set_x(pdf.l_margin)
+    pdf.multi_cell(0, height, text, new_x="LMARGIN", new_y="NEXT")
+
+
+def _heading(pdf: FPDF, text: str) -> None:
+    pdf.ln(3)
+    pdf.set_font("DejaVu", "B", 12)
+    pdf.cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "", 9)
+
+
+def _facts(pdf: FPDF, facts: Sequence[tuple[str, str]]) -> None:
+    for key, value in facts:
+        pdf.set_font("DejaVu", "B", 9)
+        pdf.cell(35, 5, key)
+        pdf.set_font("DejaVu", "", 9)
+        pdf.multi_cell(0, 5, str(value), new_x="LMARGIN", new_y="NEXT")
+
+
+def _table(pdf: FPDF, rows: Sequence[Sequence[str]], widths: Sequence[float]) -> None:
+    pdf.set_font("DejaVu", "", 7)
+    with pdf.table(col_widths=widths, text_align="LEFT", line_height=4) as table:
+        for row in rows:
+            r = table.row()
+            for cell in row:
+                r.cell(str(cell))
+    pdf.set_font("DejaVu", "", 9)
+
+
+def _faces_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
+    _heading(pdf, "Faces per person")
+    for ts in verdict.tracks:
+        track = next(t for t in analysis.tracks if t.track_id == ts.track_id)
+        pdf.set_font("DejaVu", "", 9)
+        flag = "" if ts.decisive else " (seen briefly; not used for the verdict)"
+        pdf.cell(
+            0,
+            5,
+            f"Person {ts.track_id + 1}: {ts.n_faces} faces, p_fake {ts.p_fake:.3f}{flag}",
+            new_x="LMARGIN",
+            new_y="NEXT",
+        )
+        step = max(1, len(track.face_ids) // 8)
+        if pdf.get_y() > 250:
+            pdf.add_page()
+        y = pdf.get_y()
+        for k, fid in enumerate(track.face_ids[::step][:8]):
+            pdf.image(_image_bytes(analysis.face(fid).crop), x=15 + k * 22.5, y=y, w=21)
+        pdf.set_y(y + 23)
+
+
+def _breakdown_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
+    s = analysis.scores
+    rows_mask = s.track_ids == verdict.deciding_track_id
+    per_model = {m: s.p_fake[rows_mask, j] for j, m in enumerate(s.models)}
+    weights = verdict.settings.weights
+    table = breakdown_table(
+        "breakdown",
+        per_model,
+        [weights, dict.fromkeys(s.models, 1.0)],
+        order=verdict.settings.order,
+    )
+    _heading(
+        pdf,
+        f"Breakdown in the layout of paper 000, Tables 3-4 (person {verdict.deciding_track_id + 1})",
+    )
+    pdf.set_font("DejaVu", "", 8)
+    _para(
+        pdf,
+        4,
+        f"Ensemble Average and Median: {ORDERS[verdict.settings.order]}. {table.frame_count} frames; per-frame values in the table below.",
+    )
+    rows = [["Output", "Average", "Median"]]
+    rows += [[r.label, round_half_up(r.average), round_half_up(r.median)] for r in table.rows]
+    _table(pdf, rows, widths=(110, 35, 35))
+
+
+def _frame_table(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
+    s = analysis.scores
+    ens = ensemble_per_face(s, verdict.settings.weights)
+    _heading(pdf, "Per-frame scores (p_fake)")
+    header = ["t (s)", "frame", "person", *s.models, "ensemble"]
+    rows = [header]
+    for i in range(min(len(s.face_ids), MAX_TABLE_ROWS)):
+        rows.append(
+            [f"{s.timestamps_s[i]:.2f}", str(s.frame_indices[i]), str(s.track_ids[i] + 1)]
+            + [f"{s.p_fake[i, j]:.3f}" for j in range(len(s.models))]
+            + [f"{ens[i]:.3f}"]
+        )
+    n = len(header)
+    first = [14, 14, 14]
+    rest = (190 - sum(first)) / (n - 3)
+    _table(pdf, rows, widths=(*first, *([rest] * (n - 3))))
+    if len(s.face_ids) > MAX_TABLE_ROWS:
+        _para(
+            pdf,
+            5,
+            f"First {MAX_TABLE_ROWS} of {len(s.face_ids)} faces shown; the CSV export holds all.",
+        )

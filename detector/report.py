@@ -1,0 +1,162 @@
+"""Turn an :class:`~detector.types.Analysis` into the documents analysts file: JSON, CSV and PDF.
+
+The JSON document is the CLI's contract (``python -m detector analyze VIDEO --json``): ``status``,
+``message``, ``verdict``, ``settings``, ``video``, ``frames``, ``tracks`` and ``models``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+from dataclasses import asdict
+from importlib import metadata
+
+from detector.aggregate import ensemble_per_face
+from detector.types import Analysis, ScoringSettings, Verdict
+
+
+def _r(x: float, nd: int = 6) -> float:
+    return round(float(x), nd)
+
+
+def verdict_to_dict(v: Verdict) -> dict:
+    return {
+        "label": v.label,
+        "p_fake": _r(v.p_fake),
+        "threshold": v.threshold,
+        "deciding_track_id": v.deciding_track_id,
+        "per_model": {m: _r(p) for m, p in v.per_model.items()},
+        "model_agreement": v.model_agreement,
+        "explanation": v.explanation,
+    }
+
+
+def scoring_to_dict(s: ScoringSettings) -> dict:
+    return asdict(s)
+
+
+def analysis_to_dict(a: Analysis, scoring: ScoringSettings | None = None) -> dict:
+    """The JSON document for one analysis. ``verdict`` is null whenever ``status != "ok"``."""
+    verdict = a.verdict
+    if scoring is not None and a.ok:
+        from detector.aggregate import compute_verdict
+
+        verdict = compute_verdict(a.scores, scoring)
+    doc: dict = {
+        "status": a.status,
+        "message": a.message if verdict is None else verdict.explanation,
+        "verdict": verdict_to_dict(verdict) if verdict else None,
+        "settings": {
+            "sampling": a.sampling,
+            "models": [m.name for m in a.models],
+            "scoring": scoring_to_dict(verdict.settings) if verdict else None,
+        },
+        "video": asdict(a.video) if a.video else None,
+        "frames": [],
+        "tracks": [],
+        "models": [
+            {
+                "name": m.name,
+                "family": m.family,
+                "weights_sha256": m.sha256,
+                "trained_on": m.trained_on,
+                "licence": m.licence,
+                "metrics": m.metrics,
+            }
+            for m in a.models
+        ],
+        "gaps": [asdict(g) for g in a.gaps],
+        "notes": list(a.notes),
+        "timings_s": {k: _r(v, 4) for k, v in a.timings_s.items()},
+    }
+    scores = a.scores
+    row_of = {int(fid): i for i, fid in enumerate(scores.face_ids)} if scores is not None else {}
+    ens = (
+        ensemble_per_face(scores, verdict.settings.weights)
+        if (scores is not None and verdict)
+        else None
+    )
+    for fr in a.frames:
+        faces = []
+        for fid in fr.face_ids:
+            f = a.faces[fid]
+            entry = {
+                "face_id": fid,
+                "track_id": f.track_id,
+                "box_xyxy": [_r(c, 1) for c in f.box_xyxy],
+                "confidence": _r(f.confidence, 4),
+            }
+            if fid in row_of:
+                i = row_of[fid]
+                entry["scores"] = {m: _r(scores.p_fake[i, j]) for j, m in enumerate(scores.models)}
+                if ens is not None:
+                    entry["ensemble_p_fake"] = _r(ens[i])
+            faces.append(entry)
+        doc["frames"].append(
+            {"index": fr.index, "timestamp_s": _r(fr.timestamp_s, 3), "faces": faces}
+        )
+    if verdict is not None:
+        for t in verdict.tracks:
+            doc["tracks"].append(
+                {
+                    "track_id": t.track_id,
+                    "n_faces": t.n_faces,
+                    "first_timestamp_s": _r(t.first_timestamp_s, 3),
+                    "last_timestamp_s": _r(t.last_timestamp_s, 3),
+                    "per_model": {m: _r(p) for m, p in t.per_model.items()},
+                    "p_fake": _r(t.p_fake),
+                    "decisive": t.decisive,
+                }
+            )
+    else:
+        for t in a.tracks:
+            doc["tracks"].append({"track_id": t.track_id, "n_faces": len(t.face_ids)})
+    doc["software"] = software_versions()
+    return doc
+
+
+def frame_scores_csv(a: Analysis, scoring: ScoringSettings | None = None) -> str:
+    """One row per face: frame index, time, track, box and every model's p_fake plus the ensemble."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if not a.ok or a.scores is None:
+        writer.writerow(["status", "message"])
+        writer.writerow([a.status, a.message])
+        return out.getvalue()
+    s = a.scores
+    weights = (scoring or a.verdict.settings).weights
+    ens = ensemble_per_face(s, weights)
+    writer.writerow(
+        [
+            "frame_index",
+            "timestamp_s",
+            "track_id",
+            "face_id",
+            "x1",
+            "y1",
+            "x2",
+            "y2",
+            *s.models,
+            "ensemble",
+        ]
+    )
+    for i, fid in enumerate(s.face_ids):
+        f = a.faces[int(fid)]
+        writer.writerow(
+            [f.frame_index, f"{f.timestamp_s:.3f}", f.track_id, int(fid)]
+            + [f"{c:.1f}" for c in f.box_xyxy]
+            + [f"{s.p_fake[i, j]:.6f}" for j in range(len(s.models))]
+            + [f"{ens[i]:.6f}"]
+        )
+    return out.getvalue()
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for pkg in ("deepfake-detector", "torch", "timm", "facenet-pytorch", "grad-cam", "av", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

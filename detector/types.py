@@ -1,0 +1,192 @@
+"""Frozen records that cross module boundaries. Names carry their units (``timestamp_s``, ``box_xyxy``).
+
+The score convention is the same everywhere: ``p_fake`` in [0, 1], higher = more likely manipulated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Label = Literal["fake", "real", "uncertain"]
+Order = Literal["aggregate_then_combine", "combine_then_aggregate"]
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What probing the container told us, and how much of it we trust."""
+
+    name: str
+    sha256: str
+    size_bytes: int
+    container: str
+    codec: str
+    width: int
+    height: int
+    rotation_deg: int
+    fps: float
+    frame_count: int
+    frame_count_source: Literal["container", "duration_x_fps", "decoded"]
+    duration_s: float
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) after applying the rotation metadata."""
+        if self.rotation_deg % 180:
+            return self.height, self.width
+        return self.width, self.height
+
+
+@dataclass(frozen=True, eq=False)
+class SampledFrame:
+    """One decoded, upright RGB frame and where it came from."""
+
+    index: int
+    timestamp_s: float
+    image: np.ndarray  # H x W x 3 uint8 RGB
+
+
+@dataclass(frozen=True)
+class DecodeGap:
+    """A stretch of the stream that could not be decoded; the rest was still analysed."""
+
+    after_timestamp_s: float
+    message: str
+
+
+@dataclass(frozen=True, eq=False)
+class Face:
+    """A face found in a sampled frame, with its crop (square, ``crop_size`` px, RGB uint8)."""
+
+    face_id: int
+    frame_index: int
+    timestamp_s: float
+    box_xyxy: tuple[float, float, float, float]
+    confidence: float
+    landmarks_xy: tuple[tuple[float, float], ...]
+    crop: np.ndarray
+    track_id: int = -1
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """A sampled frame: which faces it holds (by id). ``face_ids == ()`` means no face found."""
+
+    index: int
+    timestamp_s: float
+    face_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Track:
+    """One person followed across sampled frames."""
+
+    track_id: int
+    face_ids: tuple[int, ...]
+    frame_indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ScoringSettings:
+    """Everything that turns raw per-model scores into a verdict. Changing it needs no inference.
+
+    Attributes:
+        weights: model name -> weight (normalised to sum 1 when used).
+        aggregation: name of the frame -> track reducer in ``detector.aggregate.AGGREGATORS``.
+        order: "aggregate_then_combine" (the core paper's: reduce each model over frames, then
+            weight the models) or "combine_then_aggregate" (weight the models per face, then reduce).
+        threshold: p_fake at or above which a track is called fake.
+        uncertain_margin: scores within this distance of the threshold are labelled "uncertain".
+        track_reduction: how tracks combine into the video verdict ("max": the most suspicious
+            person decides, as one manipulated person makes a manipulated video).
+        min_track_share: tracks seen in fewer than this share of face-bearing frames are reported
+            but do not decide the verdict (stray detections).
+    """
+
+    weights: dict[str, float]
+    aggregation: str = "mean"
+    order: Order = "aggregate_then_combine"
+    threshold: float = 0.5
+    uncertain_margin: float = 0.1
+    track_reduction: str = "max"
+    min_track_share: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrackScore:
+    """A person's aggregated scores: one per model and the ensemble's."""
+
+    track_id: int
+    n_faces: int
+    first_timestamp_s: float
+    last_timestamp_s: float
+    per_model: dict[str, float]
+    p_fake: float
+    decisive: bool
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer for the video, and the settings and evidence that produced it."""
+
+    label: Label
+    p_fake: float
+    threshold: float
+    deciding_track_id: int
+    per_model: dict[str, float]
+    tracks: tuple[TrackScore, ...]
+    settings: ScoringSettings
+    explanation: str = ""
+    model_agreement: dict[str, Label] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreTable:
+    """Raw per-model ``p_fake`` for every face: the only thing re-weighting needs.
+
+    Row ``i`` is face ``face_ids[i]`` of track ``track_ids[i]`` at ``timestamps_s[i]``;
+    column ``j`` is model ``models[j]``. Track-level models (temporal) give the same value to every
+    face of the track they scored.
+    """
+
+    models: tuple[str, ...]
+    face_ids: np.ndarray
+    track_ids: np.ndarray
+    frame_indices: np.ndarray
+    timestamps_s: np.ndarray
+    p_fake: np.ndarray
+
+    def column(self, model: str) -> np.ndarray:
+        return self.p_fake[:, self.models.index(model)]
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """Everything one analysis produced. ``status != "ok"`` means there is no verdict, and says why.
+
+    ``status`` is one of "ok", "no_faces", "unreadable", "no_video_stream", "unsupported_codec",
+    "too_short", "too_large", "timeout", "bad_settings", "weights_missing", "weights_tampered".
+    """
+
+    status: str
+    message: str
+    video: VideoInfo | None
+    sampling: str
+    frames: tuple[FrameRecord, ...] = ()
+    faces: tuple[Face, ...] = ()
+    tracks: tuple[Track, ...] = ()
+    scores: ScoreTable | None = None
+    verdict: Verdict | None = None
+    models: tuple = ()
+    gaps: tuple[DecodeGap, ...] = ()
+    timings_s: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def face(self, face_id: int) -> Face:
+        return self.faces[face_id]

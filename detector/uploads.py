@@ -1,0 +1,46 @@
+"""Stage uploaded bytes as a private temporary file, judged by content, removed afterwards.
+
+The uploaded file name is never used to build a path: the bytes go to a fresh private directory
+under a fixed name whose suffix comes from the sniffed container. The directory is removed when
+the ``with`` block ends, whether the analysis succeeded or failed.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from detector.errors import VideoReadError
+from detector.sniff import DESCRIPTION, SUFFIX, is_video_container, sniff
+
+TEMP_PREFIX = "deepfake-upload-"
+
+
+def display_name(name: str | None, limit: int = 120) -> str:
+    """A safe label for an uploaded file's name (for reports only, never a path)."""
+    base = re.split(r"[\\/]", name or "")[-1]
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in base).strip() or "upload"
+    return cleaned[:limit]
+
+
+def check_video_bytes(head: bytes, name: str = "upload") -> str:
+    """The sniffed container kind, or :class:`VideoReadError` saying what the file is instead."""
+    kind = sniff(head)
+    if not is_video_container(kind):
+        what = DESCRIPTION.get(kind, "not a recognised video format")
+        raise VideoReadError(f"{name}: this is {what}, not a video file")
+    return kind
+
+
+@contextmanager
+def staged_upload(data: bytes, name: str = "upload") -> Iterator[Path]:
+    """Write ``data`` to a private temp file for the duration of the block, then delete it."""
+    kind = check_video_bytes(data[:4096], name)
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
+        path = Path(tmp) / f"upload{SUFFIX[kind]}"
+        path.write_bytes(data)
+        path.chmod(0o600)
+        yield path

@@ -1,0 +1,45 @@
+"""Analyze: upload a clip (or pick an example), run the pipeline, show the verdict."""
+
+import streamlit as st
+
+from pages import ui
+
+st.title("Analyze a video")
+st.write(
+    "Upload a clip or pick an example. Faces are found in sampled frames, every face is scored "
+    "by each model of the ensemble, and the scores are combined into a verdict."
+)
+
+source = st.radio("Source", ["Upload a file", "Example clip"], horizontal=True, key="source")
+if source == "Upload a file":
+    upload = st.file_uploader(
+        "Video file",
+        type=["mp4", "mov", "avi", "mkv", "webm"],
+        key="upload",
+        help="Checked by content, not by extension. The file is deleted after analysis.",
+    )
+    if upload is not None and st.button("Analyze", type="primary", key="run_upload"):
+        ui.run_analysis(upload.getvalue(), upload.name)
+else:
+    examples = ui.example_choices()
+    choice = st.selectbox("Example", list(examples), key="example")
+    if st.button("Analyze", type="primary", key="run_example"):
+        ui.run_analysis(None, examples[choice].name, path=examples[choice])
+
+analysis = ui.current_analysis()
+if analysis is not None:
+    st.subheader(analysis.video.name if analysis.video else "Result")
+    if analysis.ok:
+        ui.verdict_card(analysis, ui.current_verdict(analysis))
+        v = analysis.video
+        st.caption(
+            f"{v.width}x{v.height}, {v.fps:.2f} fps, {v.duration_s:.1f} s, {v.codec}; "
+            f"{len(analysis.frames)} frames sampled ({analysis.sampling}), "
+            f"{len(analysis.faces)} faces in {len(analysis.tracks)} track(s); "
+            f"SHA-256 {v.sha256[:16]}…"
+        )
+        for note in analysis.notes:
+            st.warning(note)
+        st.page_link("pages/timeline.py", label="See the timeline", icon="📈")
+    else:
+        ui.show_status(analysis)
