@@ -40,6 +40,6 @@ if analysis is not None:
         )
         for note in analysis.notes:
             st.warning(note)
-        st.page_link("pages/timeline.py", label="See the timeline", icon="📈")
+        st.page_link("pages/timeline.py", label="See the timeline", icon=":material/show_chart:")
     else:
         ui.show_status(analysis)

@@ -26,7 +26,9 @@ if analysis is not None:
         left.image(face.crop, caption=f"person {face.track_id + 1}, t={face.timestamp_s:.2f} s")
         df = charts.scores_frame(analysis, scoring)
         right.dataframe(df[df["face_id"] == face_id], hide_index=True)
-        right.page_link("pages/explain.py", label="Explain this face with Grad-CAM", icon="🧑")
+        right.page_link(
+            "pages/explain.py", label="Explain this face with Grad-CAM", icon=":material/face:"
+        )
     st.subheader("Per-frame scores")
     st.dataframe(charts.scores_frame(analysis, scoring), hide_index=True)
     st.download_button(

@@ -129,13 +129,14 @@ def current_analysis() -> Analysis | None:
     return st.session_state.get(ANALYSES, {}).get(key) if key else None
 
 
-def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Analysis:
+def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Analysis | None:
     """Analyse uploaded bytes (staged privately, then deleted) or a local example file."""
     import hashlib
 
     models = selected_models()
     if not models:
-        raise DetectorError("select at least one model in the sidebar")
+        st.error("Select at least one model in the sidebar.")
+        return None
     sampling = st.session_state.get(SAMPLING, "1fps")
     digest = hashlib.sha256(data if data is not None else path.read_bytes()).hexdigest()
     key = (digest, sampling, models)
@@ -226,7 +227,7 @@ def require_ok_analysis() -> Analysis | None:
 def show_status(analysis: Analysis) -> None:
     """The explicit state for an analysis without a verdict: words, never a number."""
     title = STATUS_TITLES.get(analysis.status, "The analysis could not be completed")
-    st.error(f"**{title}.** {analysis.message}", icon="⚠️")
+    st.error(f"**{title}.** {analysis.message}", icon=":material/warning:")
     if analysis.status == "no_faces":
         st.caption(
             f"{len(analysis.frames)} frames were sampled ({analysis.sampling}). Try denser "

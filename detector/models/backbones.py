@@ -1,0 +1,263 @@
+"""Pretrained backbones for the trained ensemble: bare factories and an offline, checked loader.
+
+Four architectures whose published pretrained weights are converted (``scripts/convert_pretrained.py``)
+into safetensors under ``<cache>/pretrained/``. They are *initialisations* for training detectors,
+not detectors themselves, and they are never committed:
+
+- Xception (Chollet, "Xception: Deep Learning with Depthwise Separable Convolutions", CVPR 2017),
+  the Keras ImageNet weights, in timm's ``legacy_xception`` made to compute exactly what Keras does.
+- EfficientNet-Lite0 (Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
+  Networks", ICML 2019), the ImageNet weights of the TF-Lite variant, in timm's
+  ``tf_efficientnet_lite0``.
+- VGG16 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
+  Recognition", ICLR 2015), the ImageNet convolutional base, in torchvision's ``vgg16().features``.
+- Inception-ResNet-v1 as used by FaceNet (Schroff et al., "FaceNet: A Unified Embedding for Face
+  Recognition and Clustering", CVPR 2015), a 128-d face-embedding checkpoint, in facenet-pytorch's
+  ``InceptionResnetV1``.
+
+Every factory takes ``num_classes``: ``1`` (the default) gives the ensemble's single fake logit,
+``0`` gives the pooled features (the L2-normalised embedding for FaceNet), as timm does. Factories
+build randomly initialised networks and never download anything; :func:`load_pretrained` fills in
+the converted weights after checking their sha256.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+from facenet_pytorch import InceptionResnetV1
+from timm.layers.pool2d_same import MaxPool2dSame
+from timm.models.xception import Xception
+from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
+
+from detector.errors import WeightsIntegrityError, WeightsMissingError
+from detector.models.weights import load_state_dict
+from detector.paths import cache_dir
+
+__all__ = [
+    "PRETRAINED",
+    "FaceNetIRv1",
+    "PretrainedBackbone",
+    "efficientnet_lite0",
+    "facenet_irv1",
+    "keras_xception",
+    "load_pretrained",
+    "pretrained_dir",
+    "vgg16",
+    "vgg16_features",
+]
+
+KERAS_BN_EPS = 1e-3
+
+
+def keras_xception(num_classes: int = 1) -> nn.Module:
+    """timm's ``legacy_xception``, changed to match Keras' ``Xception`` to float precision.
+
+    Keras pads its stride-2 max pools "same", which for an even input side adds the extra row and
+    column at the bottom/right only (299 px input: the 74 -> 37 pool); torch's symmetric padding
+    shifts the grid by one pixel there. Keras' BatchNormalization epsilon is 1e-3, not 1e-5.
+    Input: RGB at 299 px scaled as ``x / 127.5 - 1``.
+    """
+    net = Xception(num_classes=num_classes)
+    for block in (net.block1, net.block2, net.block3, net.block12):
+        if not isinstance(block.rep[-1], nn.MaxPool2d):
+            raise RuntimeError("timm's Xception changed: a strided block no longer ends in a pool")
+        block.rep[-1] = MaxPool2dSame(3, 2)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eps = KERAS_BN_EPS
+    return net
+
+
+def efficientnet_lite0(num_classes: int = 1) -> nn.Module:
+    """timm's ``tf_efficientnet_lite0`` (TF "same" padding, BN eps 1e-3, ReLU6, no SE).
+
+    Input: RGB at 224 px scaled as ``(255 x - 127) / 128``.
+    """
+    return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes)
+
+
+def vgg16_features() -> nn.Sequential:
+    """torchvision's VGG16 convolutional base (13 conv + ReLU layers, 5 max pools), 512 channels.
+
+    Input: RGB in 0..255 minus the ImageNet mean (123.68, 116.779, 103.939), no scaling.
+    """
+    return make_layers(
+        cfgs["D"], batch_norm=False
+    )  # == vgg16().features, without the 4096-wide FCs
+
+
+def vgg16(num_classes: int = 1) -> nn.Sequential:
+    """VGG16 base + global average pooling + a linear head (the 4096-wide FC layers are dropped).
+
+    ``num_classes=0`` returns the pooled 512-d features.
+    """
+    head: nn.Module = nn.Linear(512, num_classes) if num_classes > 0 else nn.Identity()
+    return nn.Sequential(
+        OrderedDict(
+            features=vgg16_features(),
+            pool=nn.AdaptiveAvgPool2d(1),
+            flatten=nn.Flatten(1),
+            fc=head,
+        )
+    )
+
+
+class FaceNetIRv1(InceptionResnetV1):
+    """facenet-pytorch's Inception-ResNet-v1 with a 128-d bottleneck and an optional logit head.
+
+    The head (``logits``) sits on the batch-normalised embedding; with ``num_classes=0`` the
+    forward pass returns the L2-normalised embedding, which is what the face-recognition checkpoint
+    was trained to produce.
+    """
+
+    def __init__(self, num_classes: int = 1, embedding_size: int = 128) -> None:
+        super().__init__(pretrained=None, classify=False, num_classes=None)
+        self.last_linear = nn.Linear(1792, embedding_size, bias=False)
+        self.last_bn = nn.BatchNorm1d(embedding_size, eps=KERAS_BN_EPS, momentum=0.1, affine=True)
+        if num_classes > 0:
+            self.classify = True
+            self.num_classes = num_classes
+            self.logits = nn.Linear(embedding_size, num_classes)
+
+
+def facenet_irv1(num_classes: int = 1) -> FaceNetIRv1:
+    """Inception-ResNet-v1 (FaceNet) with a 128-d embedding; see :class:`FaceNetIRv1`.
+
+    Input: RGB face crop at 160 px, standardised per image (``(x - mean) / std`` over all pixels)
+    in the original; the spec's fixed mean/std approximate that.
+    """
+    return FaceNetIRv1(num_classes=num_classes)
+
+
+@dataclass(frozen=True)
+class PretrainedBackbone:
+    """A converted pretrained backbone: how to build it, feed it and load it.
+
+    Attributes:
+        name: stem of ``<cache>/pretrained/<name>.safetensors`` and ``<name>.json``.
+        factory: builds the bare network; takes ``num_classes``.
+        input_size: square side in pixels used in pretraining.
+        mean: per-channel mean subtracted from RGB in [0, 1].
+        std: per-channel std dividing RGB in [0, 1].
+        gradcam_layer: dotted path of the last spatial feature layer inside the factory's network.
+        head: state-dict key prefixes of the task head; these are the only keys that may be absent
+            from, or skipped when loading, the pretrained file.
+    """
+
+    name: str
+    factory: Callable[..., nn.Module]
+    input_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    gradcam_layer: str
+    head: tuple[str, ...]
+
+
+PRETRAINED: dict[str, PretrainedBackbone] = {
+    b.name: b
+    for b in (
+        PretrainedBackbone(
+            name="xception_imagenet",
+            factory=keras_xception,
+            input_size=299,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            gradcam_layer="act4",
+            head=("fc.",),
+        ),
+        PretrainedBackbone(
+            name="efficientnet_lite0_imagenet",
+            factory=efficientnet_lite0,
+            input_size=224,
+            mean=(127 / 255, 127 / 255, 127 / 255),
+            std=(128 / 255, 128 / 255, 128 / 255),
+            gradcam_layer="bn2",
+            head=("classifier.",),
+        ),
+        PretrainedBackbone(
+            name="vgg16_imagenet",
+            factory=vgg16,
+            input_size=224,
+            mean=(123.68 / 255, 116.779 / 255, 103.939 / 255),
+            std=(1 / 255, 1 / 255, 1 / 255),
+            gradcam_layer="features.29",
+            head=("fc.",),
+        ),
+        PretrainedBackbone(
+            name="inception_resnet_v1_msceleb",
+            factory=facenet_irv1,
+            input_size=160,
+            # The original standardises each image; face crops average mean 0.5, std 0.19 (FF++
+            # crops with margin) to 0.25 (tight crops).
+            mean=(0.5, 0.5, 0.5),
+            std=(0.22, 0.22, 0.22),
+            gradcam_layer="block8",
+            head=("logits.",),
+        ),
+    )
+}
+
+
+def pretrained_dir(root: Path | None = None) -> Path:
+    """Where converted backbones live: ``<cache>/pretrained`` (git-ignored)."""
+    return (root or cache_dir()) / "pretrained"
+
+
+def load_pretrained(
+    net: nn.Module, name: str, *, directory: Path | None = None, prefix: str = ""
+) -> nn.Module:
+    """Load a converted backbone into ``net`` in place, after its sha256 check.
+
+    Every parameter and buffer outside the backbone's head must come from the file; head keys
+    missing from it, or of another shape (e.g. a 1000-class ImageNet classifier loaded into a
+    1-logit net), keep their random initialisation.
+
+    Args:
+        net: a network built by the backbone's factory (any ``num_classes``).
+        name: a key of :data:`PRETRAINED`.
+        directory: folder of the safetensors and manifest; default :func:`pretrained_dir`.
+        prefix: stripped from the file's keys, e.g. ``"features."`` to load ``vgg16_imagenet``
+            into the bare :func:`vgg16_features`.
+
+    Returns:
+        ``net``, for chaining.
+    """
+    if name not in PRETRAINED:
+        raise WeightsMissingError(f"no pretrained backbone {name!r}; known: {sorted(PRETRAINED)}")
+    head = PRETRAINED[name].head
+    folder = directory or pretrained_dir()
+    manifest = folder / f"{name}.json"
+    if not manifest.is_file():
+        raise WeightsMissingError(
+            f"pretrained backbone {name!r} is not in {folder}: run "
+            f"`python scripts/convert_pretrained.py --only {name}` to download and convert it"
+        )
+    sha256 = json.loads(manifest.read_text(encoding="utf-8"))["sha256"]
+    state = load_state_dict(folder / f"{name}.safetensors", sha256)
+    if prefix:
+        state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+
+    own = net.state_dict()
+
+    def is_head(key: str) -> bool:
+        return key.startswith(head)
+
+    state = {
+        k: v for k, v in state.items() if not (is_head(k) and k in own and own[k].shape != v.shape)
+    }
+    result = net.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not is_head(k)]
+    unexpected = [k for k in result.unexpected_keys if not is_head(k)]
+    if missing or unexpected:
+        raise WeightsIntegrityError(
+            f"{name}: the file does not fit this network (missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}); build it with the backbone's factory"
+        )
+    return net
