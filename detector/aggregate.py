@@ -95,12 +95,18 @@ def normalise_weights(weights: Mapping[str, float], models: tuple[str, ...]) -> 
     """Weight vector aligned with ``models``, summing to 1; missing models get 0."""
     unknown = sorted(set(weights) - set(models))
     if unknown:
-        raise BadSettingsError(f"weights given for models not in this analysis: {unknown}")
+        raise BadSettingsError(
+            f"weights given for unknown models {unknown}; models are {list(models)}"
+        )
     w = np.array([float(weights.get(m, 0.0)) for m in models])
-    if np.any(w < 0) or not np.all(np.isfinite(w)):
-        raise BadSettingsError("model weights must be finite and non-negative")
+    if not np.all(np.isfinite(w)):
+        raise BadSettingsError(f"model weights must be finite numbers: {dict(weights)}")
+    if np.any(w < 0):
+        raise BadSettingsError(f"model weights must not be negative: {dict(weights)}")
     if w.sum() <= 0:
-        raise BadSettingsError("at least one model needs a positive weight")
+        raise BadSettingsError(
+            f"weights sum to zero: at least one model needs a positive weight ({dict(weights)})"
+        )
     return w / w.sum()
 
 

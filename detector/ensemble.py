@@ -25,6 +25,26 @@ class LoadedModel:
     spec: ModelSpec
     card: ModelCard
     module: nn.Module
+    low_precision: bool = False
+
+
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with AVX-512 BF16 or AMX (bf16 is then fast, not emulated)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def bf16_holds(card: ModelCard, tolerance: float = 0.005) -> bool:
+    """Whether the model's manifest shows validation AUC unchanged (within ``tolerance``) in bf16."""
+    m = card.metrics or {}
+    fp32 = (m.get("val") or {}).get("frame_auc")
+    bf16 = m.get("bf16_val_auc")
+    if isinstance(bf16, dict):
+        bf16 = bf16.get("frame_auc")
+    return fp32 is not None and bf16 is not None and abs(float(fp32) - float(bf16)) <= tolerance
 
 
 def preprocess(crops: np.ndarray, spec: ModelSpec, device: torch.device) -> torch.Tensor:
@@ -50,6 +70,9 @@ class Ensemble:
         device: "auto", "cpu" or "cuda".
         weights_dir: where ``<name>.safetensors`` and ``<name>.json`` live.
         batch_size: crops per forward pass.
+        precision: "fp32", or "auto": bf16 autocast for the members whose manifest shows the
+            validation AUC holds in bf16, on hardware that runs bf16 natively (GPU or a CPU with
+            AVX-512 BF16 / AMX); fp32 for the rest.
     """
 
     def __init__(
@@ -58,6 +81,7 @@ class Ensemble:
         device: str = "auto",
         weights_dir: Path | None = None,
         batch_size: int = 16,
+        precision: str = "auto",
     ) -> None:
         if not names:
             from detector.errors import BadSettingsError
@@ -65,12 +89,21 @@ class Ensemble:
             raise BadSettingsError("select at least one model")
         self.device = resolve_device(device)
         self.batch_size = batch_size
+        native = self.device.type == "cuda" or cpu_has_native_bf16()
         self.members: dict[str, LoadedModel] = {}
         for name in names:
             spec = get_spec(name)
+            card = model_card(name, weights_dir)
             module = create_model(name, weights_dir=weights_dir, device=self.device)
             module = module.to(memory_format=torch.channels_last)
-            self.members[name] = LoadedModel(spec, model_card(name, weights_dir), module)
+            low = precision == "auto" and native and bf16_holds(card)
+            self.members[name] = LoadedModel(spec, card, module, low)
+
+    @property
+    def precision(self) -> str:
+        """ "bf16" if every member runs in bf16, "fp32" if none does, else "mixed"."""
+        lows = {m.low_precision for m in self.members.values()}
+        return "mixed" if len(lows) > 1 else ("bf16" if lows == {True} else "fp32")
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -87,6 +120,9 @@ class Ensemble:
                     batch = preprocess(
                         crops[start : start + self.batch_size], member.spec, self.device
                     )
-                    logits = member.module(batch).float().reshape(-1)
+                    with torch.autocast(
+                        self.device.type, dtype=torch.bfloat16, enabled=member.low_precision
+                    ):
+                        logits = member.module(batch).float().reshape(-1)
                     out[start : start + len(batch), j] = torch.sigmoid(logits).cpu().numpy()
         return out

@@ -21,6 +21,7 @@ from detector.ensemble import Ensemble
 from detector.errors import DetectorError, NoFacesFoundError, VideoTooShortError
 from detector.faces import FaceDetector, FaceSettings, FaceTracker, MTCNNDetector, square_crop
 from detector.paths import WEIGHTS_DIR
+from detector.sandbox import DecodeLimits, InProcessDecoder, IsolatedDecoder
 from detector.types import (
     Analysis,
     DecodeGap,
@@ -31,7 +32,7 @@ from detector.types import (
     ScoringSettings,
     Track,
 )
-from detector.video import iter_frames, parse_sampling, probe
+from detector.video import parse_sampling
 
 Progress = Callable[[str, float, str], None]
 """``progress(stage, fraction_done, message)``; stages: "probe", "faces", "scoring", "done"."""
@@ -61,6 +62,9 @@ class ExtractionSettings:
         min_duration_s: shorter videos are "too_short" (a single frame is a still, not a video).
         max_samples: cap on sampled frames for very long videos; the cap is reported in notes.
         track_max_gap: sampled frames a person may be missed in and keep their track.
+        isolate_decoding: decode in a separate, memory-capped process with time limits (untrusted
+            files); False decodes in-process (trusted files, benchmarks of the decoder itself).
+        limits: the decoder's time and memory limits.
     """
 
     sampling: str = "1fps"
@@ -68,6 +72,8 @@ class ExtractionSettings:
     min_duration_s: float = 0.5
     max_samples: int = 3600
     track_max_gap: int = 2
+    isolate_decoding: bool = True
+    limits: DecodeLimits = field(default_factory=DecodeLimits)
 
 
 class Analyzer:
@@ -113,19 +119,26 @@ class Analyzer:
         path = Path(path)
         timings: dict[str, float] = {}
         info = None
+        frames, faces, gaps, notes = (), (), (), ()
         try:
             plan = parse_sampling(settings.sampling)
             scoring = scoring or self._default_scoring()
             t0 = time.perf_counter()
             report("probe", 0.0, "Reading the file")
-            info = probe(path, name=name)
-            timings["probe_s"] = time.perf_counter() - t0
-            if info.duration_s and info.duration_s < settings.min_duration_s:
-                raise VideoTooShortError(
-                    f"{info.name}: the video lasts {info.duration_s:.2f} s; at least "
-                    f"{settings.min_duration_s:.1f} s is needed to judge a video"
+            decoder_cls = IsolatedDecoder if settings.isolate_decoding else InProcessDecoder
+            with decoder_cls(
+                path, name or path.name, plan, settings.max_samples, settings.limits
+            ) as decoder:
+                info = decoder.info
+                timings["probe_s"] = time.perf_counter() - t0
+                if info.duration_s and info.duration_s < settings.min_duration_s:
+                    raise VideoTooShortError(
+                        f"{info.name}: the video lasts {info.duration_s:.2f} s; at least "
+                        f"{settings.min_duration_s:.1f} s is needed to judge a video"
+                    )
+                frames, faces, gaps, notes = self._extract(
+                    decoder, info, plan, settings, report, timings
                 )
-            frames, faces, gaps, notes = self._extract(path, info, plan, settings, report, timings)
             if not frames:
                 raise VideoTooShortError(f"{info.name}: no frame could be sampled from the video")
             if len(frames) < 2 and not info.duration_s and plan.kind != "first":
@@ -197,7 +210,7 @@ class Analyzer:
             return scoring
         return replace(scoring, weights={m: 1.0 for m in self.ensemble.names})
 
-    def _extract(self, path, info, plan, settings, report, timings):
+    def _extract(self, decoder, info, plan, settings, report, timings):
         tracker = FaceTracker(max_gap=settings.track_max_gap)
         frames: list[FrameRecord] = []
         faces: list[Face] = []
@@ -212,7 +225,7 @@ class Analyzer:
         decode_s = detect_s = 0.0
         t_dec = time.perf_counter()
         fs = settings.faces
-        for item in iter_frames(path, info, plan, max_samples=settings.max_samples):
+        for item in decoder:
             decode_s += time.perf_counter() - t_dec
             if isinstance(item, DecodeGap):
                 gaps.append(item)

@@ -39,14 +39,11 @@ from typing import Any
 
 import numpy as np
 
+from detector import aggregate
+from detector.aggregate import ORDERS
 from detector.errors import BadSettingsError
 
-ORDERS: dict[str, str] = {
-    "aggregate_then_combine": "aggregate frames, then combine models (paper)",
-    "combine_then_aggregate": "combine models per frame, then aggregate",
-}
-"""Order-of-operations keys and the plain labels shown to analysts."""
-
+# One source for the two orders and their labels: detector.aggregate.
 DEFAULT_ORDER = "aggregate_then_combine"
 
 AGGREGATIONS: dict[str, str] = {"mean": "Average", "median": "Median"}
@@ -156,18 +153,8 @@ def normalise_weights(weighting: Mapping[str, float], models: Sequence[str]) -> 
         BadSettingsError (a ValueError): weights for models not in ``models``, a negative or
             non-finite weight, or weights summing to zero.
     """
-    unknown = [name for name in weighting if name not in models]
-    if unknown:
-        raise BadSettingsError(f"weights for unknown models {unknown}; models are {list(models)}")
-    for name, w in weighting.items():
-        if not math.isfinite(w):
-            raise BadSettingsError(f"weight for {name!r} is not a finite number: {w!r}")
-        if w < 0:
-            raise BadSettingsError(f"weight for {name!r} is negative: {w!r}")
-    total = math.fsum(float(w) for w in weighting.values())
-    if total <= 0:
-        raise BadSettingsError(f"weights sum to zero: {dict(weighting)}")
-    return {name: float(weighting.get(name, 0.0)) / total for name in models}
+    w = aggregate.normalise_weights(weighting, tuple(models))
+    return {name: float(x) for name, x in zip(models, w, strict=True)}
 
 
 def _fmt_weight(w: float) -> str:

@@ -135,8 +135,8 @@ def test_table3_median_the_other_way_is_0_3530():
 
 
 def test_orders_are_labelled_plainly():
-    assert ORDERS["aggregate_then_combine"] == "aggregate frames, then combine models (paper)"
-    assert ORDERS["combine_then_aggregate"] == "combine models per frame, then aggregate"
+    assert "paper" in ORDERS["aggregate_then_combine"]
+    assert "paper" not in ORDERS["combine_then_aggregate"]
     assert ORDERS["aggregate_then_combine"] in format_table(TABLES[0])
 
 

@@ -1,0 +1,306 @@
+"""``python -m detector bench``: how long analysts wait, measured on this machine.
+
+Prints a table (and ``--json``) of: end-to-end time for a 10 s 720p clip at 1 frame/s with the
+default ensemble (median of several warm runs) and each stage's share; scoring throughput against
+this machine's own dense matrix-multiply rate (FLOPs per crop counted with
+``torch.utils.flop_counter``); re-aggregation latency (new weights / median / threshold, no
+inference); peak resident memory while analysing a 10-minute 1080p clip (frames are streamed,
+never held); cold start (imports + loading the models). Clips are generated (the astronaut face
+pasted into synthetic 720p / 1080p video) so the benchmark runs anywhere; the FaceForensics++
+clips are timed too when ``../shared`` is present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detector import synthetic
+from detector.aggregate import compute_verdict
+from detector.paths import data_dir
+
+
+def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Dense matrix-multiply rate of this machine in ``dtype`` (best of ``repeats``)."""
+    a = torch.randn(n, n, dtype=dtype)
+    b = torch.randn(n, n, dtype=dtype)
+    torch.matmul(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def flops_per_crop(module: torch.nn.Module, input_size: int) -> float:
+    """Forward FLOPs for one crop (multiply-add = 2 FLOPs), counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.zeros(1, 3, input_size, input_size)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        module(x)
+    return float(counter.get_total_flops())
+
+
+def _median_time(fn, runs: int) -> tuple[float, list[float]]:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), times
+
+
+def bench_end_to_end(analyzer, clip: Path, runs: int) -> dict:
+    """Median end-to-end analysis time of ``clip`` and the median of each stage."""
+    from detector.pipeline import ExtractionSettings
+
+    analyzer.analyze(clip, ExtractionSettings())  # warm-up
+    results = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        a = analyzer.analyze(clip, ExtractionSettings())
+        total = time.perf_counter() - t0
+        if not a.ok:
+            raise RuntimeError(f"benchmark clip {clip.name} gave status {a.status}: {a.message}")
+        results.append((total, a.timings_s, len(a.faces)))
+    total = statistics.median(r[0] for r in results)
+    stages = {
+        k: statistics.median(r[1].get(k, 0.0) for r in results)
+        for k in ("probe_s", "decode_s", "faces_s", "scoring_s", "aggregate_s")
+    }
+    stages["other_s"] = max(0.0, total - sum(stages.values()))
+    return {"total_s": total, "stages": stages, "faces": results[0][2], "runs": runs}
+
+
+def bench_scoring(analyzer, n_crops: int = 32) -> dict:
+    """Scoring throughput per model against the machine's matmul peak in the dtype used."""
+    crops = np.random.default_rng(0).integers(0, 255, (n_crops, 320, 320, 3), dtype=np.uint8)
+    ens = analyzer.ensemble
+    dtype = torch.bfloat16 if ens.precision == "bf16" else torch.float32
+    peak = matmul_peak_gflops(dtype)
+    per_model = {}
+    total_flops = 0.0
+    total_time = 0.0
+    for name, member in ens.members.items():
+        flops = flops_per_crop(member.module, member.spec.input_size)
+        one = replace_members(ens, name)
+        one.score(crops[:4])  # warm-up
+        t, _ = _median_time(lambda one=one: one.score(crops), 3)
+        per_model[name] = {
+            "gflops_per_crop": flops / 1e9,
+            "ms_per_crop": 1000 * t / n_crops,
+            "achieved_gflops": flops * n_crops / t / 1e9,
+        }
+        total_flops += flops * n_crops
+        total_time += t
+    achieved = total_flops / total_time / 1e9
+    return {
+        "dtype": str(dtype).replace("torch.", ""),
+        "peak_matmul_gflops": peak,
+        "achieved_gflops": achieved,
+        "achieved_over_peak": achieved / peak,
+        "per_model": per_model,
+    }
+
+
+def replace_members(ens, name: str):
+    """A view of ``ens`` with one member (shares the loaded module)."""
+    from copy import copy
+
+    one = copy(ens)
+    one.members = {name: ens.members[name]}
+    return one
+
+
+def bench_reaggregate(analysis, repeats: int = 50) -> float:
+    """Median milliseconds to a new verdict after changing weights, aggregation or threshold."""
+    base = analysis.verdict.settings
+    models = list(analysis.scores.models)
+    variants = [
+        replace(base, weights={m: float(i == k) + 0.1 for i, m in enumerate(models)})
+        for k in range(len(models))
+    ]
+    variants += [replace(base, aggregation="median"), replace(base, threshold=0.3)]
+    variants += [replace(base, order="combine_then_aggregate")]
+    times = []
+    for i in range(repeats):
+        s = variants[i % len(variants)]
+        t0 = time.perf_counter()
+        compute_verdict(analysis.scores, s)
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+_MEMORY_CHILD = """
+import resource, sys, time, json
+from detector.pipeline import Analyzer, ExtractionSettings
+a = Analyzer(device="cpu")
+t0 = time.perf_counter()
+r = a.analyze(sys.argv[1], ExtractionSettings())
+dt = time.perf_counter() - t0
+self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"status": r.status, "faces": len(r.faces), "seconds": dt,
+                  "main_mb": self_kb / 1024, "decoder_mb": child_kb / 1024}))
+"""
+
+
+def bench_memory(clip: Path) -> dict:
+    """Peak RSS of a fresh process analysing ``clip`` (the app process and its decoder child)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, str(clip)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+_COLD_CHILD = """
+import time
+t0 = time.perf_counter()
+from detector.pipeline import Analyzer
+t1 = time.perf_counter()
+Analyzer(device="cpu")
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def bench_cold_start() -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", _COLD_CHILD],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    imports, load = (float(x) for x in out.stdout.split())
+    return {"imports_s": imports, "load_models_s": load, "total_s": imports + load}
+
+
+def make_clips(root: Path, long_minutes: float) -> dict[str, Path]:
+    """10 s 720p and 10 s 1080p clips, and a long 1080p clip (low fps keeps generation quick)."""
+    clips = {
+        "720p_10s": synthetic.astronaut_clip(
+            root / "720p_10s.mp4", seconds=10, width=1280, height=720, face_size=220
+        ),
+        "1080p_10s": synthetic.astronaut_clip(
+            root / "1080p_10s.mp4", seconds=10, width=1920, height=1080, face_size=300
+        ),
+    }
+    if long_minutes > 0:
+        clips["1080p_long"] = synthetic.astronaut_clip(
+            root / "1080p_long.mp4",
+            seconds=long_minutes * 60,
+            fps=2,
+            width=1920,
+            height=1080,
+            face_size=300,
+        )
+    return clips
+
+
+def run(runs: int = 5, long_minutes: float = 10.0) -> dict:
+    from detector.pipeline import Analyzer, ExtractionSettings
+
+    result: dict = {"machine": {"cpu_threads": torch.get_num_threads(), "cores": os.cpu_count()}}
+    result["cold_start"] = bench_cold_start()
+    analyzer = Analyzer(device="auto")
+    result["models"] = list(analyzer.ensemble.names)
+    result["precision"] = analyzer.ensemble.precision
+    with tempfile.TemporaryDirectory(prefix="deepfake-bench-") as tmp:
+        clips = make_clips(Path(tmp), long_minutes)
+        e2e = bench_end_to_end(analyzer, clips["720p_10s"], runs)
+        result["end_to_end_s_720p_10s"] = e2e["total_s"]
+        result["stages"] = e2e["stages"]
+        result["faces_720p_10s"] = e2e["faces"]
+        result["end_to_end_s_1080p_10s"] = bench_end_to_end(analyzer, clips["1080p_10s"], runs)[
+            "total_s"
+        ]
+        shared = {}
+        clip_dir = data_dir() / "clips"
+        for p in sorted(clip_dir.rglob("*.mp4")) if clip_dir.is_dir() else []:
+            shared[p.name] = bench_end_to_end(analyzer, p, max(1, runs // 2))["total_s"]
+        result["shared_clips_s"] = shared
+        result["scoring"] = bench_scoring(analyzer)
+        result["achieved_over_peak"] = result["scoring"]["achieved_over_peak"]
+        analysis = analyzer.analyze(clips["720p_10s"], ExtractionSettings())
+        result["reaggregate_ms"] = bench_reaggregate(analysis)
+        if "1080p_long" in clips:
+            mem = bench_memory(clips["1080p_long"])
+            result["peak_rss_mb_1080p_10min"] = max(mem["main_mb"], mem["decoder_mb"])
+            result["memory_run"] = {**mem, "minutes": long_minutes, "fps": 2}
+    return result
+
+
+def format_table(r: dict) -> str:
+    lines = [
+        f"Models: {', '.join(r['models'])} ({r['precision']}); torch threads {r['machine']['cpu_threads']}",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| end to end, 10 s 720p clip, 1 frame/s (median of {r.get('runs', 5)}) | {r['end_to_end_s_720p_10s']:.2f} s |",
+        f"| end to end, 10 s 1080p clip | {r['end_to_end_s_1080p_10s']:.2f} s |",
+    ]
+    total = r["end_to_end_s_720p_10s"]
+    for k, v in r["stages"].items():
+        lines.append(f"| · {k[:-2]} | {v:.3f} s ({100 * v / total:.0f} %) |")
+    s = r["scoring"]
+    lines += [
+        f"| matmul peak ({s['dtype']}) | {s['peak_matmul_gflops']:.0f} GFLOP/s |",
+        f"| scoring achieved | {s['achieved_gflops']:.0f} GFLOP/s = {100 * s['achieved_over_peak']:.0f} % of peak |",
+    ]
+    for m, d in s["per_model"].items():
+        lines.append(
+            f"| · {m} | {d['gflops_per_crop']:.2f} GFLOP/crop, {d['ms_per_crop']:.1f} ms/crop, "
+            f"{d['achieved_gflops']:.0f} GFLOP/s |"
+        )
+    lines.append(
+        f"| re-aggregation (new weights / median / threshold) | {r['reaggregate_ms']:.2f} ms |"
+    )
+    if "peak_rss_mb_1080p_10min" in r:
+        m = r["memory_run"]
+        lines.append(
+            f"| peak RSS, {m['minutes']:g}-min 1080p clip | {r['peak_rss_mb_1080p_10min']:.0f} MB "
+            f"(app {m['main_mb']:.0f} MB, decoder {m['decoder_mb']:.0f} MB; {m['seconds']:.0f} s) |"
+        )
+    c = r["cold_start"]
+    lines.append(
+        f"| cold start (imports + models) | {c['total_s']:.1f} s ({c['imports_s']:.1f} + {c['load_models_s']:.1f}) |"
+    )
+    for name, t in r.get("shared_clips_s", {}).items():
+        lines.append(f"| FaceForensics++ clip {name} | {t:.2f} s |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m detector bench", description=__doc__)
+    p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--long-minutes", type=float, default=10.0, help="0 skips the memory run")
+    p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = p.parse_args(argv)
+    r = run(args.runs, args.long_minutes)
+    r["runs"] = args.runs
+    text = json.dumps(r, indent=2)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+    print(text if args.json else format_table(r))
+    return 0
