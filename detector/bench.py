@@ -175,7 +175,7 @@ import time
 t0 = time.perf_counter()
 from detector.pipeline import Analyzer
 t1 = time.perf_counter()
-Analyzer(device="cpu")
+Analyzer(device="cpu").load()
 t2 = time.perf_counter()
 print(t1 - t0, t2 - t1)
 """

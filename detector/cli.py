@@ -68,8 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="aggregate_then_combine",
         choices=["aggregate_then_combine", "combine_then_aggregate"],
     )
+    sub.add_parser("bench", help="benchmark speed and memory (see: bench --help)", add_help=False)
     m = sub.add_parser("models", help="list registered models and their weights")
     m.add_argument("--json", action="store_true")
+    from detector.evaluate import add_arguments as add_evaluate_arguments
+    from detector.train import add_arguments as add_train_arguments
+
+    add_train_arguments(sub.add_parser("train", help="train an ensemble member on face crops"))
+    add_evaluate_arguments(sub.add_parser("evaluate", help="measure models on labelled folders"))
     return parser
 
 
@@ -127,7 +133,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         args.csv.write_text(frame_scores_csv(analysis), encoding="utf-8")
     if not analysis.ok:
         print(f"{analysis.status}: {analysis.message}", file=sys.stderr)
-        return EXIT_NO_VERDICT
+        return EXIT_USAGE if analysis.status == BadSettingsError.status else EXIT_NO_VERDICT
     if not args.json:
         v = analysis.verdict
         print(f"{analysis.video.name}: {v.label.upper()}  p_fake={v.p_fake:.3f}")
@@ -187,8 +193,22 @@ def _jsonable(obj):
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from detector.train import cmd_train as run
+
+    return run(args)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from detector.evaluate import cmd_evaluate as run
+
+    return run(args)
+
+
 COMMANDS = {
     "analyze": cmd_analyze,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
     "report": cmd_report,
     "paper-tables": cmd_paper_tables,
     "models": cmd_models,
@@ -196,13 +216,20 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # its own parser: python -m detector bench --help
+        from detector.bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except BadSettingsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except DetectorError as exc:
+    except DetectorError as exc:  # before any analysis: settings, weights (UnknownModelError too)
+        if getattr(args, "json", False):
+            print(json.dumps({"status": exc.status, "message": str(exc), "verdict": None}))
+        if exc.status == BadSettingsError.status:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"{exc.status}: {exc}", file=sys.stderr)
         return EXIT_NO_VERDICT
     except KeyboardInterrupt:

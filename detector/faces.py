@@ -5,6 +5,8 @@ downscaled copy of the frame, as in the DFDC winner's pipeline; boxes are mapped
 cut from the full-resolution frame. All faces above a confidence are kept, not just the largest.
 Tracking links detections of consecutive sampled frames by box overlap and centre distance with an
 optimal assignment (the Hungarian method): at 1 frame/s faces move, so IoU alone is not enough.
+torch and SciPy are imported when a detector is built or a tracker links boxes, so that code that
+only needs the settings (and a CLI refusing a broken file) starts without them.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-import torch
-from scipy.optimize import linear_sum_assignment
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class FaceSettings:
     detect_max_side: int = 640
     min_face_px: int = 20
     retry_full_resolution: bool = True
-    crop_margin: float = 0.1
+    crop_margin: float = 0.0
     crop_size: int = 320
 
 
@@ -59,6 +59,7 @@ class MTCNNDetector:
     """facenet-pytorch MTCNN returning every face above ``min_confidence``."""
 
     def __init__(self, settings: FaceSettings | None = None, device: str = "cpu") -> None:
+        import torch
         from facenet_pytorch import MTCNN
 
         self.settings = settings or FaceSettings()
@@ -76,7 +77,12 @@ class MTCNNDetector:
         small = image
         if max_side and max(h, w) > max_side:
             scale = max_side / max(h, w)
-            small = cv2.resize(image, (round(w * scale), round(h * scale)), cv2.INTER_AREA)
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        if min(small.shape[:2]) < self.settings.min_face_px:
+            return []  # no face of the smallest size searched for fits (MTCNN fails on these)
+        import torch
+
         with torch.inference_mode():
             boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
         if boxes is None:
@@ -170,6 +176,8 @@ class FaceTracker:
         self._open = [t for t in self._open if self._step - t.last_step <= self.max_gap + 1]
         ids = [-1] * len(boxes)
         if self._open and boxes:
+            from scipy.optimize import linear_sum_assignment
+
             cost = np.array([[_link_cost(t.box, b) for b in boxes] for t in self._open])
             rows, cols = linear_sum_assignment(cost)
             for r, c in zip(rows, cols, strict=True):

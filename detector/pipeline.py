@@ -4,23 +4,32 @@ The shape is the DFDC winner's inference path (read sampled frames, detect faces
 frames, batch all crops once, run every model, aggregate with a pluggable strategy) without its
 failure mode: problems with the input end as a typed, worded ``Analysis.status``, never a score.
 Frames are streamed: only the face crops are kept, so memory does not grow with the video's size.
+Untrusted files are decoded in a separate, memory-capped process with time limits
+(:mod:`detector.sandbox`); the name a file is shown under is cleaned for display and never used as
+a path.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detector.aggregate import compute_verdict
-from detector.ensemble import Ensemble
-from detector.errors import DetectorError, NoFacesFoundError, VideoTooShortError
+from detector.errors import (
+    DetectorError,
+    NoFacesFoundError,
+    VideoTooShortError,
+    WeightsMissingError,
+)
 from detector.faces import FaceDetector, FaceSettings, FaceTracker, MTCNNDetector, square_crop
-from detector.paths import WEIGHTS_DIR
+from detector.paths import weights_dir as default_weights_dir
 from detector.sandbox import DecodeLimits, InProcessDecoder, IsolatedDecoder
 from detector.types import (
     Analysis,
@@ -32,7 +41,13 @@ from detector.types import (
     ScoringSettings,
     Track,
 )
-from detector.video import parse_sampling
+from detector.uploads import display_name
+from detector.video import MAX_SAMPLES, parse_sampling, sampling_cap_note
+
+if TYPE_CHECKING:
+    from detector.ensemble import Ensemble
+
+MAX_GAPS = 100  # decode gaps kept in an analysis (a badly damaged file can have thousands)
 
 Progress = Callable[[str, float, str], None]
 """``progress(stage, fraction_done, message)``; stages: "probe", "faces", "scoring", "done"."""
@@ -40,7 +55,10 @@ Progress = Callable[[str, float, str], None]
 
 def default_scoring(weights_dir: Path | None = None) -> ScoringSettings:
     """The shipped default ensemble and aggregation, from ``weights/ensemble.json``."""
-    conf = json.loads(((weights_dir or WEIGHTS_DIR) / "ensemble.json").read_text("utf-8"))
+    path = (weights_dir or default_weights_dir()) / "ensemble.json"
+    if not path.is_file():
+        raise WeightsMissingError(f"no ensemble configuration at {path}")
+    conf = json.loads(path.read_text("utf-8"))
     return ScoringSettings(
         weights=dict(conf["members"]),
         aggregation=conf.get("aggregation", "mean"),
@@ -60,7 +78,8 @@ class ExtractionSettings:
     Attributes:
         sampling: "1fps" (default, paper 000), "even:N", "first:N" or "all".
         min_duration_s: shorter videos are "too_short" (a single frame is a still, not a video).
-        max_samples: cap on sampled frames for very long videos; the cap is reported in notes.
+        max_samples: cap on sampled frames for very long videos (600: ten minutes at 1 fps); longer
+            videos are sampled evenly and the notes say so.
         track_max_gap: sampled frames a person may be missed in and keep their track.
         isolate_decoding: decode in a separate, memory-capped process with time limits (untrusted
             files); False decodes in-process (trusted files, benchmarks of the decoder itself).
@@ -70,17 +89,19 @@ class ExtractionSettings:
     sampling: str = "1fps"
     faces: FaceSettings = field(default_factory=FaceSettings)
     min_duration_s: float = 0.5
-    max_samples: int = 3600
+    max_samples: int = MAX_SAMPLES
     track_max_gap: int = 2
     isolate_decoding: bool = True
     limits: DecodeLimits = field(default_factory=DecodeLimits)
 
 
 class Analyzer:
-    """Holds the face detector and the loaded ensemble; ``analyze`` runs one video.
+    """Holds the face detector and the ensemble; ``analyze`` runs one video.
 
     Build once and reuse (the app caches one per model selection). Analyses share nothing mutable,
-    so one analyzer can serve several threads.
+    so one analyzer can serve several threads. The constructor only stores its settings: the face
+    detector and the models are loaded (weights checked against their manifests) the first time an
+    analysis needs them, so a file that cannot be read is refused without loading any network.
     """
 
     def __init__(
@@ -93,13 +114,49 @@ class Analyzer:
         detector: FaceDetector | None = None,
         ensemble: Ensemble | None = None,
     ) -> None:
-        self.weights_dir = weights_dir
-        names = tuple(models) if models else default_models(weights_dir)
-        self.ensemble = ensemble or Ensemble(names, device=device, weights_dir=weights_dir)
+        self.weights_dir = weights_dir or default_weights_dir()
+        self.model_names = tuple(models) if models else default_models(self.weights_dir)
+        self.device = device
         self.face_settings = face_settings or FaceSettings()
-        self.detector = detector or MTCNNDetector(
-            self.face_settings, device=str(self.ensemble.device)
-        )
+        self._detector = detector
+        self._ensemble = ensemble
+        self._lock = threading.Lock()
+
+    @property
+    def ensemble(self) -> Ensemble:
+        """The models, loaded and verified on first use (raises the weights errors)."""
+        with self._lock:
+            if self._ensemble is None:
+                from detector.ensemble import Ensemble
+
+                self._ensemble = Ensemble(
+                    self.model_names, device=self.device, weights_dir=self.weights_dir
+                )
+            return self._ensemble
+
+    @property
+    def detector(self) -> FaceDetector:
+        """The face detector, built on first use."""
+        with self._lock:
+            if self._detector is None:
+                from detector.device import resolve_device
+
+                device = str(resolve_device(self.device))
+                self._detector = MTCNNDetector(self.face_settings, device=device)
+            return self._detector
+
+    def load(self) -> Analyzer:
+        """Load the face detector and the models now rather than at the first analysis.
+
+        For long-lived processes (the app loads once, behind a spinner). Raises the weights errors.
+        """
+        _ = self.detector, self.ensemble
+        return self
+
+    def _model_cards(self) -> tuple:
+        """Cards of the models that were loaded (none when the analysis stopped before scoring)."""
+        loaded = self._ensemble
+        return tuple(m.card for m in loaded.members.values()) if loaded is not None else ()
 
     def analyze(
         self,
@@ -112,7 +169,7 @@ class Analyzer:
         """Analyse one video file. Input problems come back as a non-ok status, not an exception.
 
         ``name`` is how the file is called in messages and reports (an upload's original name);
-        it is never used as a path.
+        it is cleaned for display (no folders, no control characters) and never used as a path.
         """
         settings = settings or ExtractionSettings(faces=self.face_settings)
         report = progress or (lambda stage, frac, msg: None)
@@ -126,9 +183,8 @@ class Analyzer:
             t0 = time.perf_counter()
             report("probe", 0.0, "Reading the file")
             decoder_cls = IsolatedDecoder if settings.isolate_decoding else InProcessDecoder
-            with decoder_cls(
-                path, name or path.name, plan, settings.max_samples, settings.limits
-            ) as decoder:
+            label = display_name(name or path.name)
+            with decoder_cls(path, label, plan, settings.max_samples, settings.limits) as decoder:
                 info = decoder.info
                 timings["probe_s"] = time.perf_counter() - t0
                 if info.duration_s and info.duration_s < settings.min_duration_s:
@@ -136,9 +192,13 @@ class Analyzer:
                         f"{info.name}: the video lasts {info.duration_s:.2f} s; at least "
                         f"{settings.min_duration_s:.1f} s is needed to judge a video"
                     )
+                # The file is a video: load and verify the models now, before the long part.
+                report("probe", 0.5, f"Loading {len(self.model_names)} models")
+                ensemble = self.ensemble
                 frames, faces, gaps, notes = self._extract(
                     decoder, info, plan, settings, report, timings
                 )
+            _check_real_length(decoder, info, settings)
             if not frames:
                 raise VideoTooShortError(f"{info.name}: no frame could be sampled from the video")
             if len(frames) < 2 and not info.duration_s and plan.kind != "first":
@@ -151,14 +211,12 @@ class Analyzer:
                     f"{info.name}: no face was found in any of the {len(frames)} sampled frames, "
                     "so there is nothing to judge"
                 )
-            report(
-                "scoring", 0.0, f"Scoring {len(faces)} faces with {len(self.ensemble.names)} models"
-            )
+            report("scoring", 0.0, f"Scoring {len(faces)} faces with {len(ensemble.names)} models")
             t0 = time.perf_counter()
-            p = self.ensemble.score(np.stack([f.crop for f in faces]))
+            p = ensemble.score(np.stack([f.crop for f in faces]))
             timings["scoring_s"] = time.perf_counter() - t0
             table = ScoreTable(
-                models=self.ensemble.names,
+                models=ensemble.names,
                 face_ids=np.array([f.face_id for f in faces]),
                 track_ids=np.array([f.track_id for f in faces]),
                 frame_indices=np.array([f.frame_index for f in faces]),
@@ -179,7 +237,7 @@ class Analyzer:
                 tracks=_tracks(faces),
                 scores=table,
                 verdict=verdict,
-                models=tuple(m.card for m in self.ensemble.members.values()),
+                models=self._model_cards(),
                 gaps=gaps,
                 timings_s=timings,
                 notes=notes,
@@ -193,7 +251,7 @@ class Analyzer:
                 message=str(exc),
                 video=info,
                 sampling=settings.sampling,
-                models=tuple(m.card for m in self.ensemble.members.values()),
+                models=self._model_cards(),
                 timings_s=timings,
                 **extra,
             )
@@ -201,14 +259,14 @@ class Analyzer:
     def _default_scoring(self) -> ScoringSettings:
         """The shipped default scoring if it fits the loaded models, else equal weights."""
         base = default_scoring(self.weights_dir)
-        if set(base.weights) == set(self.ensemble.names):
+        if set(base.weights) == set(self.model_names):
             return base
-        return replace(base, weights={m: 1.0 for m in self.ensemble.names})
+        return replace(base, weights={m: 1.0 for m in self.model_names})
 
     def _fit_scoring(self, scoring: ScoringSettings) -> ScoringSettings:
-        if set(scoring.weights) <= set(self.ensemble.names):
+        if set(scoring.weights) <= set(self.model_names):
             return scoring
-        return replace(scoring, weights={m: 1.0 for m in self.ensemble.names})
+        return replace(scoring, weights={m: 1.0 for m in self.model_names})
 
     def _extract(self, decoder, info, plan, settings, report, timings):
         tracker = FaceTracker(max_gap=settings.track_max_gap)
@@ -217,11 +275,8 @@ class Analyzer:
         gaps: list[DecodeGap] = []
         notes: list[str] = []
         expected = _expected_samples(plan, info, settings.max_samples)
-        if plan.kind == "fps" and info.duration_s * plan.value > settings.max_samples:
-            notes.append(
-                f"{plan.spec} would need {int(info.duration_s * plan.value)} frames; "
-                f"{settings.max_samples} were sampled evenly instead"
-            )
+        if note := sampling_cap_note(plan, info, settings.max_samples):
+            notes.append(note)
         decode_s = detect_s = 0.0
         t_dec = time.perf_counter()
         fs = settings.faces
@@ -243,8 +298,10 @@ class Analyzer:
         timings["decode_s"] = decode_s
         timings["faces_s"] = detect_s
         if gaps:
-            notes.append(f"{len(gaps)} undecodable stretch(es) were skipped; the rest was analysed")
-        return tuple(frames), tuple(faces), tuple(gaps), tuple(notes)
+            shown = "; ".join(f"at {g.after_timestamp_s:.1f} s, {g.message}" for g in gaps[:3])
+            more = f"; and {len(gaps) - 3} more" if len(gaps) > 3 else ""
+            notes.append(f"{len(gaps)} decoding problem(s), the rest was analysed: {shown}{more}")
+        return tuple(frames), tuple(faces), tuple(gaps[:MAX_GAPS]), tuple(notes)
 
     def _faces_in(
         self, frame: SampledFrame, tracker: FaceTracker, faces: list[Face], fs: FaceSettings
@@ -272,8 +329,22 @@ def _expected_samples(plan, info, max_samples: int) -> int:
     if plan.kind == "fps":
         return max(1, min(max_samples, int(info.duration_s * plan.value)))
     if plan.kind in ("even", "first"):
-        return int(plan.value)
-    return max(1, info.frame_count)
+        return min(max_samples, int(plan.value))
+    return max(1, min(max_samples, info.frame_count))
+
+
+def _check_real_length(decoder, info, settings: ExtractionSettings) -> None:
+    """Too short by what was decoded, when the stream ended before its header said it would."""
+    stats = decoder.stats
+    if stats is None or not stats.reached_end or not info.duration_s:
+        return
+    period = 1.0 / info.fps if info.fps > 0 else 0.0
+    length = stats.last_timestamp_s + period
+    if length < settings.min_duration_s <= info.duration_s:
+        raise VideoTooShortError(
+            f"{info.name}: the header says {info.duration_s:.2f} s but the video stream holds "
+            f"only {length:.2f} s; at least {settings.min_duration_s:.1f} s is needed"
+        )
 
 
 def _tracks(faces: Sequence[Face]) -> tuple[Track, ...]:

@@ -13,32 +13,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from detector.errors import VideoReadError
-from detector.sniff import DESCRIPTION, SUFFIX, is_video_container, sniff
+from detector.sniff import SUFFIX, require_video
 
 TEMP_PREFIX = "deepfake-upload-"
 
 
 def display_name(name: str | None, limit: int = 120) -> str:
     """A safe label for an uploaded file's name (for reports only, never a path)."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    cleaned = "".join(ch if ch.isprintable() else "?" for ch in base).strip() or "upload"
+    base = re.split(r"[\\/]", name or "")[-1].strip()
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in base) or "upload"
     return cleaned[:limit]
-
-
-def check_video_bytes(head: bytes, name: str = "upload") -> str:
-    """The sniffed container kind, or :class:`VideoReadError` saying what the file is instead."""
-    kind = sniff(head)
-    if not is_video_container(kind):
-        what = DESCRIPTION.get(kind, "not a recognised video format")
-        raise VideoReadError(f"{name}: this is {what}, not a video file")
-    return kind
 
 
 @contextmanager
 def staged_upload(data: bytes, name: str = "upload") -> Iterator[Path]:
-    """Write ``data`` to a private temp file for the duration of the block, then delete it."""
-    kind = check_video_bytes(data[:4096], name)
+    """Write ``data`` to a private temp file for the duration of the block, then delete it.
+
+    Raises:
+        VideoReadError: the bytes are not a video container (an image, an archive, text...).
+    """
+    kind = require_video(data[:4096], name)
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
         path = Path(tmp) / f"upload{SUFFIX[kind]}"
         path.write_bytes(data)

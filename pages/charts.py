@@ -99,3 +99,27 @@ def breakdown_dataframe(table) -> pd.DataFrame:
         cells["Median"] = round_half_up(row.median)
         rows[row.label] = cells
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def table5_dataframe(rows) -> pd.DataFrame:
+    """Paper 000's Table 5 layout: accuracy per ensemble setting (rows as dicts or Table5Row)."""
+    from dataclasses import asdict, is_dataclass
+
+    from detector.aggregate import ORDERS
+    from detector.tables import weighting_label
+
+    out = []
+    for r in rows:
+        r = asdict(r) if is_dataclass(r) else r
+        out.append(
+            {
+                "Setting": weighting_label(r["weights"]),
+                "Frames": "Average" if r["aggregation"] == "mean" else "Median",
+                "Order": ORDERS[r["order"]],
+                "Accuracy": f"{r['accuracy']:.4f}",
+                "TPR": "—" if r.get("tpr") is None else f"{r['tpr']:.3f}",
+                "TNR": "—" if r.get("tnr") is None else f"{r['tnr']:.3f}",
+                "Videos": r["n"],
+            }
+        )
+    return pd.DataFrame(out)

@@ -87,3 +87,30 @@ st.dataframe(
     [{"Setting": r.setting, "Accuracy": f"{r.accuracy:.4f}"} for r in PRINTED_TABLE5],
     hide_index=True,
 )
+st.caption("The paper's test videos are not published, so its Table 5 cannot be recomputed.")
+
+st.subheader("Table 5 on your labelled evaluation set")
+st.write(
+    "Accuracy per ensemble setting (equal weights and 0.6/0.4 on the first two models, "
+    "your current weights; average and median; both orders) on labelled videos. Either load "
+    "the output of `python -m detector evaluate --real DIR --fake DIR --json`, or evaluate a "
+    "local folder holding `real/` and `fake/` subfolders of clips or face images."
+)
+uploaded = st.file_uploader("Evaluation output (JSON)", type=["json"], key="eval_json")
+if uploaded is not None:
+    rows = ui.table5_from_json(uploaded.getvalue())
+    if rows is None:
+        st.error("This JSON has no `table5`: is it the output of `detector evaluate --json`?")
+    else:
+        st.dataframe(charts.table5_dataframe(rows), hide_index=True)
+folder = st.text_input(
+    "Or a local folder with real/ and fake/", ui.default_eval_folder(), key="eval_dir"
+)
+if st.button("Evaluate the folder", key="run_eval") and folder:
+    result = ui.evaluate_folder(folder)
+    if result is not None:
+        st.dataframe(charts.table5_dataframe(result.table5), hide_index=True)
+        st.caption(
+            f"{len(result.video_scores)} videos; video-level AUC {result.video_auc:.3f}, "
+            f"frame-level AUC {result.frame_auc:.3f} (ensemble, current models)."
+        )

@@ -2,7 +2,9 @@
 analysis runner and the verdict card. Logic lives in ``detector``; this module only wires it to
 widgets. Models are cached with ``st.cache_resource`` (shared by all sessions, never mutated);
 analyses live in each session's own state, keyed by file content hash and extraction settings, so
-returning to a page or moving a weight slider never runs inference again.
+returning to a page or moving a weight slider never runs inference again. A refused upload or
+weights that fail their check end as an ``Analysis`` with a status, shown in words like any other;
+outcomes that may change on a second try (a timeout on a busy machine) are not kept.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ STATUS_TITLES = {
     "weights_tampered": "A model's weights failed their integrity check",
 }
 
+# Outcomes that do not depend on the file alone: analysing it again may give another answer.
+RETRYABLE = {"timeout", "weights_missing", "weights_tampered", "bad_settings"}
+
 LABEL_STYLE = {
     "fake": ("LIKELY MANIPULATED", "red"),
     "real": ("NO MANIPULATION DETECTED", "green"),
@@ -60,7 +65,7 @@ LABEL_STYLE = {
 
 @st.cache_resource(show_spinner="Loading models…")
 def get_analyzer(models: tuple[str, ...]) -> Analyzer:
-    return Analyzer(models, device="auto")
+    return Analyzer(models, device="auto").load()
 
 
 @st.cache_resource(show_spinner="Preparing Grad-CAM…")
@@ -141,8 +146,7 @@ def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Ana
     digest = hashlib.sha256(data if data is not None else path.read_bytes()).hexdigest()
     key = (digest, sampling, models)
     cache = st.session_state.setdefault(ANALYSES, {})
-    if key not in cache:
-        analyzer = get_analyzer(models)
+    if key not in cache or cache[key].status in RETRYABLE:
         bar = st.progress(0.0, text="Starting…")
         stages = {
             "probe": (0.0, 0.05),
@@ -157,17 +161,17 @@ def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Ana
 
         settings = ExtractionSettings(sampling=sampling)
         label = display_name(name)
-        if data is not None:
-            try:
+        try:
+            analyzer = get_analyzer(models)
+            if data is not None:
                 with staged_upload(data, label) as staged:
                     analysis = analyzer.analyze(staged, settings, progress=progress, name=label)
-            except DetectorError as exc:
-                analysis = Analysis(
-                    status=exc.status, message=str(exc), video=None, sampling=sampling
-                )
-        else:
-            analysis = analyzer.analyze(path, settings, progress=progress, name=label)
-        bar.empty()
+            else:
+                analysis = analyzer.analyze(path, settings, progress=progress, name=label)
+        except DetectorError as exc:  # refused upload, weights that fail their check ...
+            analysis = Analysis(status=exc.status, message=str(exc), video=None, sampling=sampling)
+        finally:
+            bar.empty()
         cache[key] = analysis
     st.session_state[CURRENT] = key
     st.session_state.pop(SELECTED_FACE, None)
@@ -258,3 +262,48 @@ def verdict_card(analysis: Analysis, verdict: Verdict) -> None:
         "A score is evidence, not proof: the models were trained on specific manipulation "
         "methods (see the Models page) and can miss others."
     )
+
+
+def table5_from_json(data: bytes) -> list[dict] | None:
+    """The ``table5`` rows of an ``evaluate --json`` document, or None if it has none."""
+    import json
+
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    rows = doc.get("table5") if isinstance(doc, dict) else None
+    return rows if isinstance(rows, list) and rows else None
+
+
+def default_eval_folder() -> str:
+    clips = data_dir() / "clips" / "ffpp_c23"
+    return str(clips) if clips.is_dir() else ""
+
+
+def evaluate_folder(folder: str):
+    """Run the evaluation on ``folder``/real and ``folder``/fake with the selected models."""
+    from detector.evaluate import evaluate_scores, score_folders
+
+    root = Path(folder).expanduser()
+    real, fake = root / "real", root / "fake"
+    if not (real.is_dir() and fake.is_dir()):
+        st.error(f"{root} needs both a real/ and a fake/ subfolder.")
+        return None
+    models = selected_models()
+    if not models:
+        st.error("Select at least one model in the sidebar.")
+        return None
+    with st.spinner("Scoring the evaluation set…"):
+        try:
+            scored = score_folders([real], [fake], models)
+            analysis = current_analysis()
+            weights = None
+            if analysis is not None and analysis.ok and set(analysis.scores.models) == set(models):
+                weights = current_scoring(analysis).weights
+            return evaluate_scores(
+                scored.videos, scored.labels, scored.scores, scored.models, weights=weights
+            )
+        except DetectorError as exc:
+            st.error(str(exc))
+            return None

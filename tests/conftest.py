@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# As in the Makefile: idle OpenMP threads sleep instead of spinning, which matters on a busy machine
+# (set before anything imports torch).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from detector import synthetic
 from detector.paths import data_dir, shared_dir
@@ -51,3 +54,19 @@ def analyzer():
     from detector.pipeline import Analyzer
 
     return Analyzer(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory):
+    """``hostile(name) -> Path``: a case of the hostile-input corpus (``tests/hostile.py``),
+    generated once per session on first use."""
+    from tests.hostile import CASES
+
+    made: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in made:
+            made[name] = CASES[name].make(tmp_path_factory.mktemp(f"hostile-{name}"))
+        return made[name]
+
+    return get

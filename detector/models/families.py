@@ -1,3 +1,3 @@
 """Importing this module registers every model family's specs (one import per family file)."""
 
-from detector.models import mesonet  # noqa: F401
+from detector.models import efficientnet, facenet, mesonet, xception  # noqa: F401

@@ -6,7 +6,8 @@ which layer Grad-CAM should look at, and which weights file (with which sha256) 
 
 Provenance, licence, training data and measured metrics are not code: they live in the weights
 manifest ``weights/<name>.json`` written by the conversion / training scripts, and are joined to the
-spec by :func:`model_card`.
+spec by :func:`model_card`. The weights folder is resolved at call time (``DEEPFAKE_WEIGHTS_DIR``
+or the shipped ``weights/``, see :func:`detector.paths.weights_dir`) unless a caller passes one.
 
 Every network built by :func:`create_model` returns one *fake logit* per input image, shape
 ``(N, 1)``: ``sigmoid(logit) == p_fake``. Models whose original output is about the real class
@@ -24,9 +25,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from detector import paths
 from detector.errors import UnknownModelError, WeightsMissingError
 from detector.models.weights import load_state_dict
-from detector.paths import WEIGHTS_DIR
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,11 @@ class ModelSpec:
 
     @property
     def weights_path(self) -> Path:
-        return WEIGHTS_DIR / f"{self.name}.safetensors"
+        return paths.weights_dir() / f"{self.name}.safetensors"
 
     @property
     def manifest_path(self) -> Path:
-        return WEIGHTS_DIR / f"{self.name}.json"
+        return paths.weights_dir() / f"{self.name}.json"
 
 
 class FakeLogit(nn.Module):
@@ -98,7 +99,7 @@ def list_models(*, available_only: bool = False, weights_dir: Path | None = None
     _ensure_families_imported()
     names = sorted(_REGISTRY)
     if available_only:
-        wdir = weights_dir or WEIGHTS_DIR
+        wdir = weights_dir or paths.weights_dir()
         names = [n for n in names if (wdir / f"{n}.safetensors").is_file()]
     return names
 
@@ -114,7 +115,7 @@ def get_spec(name: str) -> ModelSpec:
 
 def read_manifest(name: str, weights_dir: Path | None = None) -> dict:
     """The manifest written beside a weights file: sha256, provenance, licence, metrics."""
-    path = (weights_dir or WEIGHTS_DIR) / f"{name}.json"
+    path = (weights_dir or paths.weights_dir()) / f"{name}.json"
     if not path.is_file():
         raise WeightsMissingError(f"model {name!r} has no manifest at {path}")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -135,7 +136,7 @@ def create_model(
     spec = get_spec(name)
     net = spec.factory()
     if load_weights:
-        wdir = weights_dir or WEIGHTS_DIR
+        wdir = weights_dir or paths.weights_dir()
         manifest = read_manifest(name, wdir)
         state = load_state_dict(wdir / f"{name}.safetensors", manifest["sha256"])
         net.load_state_dict(state)
@@ -164,7 +165,7 @@ class ModelCard:
 
 def model_card(name: str, weights_dir: Path | None = None) -> ModelCard:
     spec = get_spec(name)
-    wdir = weights_dir or WEIGHTS_DIR
+    wdir = weights_dir or paths.weights_dir()
     try:
         man = read_manifest(name, wdir)
     except WeightsMissingError:

@@ -1,0 +1,164 @@
+"""Training tools: synthetic-fake generators, id splits and a tiny end-to-end training run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from detector import data
+from detector.models.weights import load_state_dict, sha256_file
+
+
+def _face(size: int = 128, seed: int = 0) -> np.ndarray:
+    """A crude face on a noisy background: skin ellipse, two eyes, a mouth."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(60, 120, (size, size, 3), dtype=np.uint8)
+    c = size // 2
+    cv2.ellipse(img, (c, c), (size // 3, size * 2 // 5), 0, 0, 360, (200, 160, 140), -1)
+    for x in (c - size // 7, c + size // 7):
+        cv2.circle(img, (x, c - size // 10), size // 20, (40, 30, 30), -1)
+    cv2.ellipse(img, (c, c + size // 5), (size // 8, size // 25), 0, 0, 360, (150, 60, 60), -1)
+    return img
+
+
+@pytest.mark.parametrize("generator", [data.self_blend, data.face_warp])
+@pytest.mark.parametrize("with_landmarks", [True, False])
+def test_generators_change_only_the_masked_face(generator, with_landmarks):
+    img = _face(128)
+    marks = data.default_landmarks(128, 128) if with_landmarks else None
+    for seed in range(5):
+        fake, mask = generator(img, marks, np.random.default_rng(seed))
+        assert fake.shape == img.shape and fake.dtype == np.uint8
+        assert mask.shape == img.shape[:2] and mask.min() >= 0.0 and mask.max() <= 1.0
+        changed = np.abs(fake.astype(int) - img.astype(int)).max(axis=2) > 0
+        assert changed.any(), "the generator left the image unchanged"
+        near = cv2.dilate((mask > 0).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert not (changed & ~near).any(), "pixels changed outside the blending mask"
+        assert mask[64, 64] > 0.3, "the mask does not cover the face centre"
+
+
+def test_generators_are_deterministic_given_the_seed():
+    img = _face(96)
+    a, _ = data.self_blend(img, None, np.random.default_rng(3))
+    b, _ = data.self_blend(img, None, np.random.default_rng(3))
+    assert np.array_equal(a, b)
+
+
+def test_augment_returns_requested_size():
+    out = data.augment(_face(150), 64, np.random.default_rng(0))
+    assert out.shape == (64, 64, 3) and out.dtype == np.uint8
+
+
+def test_ids_from_file_names():
+    assert data.ffpp_video_id("000_3.jpg") == "000"
+    assert data.ffpp_video_id("000_003_3.jpg") == "000_003"
+    assert data.ffpp_target_id("000_003_3.jpg") == "000"
+    assert data.person_id("0_0_aidai_0014.jpg") == "aidai"
+    assert data.person_id("augmented_image_7.jpg") == "augmented"
+    assert data.person_id("2020-06-23-120048 (copy).jpg") == "2020-06-23"
+
+
+def test_split_is_by_id_deterministic_and_disjoint():
+    ids = [f"{i:03d}" for i in range(100)]
+    a = data.split_ids(ids, seed=0)
+    b = data.split_ids(reversed(ids), seed=0)
+    assert a == b
+    assert [len(a[k]) for k in ("train", "val", "test")] == [70, 15, 15]
+    sets = [set(a[k]) for k in ("train", "val", "test")]
+    assert not (sets[0] & sets[1] or sets[0] & sets[2] or sets[1] & sets[2])
+    assert set().union(*sets) == set(ids)
+
+
+class _Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3)))
+
+
+def _write_faces(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True)
+    for k, name in enumerate(names):
+        cv2.imwrite(str(folder / name), _face(64, seed=k)[..., ::-1])
+
+
+def test_tiny_training_run_writes_loadable_weights(tmp_path, monkeypatch):
+    from detector.train import Trainable, TrainConfig, load_splits, train
+
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path / "cache"))
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    _write_faces(real, [f"{i:03d}_{k}.jpg" for i in range(4) for k in range(2)])
+    _write_faces(fake, [f"{i:03d}_{i + 10:03d}_0.jpg" for i in range(4)])
+    tiny = Trainable("tiny", "tiny test CNN", _Tiny, None, 32, (0.5,) * 3, (0.25,) * 3)
+    cfg = TrainConfig(
+        model="tiny",
+        real=(real,),
+        fake=(fake,),
+        sbi=True,
+        fwa=True,
+        epochs=1,
+        epoch_size=8,
+        batch_size=4,
+        split_file=tmp_path / "split.json",
+        device="cpu",
+        threads=1,
+        out=tmp_path / "weights",
+        work_dir=tmp_path / "work",
+    )
+    manifest = train(cfg, trainable=tiny, command="test", log=lambda m: None)
+
+    split = json.loads((tmp_path / "split.json").read_text())
+    groups = [set(split[k]) for k in ("train", "val", "test")]
+    assert sum(len(g) for g in groups) == 4 and len(set().union(*groups)) == 4
+    splits = load_splits(cfg, log=lambda m: None)
+    seen: dict[str, str] = {}
+    for name in ("train", "val", "test"):
+        for g in getattr(splits, name).groups:
+            assert seen.setdefault(g, name) == name, f"id {g} is in two splits"
+
+    path = tmp_path / "weights" / "tiny.safetensors"
+    assert manifest["sha256"] == sha256_file(path)
+    on_disk = json.loads((tmp_path / "weights" / "tiny.json").read_text())
+    for key in ("sha256", "init_from", "licence", "data_terms", "trained_on", "metrics", "notes"):
+        assert key in on_disk
+    assert on_disk["history"] and (tmp_path / "work" / "last.pt").is_file()
+    net = _Tiny()
+    net.load_state_dict(load_state_dict(path, on_disk["sha256"]))
+    assert net(torch.zeros(1, 3, 32, 32)).shape == (1, 1)
+
+
+def test_saved_weights_have_deterministic_bytes(tmp_path):
+    from safetensors import safe_open
+
+    from detector.train import save_weights
+
+    state = _Tiny().state_dict()
+    a = save_weights(state, tmp_path / "a.safetensors", torch.float16)
+    b = save_weights(state, tmp_path / "b.safetensors", torch.float16)
+    assert a == b
+    with safe_open(str(tmp_path / "a.safetensors"), "pt") as f:
+        assert f.metadata() == {"format": "pt"}
+
+
+def test_shipped_split_matches_the_shared_data():
+    from detector.paths import PROJECT_ROOT, data_dir
+
+    split_file = PROJECT_ROOT / "weights" / "splits" / "ffpp_split.json"
+    real = data_dir() / "ffpp_frames" / "real"
+    if not real.is_dir():
+        pytest.skip(f"{real} not found: the FaceForensics++ crops live in ../shared/data")
+    split = json.loads(split_file.read_text())
+    ids = {data.ffpp_target_id(p) for p in data.list_images(real)}
+    parts = [set(split[k]) for k in ("train", "val", "test")]
+    assert set().union(*parts) == ids
+    assert sum(len(p) for p in parts) == len(ids)
