@@ -89,7 +89,42 @@ class DecodeLimits:
     max_pixels: int = MAX_PIXELS
 
 
-class IsolatedDecoder:
+class InProcessDecoder:
+    """The same interface without a child process (trusted files, tests, benchmarks)."""
+
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        plan: SamplingPlan,
+        max_samples: int = MAX_SAMPLES,
+        limits: DecodeLimits | None = None,
+    ) -> None:
+        self.path, self.name, self.plan, self.max_samples = Path(path), name, plan, max_samples
+        self.limits = limits or DecodeLimits()
+        self.info: VideoInfo | None = None
+        self.stats: DecodeStats | None = None
+
+    def __enter__(self) -> InProcessDecoder:
+        self.info = probe(self.path, name=self.name, max_pixels=self.limits.max_pixels)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def __iter__(self) -> Iterator[SampledFrame | DecodeGap]:
+        self.stats = DecodeStats()
+        return iter_frames(
+            self.path,
+            self.info,
+            self.plan,
+            max_samples=self.max_samples,
+            max_pixels=self.limits.max_pixels,
+            stats=self.stats,
+        )
+
+
+class IsolatedDecoder(InProcessDecoder):
     """Context manager: ``info`` after entering, then iterate sampled frames and decode gaps.
 
     Example:
@@ -106,11 +141,7 @@ class IsolatedDecoder:
         max_samples: int = MAX_SAMPLES,
         limits: DecodeLimits | None = None,
     ) -> None:
-        self.path, self.name, self.plan = Path(path), name, plan
-        self.max_samples = max_samples
-        self.limits = limits or DecodeLimits()
-        self.info: VideoInfo | None = None
-        self.stats: DecodeStats | None = None
+        super().__init__(path, name, plan, max_samples, limits)
         self._proc: subprocess.Popen | None = None
         self._pipe = None  # the read end of the child's message pipe
         self._waited_s = 0.0
@@ -281,41 +312,6 @@ class IsolatedDecoder:
                 self._proc.kill()
             self._proc.wait()
             self._proc = None
-
-
-class InProcessDecoder:
-    """The same interface without a child process (trusted files, tests, benchmarks)."""
-
-    def __init__(
-        self,
-        path: Path,
-        name: str,
-        plan: SamplingPlan,
-        max_samples: int = MAX_SAMPLES,
-        limits: DecodeLimits | None = None,
-    ) -> None:
-        self.path, self.name, self.plan, self.max_samples = Path(path), name, plan, max_samples
-        self.limits = limits or DecodeLimits()
-        self.info: VideoInfo | None = None
-        self.stats: DecodeStats | None = None
-
-    def __enter__(self) -> InProcessDecoder:
-        self.info = probe(self.path, name=self.name, max_pixels=self.limits.max_pixels)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def __iter__(self) -> Iterator[SampledFrame | DecodeGap]:
-        self.stats = DecodeStats()
-        return iter_frames(
-            self.path,
-            self.info,
-            self.plan,
-            max_samples=self.max_samples,
-            max_pixels=self.limits.max_pixels,
-            stats=self.stats,
-        )
 
 
 def _python_path() -> str:
