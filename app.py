@@ -23,4 +23,5 @@ navigation = st.navigation(
     ]
 )
 ui.sidebar_settings()
+st.session_state[ui.VIA_NAVIGATION] = True
 navigation.run()

@@ -4,6 +4,8 @@ import streamlit as st
 
 from pages import ui
 
+ui.page_setup()
+
 st.title("Analyze a video")
 st.write(
     "Upload a clip or pick an example. Faces are found in sampled frames, every face is scored "

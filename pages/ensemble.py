@@ -9,6 +9,8 @@ from detector.tables import breakdown_table
 from detector.types import ScoringSettings
 from pages import charts, ui
 
+ui.page_setup()
+
 st.title("Ensemble lab")
 analysis = ui.current_analysis()
 if analysis is not None and analysis.ok:

@@ -4,6 +4,8 @@ import streamlit as st
 
 from pages import ui
 
+ui.page_setup()
+
 st.title("Faces and explanations")
 analysis = ui.require_ok_analysis()
 if analysis is not None:

@@ -5,10 +5,14 @@ import streamlit as st
 from detector.models import list_models, model_card
 from pages import ui
 
+ui.page_setup()
+
 st.title("Models")
 st.write(
     "Every model the registry knows. Only models with verified weights can be selected; a model "
-    "without weights is listed so you know it exists, never used to score a video."
+    "without weights is listed so you know it exists, never used to score a video. AUC is on "
+    "held-out FaceForensics++ videos (probably Face2Face only): an in-distribution figure, not a "
+    "promise on other manipulation methods."
 )
 loaded = set(ui.selected_models())
 for name in list_models():
@@ -17,20 +21,26 @@ for name in list_models():
         state = "selected" if name in loaded else ("available" if card.available else "no weights")
         st.markdown(f"#### {name} · {card.family} · _{state}_")
         st.write(card.description)
+        headline = ui.headline_metrics(card.metrics)
+        if headline:
+            cols = st.columns(len(headline))
+            for col, (label, value) in zip(cols, headline.items(), strict=True):
+                col.metric(label, value)
+        else:
+            st.caption("No measured metrics recorded for this model.")
         c1, c2 = st.columns(2)
         c1.markdown(
             f"**Input** {card.input_size}×{card.input_size} px  \n"
             f"**Trained on** {card.trained_on}  \n"
-            f"**Initialised from** {card.init_from or '—'}"
+            f"**Initialised from** {ui.describe_init(card.init_from)}"
         )
         c2.markdown(
             f"**Licence** {card.licence or '—'}  \n"
             f"**Data terms** {card.data_terms or '—'}  \n"
             f"**Weights sha256** `{(card.sha256 or 'none')[:16]}…`"
         )
-        if card.metrics:
-            st.json(card.metrics, expanded=False)
-        else:
-            st.caption("No measured metrics recorded for this model.")
         if card.notes:
             st.caption(card.notes)
+        if card.metrics:
+            with st.expander("All recorded metrics"):
+                st.json(card.metrics)

@@ -8,6 +8,8 @@ from detector.pdf import render_pdf
 from detector.report import analysis_to_dict, frame_scores_csv
 from pages import ui
 
+ui.page_setup()
+
 st.title("Report")
 analysis = ui.current_analysis()
 if analysis is None:

@@ -5,6 +5,8 @@ import streamlit as st
 from detector.report import frame_scores_csv
 from pages import charts, ui
 
+ui.page_setup()
+
 st.title("Timeline")
 analysis = ui.require_ok_analysis()
 if analysis is not None:

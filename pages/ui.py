@@ -30,6 +30,7 @@ ANALYSES = "analyses"  # dict[(sha256, sampling, models)] -> Analysis
 CURRENT = "current_analysis_key"
 SCORING = "scoring"
 SELECTED_FACE = "selected_face_id"
+VIA_NAVIGATION = "via_navigation"  # set by app.py; see page_setup()
 GRADCAMS = "gradcams"  # dict[(analysis key, face_id, model)] -> CamResult, for the report
 
 SAMPLING_CHOICES = {
@@ -307,3 +308,40 @@ def evaluate_folder(folder: str):
         except DetectorError as exc:
             st.error(str(exc))
             return None
+
+
+def headline_metrics(metrics: dict) -> dict[str, str]:
+    """The few numbers a model card leads with, from whichever the manifest records."""
+    out: dict[str, str] = {}
+    for split in ("val", "test"):
+        m = metrics.get(split) or {}
+        if "frame_auc" in m:
+            out[f"{split} frame AUC"] = f"{m['frame_auc']:.3f}"
+        if "video_auc" in m:
+            out[f"{split} video AUC"] = f"{m['video_auc']:.3f}"
+    ffpp = metrics.get("ffpp_c23_shared_frames") or {}
+    if "frame_auc" in ffpp:
+        out["FF++ frame AUC (all 200 videos)"] = f"{ffpp['frame_auc']:.3f}"
+    return out
+
+
+def describe_init(init) -> str:
+    """A manifest's ``init_from`` in words (it may be a string or a record)."""
+    if not init:
+        return "—"
+    if isinstance(init, str):
+        return init
+    source = init.get("source") if isinstance(init.get("source"), dict) else {}
+    if source.get("package"):
+        return f"{source['package']} {source.get('version', '')} (PyPI), {source.get('file', '')}"
+    return str(init.get("file") or init)
+
+
+def page_setup() -> None:
+    """Send a page opened by a direct link (before app.py ran in this session) to the app.
+
+    Streamlit runs a script in ``pages/`` on its own when its URL is the first thing a session
+    loads after the server starts; it would then have no navigation and no shared sidebar.
+    """
+    if not st.session_state.get(VIA_NAVIGATION):
+        st.switch_page("app.py")
