@@ -9,7 +9,7 @@ outcomes that may change on a second try (a timeout on a busy machine) are not k
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -212,16 +212,11 @@ def current_verdict(analysis: Analysis) -> Verdict:
     return compute_verdict(analysis.scores, current_scoring(analysis))
 
 
-@dataclass(frozen=True)
-class NeedsAnalysis:
-    message: str = "Analyse a clip on the **Analyze** page first."
-
-
 def require_ok_analysis() -> Analysis | None:
     """The current analysis if it has a verdict; otherwise explain why not and return None."""
     analysis = current_analysis()
     if analysis is None:
-        st.info(NeedsAnalysis().message)
+        st.info("Analyse a clip on the **Analyze** page first.")
         return None
     if not analysis.ok:
         show_status(analysis)
