@@ -72,7 +72,7 @@ class Trainable:
     std: tuple[float, float, float]
 
 
-TRAINABLE_NAMES = ("efficientnet_lite0", "xception", "facenet_irv1")
+TRAINABLE_NAMES = ("efficientnet_lite0", "xception", "facenet_irv1", "inception_resnet_v2")
 
 
 def trainables() -> dict[str, Trainable]:
@@ -83,6 +83,7 @@ def trainables() -> dict[str, Trainable]:
         PRETRAINED,
         efficientnet_lite0,
         facenet_irv1,
+        inception_resnet_v2,
         keras_xception,
     )
 
@@ -108,6 +109,16 @@ def trainables() -> dict[str, Trainable]:
             "Inception-ResNet-v1 (FaceNet, facenet-pytorch), 128-d bottleneck + fake logit",
             "inception_resnet_v1_msceleb",
             facenet_irv1,
+        ),
+        Trainable(
+            "inception_resnet_v2",
+            "Inception-ResNet-v2 (Szegedy et al. 2017; timm inception_resnet_v2), single fake "
+            "logit, randomly initialised (no ImageNet weights exist offline)",
+            partial(inception_resnet_v2, 1),
+            None,
+            299,
+            (0.5, 0.5, 0.5),
+            (0.5, 0.5, 0.5),
         ),
     ]
     return {t.name: t for t in out}
@@ -140,7 +151,12 @@ class TrainConfig:
     time_budget_min: float | None = None
     out: Path = PROJECT_ROOT / "weights"
     work_dir: Path | None = None
+    teacher_dir: Path | None = None
     mix: dict[str, float] = field(default_factory=dict)
+    teachers: tuple[str, ...] = ()
+    distill_alpha: float = 0.5
+    feature_beta: float = 0.0
+    int8_storage: bool = False
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -389,18 +405,25 @@ def _round(obj, nd: int = 4):
 # --- saving -------------------------------------------------------------------------------------
 
 
-def save_weights(state: dict[str, torch.Tensor], path: Path, dtype: torch.dtype) -> str:
-    """Write a state dict as safetensors with deterministic bytes; returns its sha256."""
+def save_weights(state: dict[str, torch.Tensor], path: Path, dtype: torch.dtype | str) -> str:
+    """Write a state dict as safetensors with deterministic bytes; returns its sha256.
+
+    ``dtype`` is a float dtype, or "int8" for int8 weight storage (see
+    :func:`detector.models.weights.quantize_state`).
+    """
     from safetensors.torch import save_file
 
-    from detector.models.weights import sha256_file
+    from detector.models.weights import quantize_state, sha256_file
 
-    tensors = {
-        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu())
-        .contiguous()
-        .clone()
-        for k, v in state.items()
-    }
+    if dtype == "int8":
+        tensors = quantize_state(state)
+    else:
+        tensors = {
+            k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu())
+            .contiguous()
+            .clone()
+            for k, v in state.items()
+        }
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"format": "pt"})
     return sha256_file(path)
@@ -440,6 +463,7 @@ def train(
 ) -> dict:
     """Run (or resume) one training; returns the manifest it wrote."""
     import torch
+    import torch.nn.functional as F
     from torch import nn
 
     from detector.device import resolve_device
@@ -469,7 +493,19 @@ def train(
         mix["fwa"] = 0.0
     if not cfg.fake:
         mix["fake"] = 0.0
-    sampler = TrainingSampler(data.train, size, mix, seed=cfg.seed)
+    teacher: Teachers | None = None
+    sample_size = size
+    if cfg.teachers:
+        teacher = Teachers(cfg.teachers, device, cfg.teacher_dir)
+        # draw crops at the largest input any network wants; each resizes down to its own
+        sample_size = max(size, *teacher.input_sizes)
+        log(
+            f"distilling from {', '.join(cfg.teachers)} (mean teacher logit, "
+            f"alpha {cfg.distill_alpha:g}"
+            + (f"; pooled features, cosine, beta {cfg.feature_beta:g}" if cfg.feature_beta else "")
+            + f"); crops drawn at {sample_size}px"
+        )
+    sampler = TrainingSampler(data.train, sample_size, mix, seed=cfg.seed)
     fake_share = sampler.fake_share
     pos_weight = torch.tensor([(1 - fake_share) / fake_share], device=device)
     log(
@@ -481,10 +517,19 @@ def train(
     net = build_model(t, cfg.freeze, pretrained_root).to(device)
     net = net.to(memory_format=torch.channels_last)
     params = [p for p in net.parameters() if p.requires_grad]
+    projections = None
+    if teacher is not None and cfg.feature_beta > 0:
+        # student pooled features -> each teacher's feature space (trained, then discarded)
+        width = net.num_features
+        projections = nn.ModuleList(nn.Linear(width, d) for d in teacher.feature_sizes).to(device)
     n_train = sum(p.numel() for p in params)
     log(
-        f"{t.name}: {n_train / 1e6:.2f} M trainable of {sum(p.numel() for p in net.parameters()) / 1e6:.2f} M"
+        f"{t.name}: {n_train / 1e6:.2f} M trainable of "
+        f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f} M"
+        + (" (+ feature projections, not shipped)" if projections is not None else "")
     )
+    if projections is not None:
+        params += list(projections.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(cfg.epoch_size / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
@@ -508,6 +553,8 @@ def train(
                 f"{ckpt} is from a different configuration; delete {work} to start again"
             )
         net.load_state_dict(saved["model"])
+        if projections is not None and "projections" in saved:
+            projections.load_state_dict(saved["projections"])
         opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         state = saved["state"]
@@ -530,11 +577,25 @@ def train(
         set_train_mode(net, cfg.freeze, cfg.bn_eval)
         losses = []
         for step, (imgs, labels) in enumerate(sampler.epoch(epoch, cfg.epoch_size, cfg.batch_size)):
-            x = to_tensor(imgs, t.mean, t.std, device)
+            x = to_tensor(imgs, t.mean, t.std, device, size)
             y = torch.from_numpy(labels).to(device)
             with torch.autocast(device.type, torch.bfloat16, enabled=amp):
-                logits = net(x).float().reshape(len(y), -1)[:, 0]
+                if projections is not None:
+                    pooled = net.forward_head(net.forward_features(x), pre_logits=True)
+                    logits = net.get_classifier()(pooled).float().reshape(len(y), -1)[:, 0]
+                else:
+                    logits = net(x).float().reshape(len(y), -1)[:, 0]
             loss = loss_fn(logits, y)
+            if teacher is not None:
+                soft, t_feats = teacher(imgs)
+                a = cfg.distill_alpha
+                loss = (1 - a) * loss + a * F.binary_cross_entropy_with_logits(logits, soft)
+                if projections is not None:
+                    cos = [
+                        F.cosine_similarity(proj(pooled.float()), tf, dim=1).mean()
+                        for proj, tf in zip(projections, t_feats, strict=True)
+                    ]
+                    loss = loss + cfg.feature_beta * (1 - torch.stack(cos).mean())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -578,6 +639,7 @@ def train(
             {
                 "config": _cfg_key(cfg, size),
                 "model": net.state_dict(),
+                **({"projections": projections.state_dict()} if projections is not None else {}),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "state": state,
@@ -608,23 +670,23 @@ def train(
     bf16_auc = set_metrics(key_set, predict(net, key_set.images, t, size, device, amp="bf16"))[
         "frame_auc"
     ]
-    half = {k: v.half().float() if v.is_floating_point() else v for k, v in best.items()}
-    net.load_state_dict(half)
-    fp16_auc = set_metrics(key_set, predict(net, key_set.images, t, size, device))["frame_auc"]
-    use_fp16 = abs(fp16_auc - fp32_auc) <= 0.002
-    if not use_fp16:
-        net.load_state_dict(best)
+    storage, stored_aucs = choose_storage(
+        net,
+        best,
+        lambda: set_metrics(key_set, predict(net, key_set.images, t, size, device))["frame_auc"],
+        fp32_auc,
+        allow_int8=cfg.int8_storage,
+    )
     metrics["bf16_val_auc"] = bf16_auc
     metrics["fp32_val_auc"] = fp32_auc
-    metrics["fp16_weights_val_auc"] = fp16_auc
+    metrics.update(stored_aucs)
     if len(data.test):
         metrics["test"] = set_metrics(data.test, predict(net, data.test.images, t, size, device))
     wall = prior_elapsed + (time.time() - t0)  # earlier runs of a resumed training + this one
 
     out = Path(cfg.out)
-    sha = save_weights(
-        best, out / f"{t.name}.safetensors", torch.float16 if use_fp16 else torch.float32
-    )
+    dtype = {"float32": torch.float32, "float16": torch.float16}.get(storage, storage)
+    sha = save_weights(best, out / f"{t.name}.safetensors", dtype)
     init_from, licence = _init_provenance(t, pretrained_root)
     trained_on = _describe_training(cfg, data, synthetic_val)
     manifest = {
@@ -636,7 +698,7 @@ def train(
         "(bilinear, antialiased)",
         "output": "logit of P(fake)",
         "sha256": sha,
-        "dtype": "float16" if use_fp16 else "float32",
+        "dtype": storage,
         "init_from": init_from,
         "licence": f"init weights: {licence}; trained weights: same terms, plus the data terms",
         "data_terms": _data_terms(cfg),
@@ -654,7 +716,7 @@ def train(
         "best_epoch": state["best_epoch"] + 1,
         "history": _round(state["history"]),
         "metrics": _round(metrics),
-        "notes": _auto_notes(cfg, t, size, sampler.mix, use_fp16, synthetic_val),
+        "notes": _auto_notes(cfg, t, size, sampler.mix, storage, synthetic_val),
     }
     (out / f"{t.name}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     log(
@@ -664,12 +726,96 @@ def train(
     return manifest
 
 
+STORAGE_NOTES = {
+    "float32": "float32",
+    "float16": "float16 (validation AUC within 0.002 of float32)",
+    "int8": "int8 per-channel weights, float16 for the rest (validation AUC within 0.002 of "
+    "float32; dequantised to float32 when loaded)",
+}
+
+
+def choose_storage(
+    net, best: dict, val_auc: Callable[[], float], fp32_auc: float, allow_int8: bool = False
+) -> tuple[str, dict]:
+    """The smallest storage whose validation AUC stays within 0.002 of float32.
+
+    Loads each candidate's rounded weights into ``net``, measures, and leaves ``net`` holding the
+    chosen storage's weights. Returns (storage name, the AUCs measured).
+    """
+
+    from detector.models.weights import dequantize_state, quantize_state
+
+    candidates = {
+        "float16": {k: v.half().float() if v.is_floating_point() else v for k, v in best.items()}
+    }
+    if allow_int8:
+        candidates["int8"] = dequantize_state(quantize_state(best))
+    measured: dict[str, float] = {}
+    chosen = "float32"
+    for name in ("int8", "float16"):
+        if name not in candidates:
+            continue
+        net.load_state_dict(candidates[name])
+        measured[f"{name if name == 'int8' else 'fp16'}_weights_val_auc"] = auc = val_auc()
+        if abs(auc - fp32_auc) <= 0.002:
+            chosen = name
+            break
+    net.load_state_dict(candidates[chosen] if chosen != "float32" else best)
+    return chosen, measured
+
+
+class Teachers:
+    """Trained members used as teachers: soft targets (sigmoid of their mean fake logit) and
+    their pooled penultimate features, from one forward each, in inference mode."""
+
+    def __init__(self, names: Sequence[str], device, weights_dir: Path | None = None) -> None:
+        import torch
+
+        from detector.models import create_model, get_spec
+
+        self.specs = [get_spec(n) for n in names]
+        bad = [s.name for s in self.specs if s.kind != "frame" or s.positive_class != "fake"]
+        wrapped = [create_model(n, weights_dir=weights_dir, device=device) for n in names]
+        bad += [
+            n for n, w in zip(names, wrapped, strict=True) if not hasattr(w.net, "forward_head")
+        ]
+        if bad:
+            raise ValueError(
+                f"teachers must be per-frame timm networks with a fake logit; not {sorted(set(bad))}"
+            )
+        self.nets = [w.net.to(memory_format=torch.channels_last) for w in wrapped]
+        self.device = device
+        self.input_sizes = [s.input_size for s in self.specs]
+        self.feature_sizes = [n.num_features for n in self.nets]
+
+    def __call__(self, images: np.ndarray):
+        import torch
+
+        from detector.ensemble import preprocess
+
+        logits, feats = [], []
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16):
+            for spec, net in zip(self.specs, self.nets, strict=True):
+                x = preprocess(images, spec, self.device)
+                pooled = net.forward_head(net.forward_features(x), pre_logits=True)
+                logits.append(net.get_classifier()(pooled).float().reshape(-1))
+                feats.append(pooled.float())
+        soft = torch.sigmoid(torch.stack(logits).mean(0))
+        return soft.clone(), [f.clone() for f in feats]
+
+
 def _auto_notes(
-    cfg: TrainConfig, t: Trainable, size: int, mix, use_fp16: bool, synthetic_val: bool
+    cfg: TrainConfig, t: Trainable, size: int, mix, storage: str, synthetic_val: bool
 ) -> str:
     frozen = f"frozen modules: {', '.join(cfg.freeze)}" if cfg.freeze else "nothing frozen"
+    start = (
+        f"Fine-tuned at {size} px (pretrained at {t.input_size} px)"
+        if t.pretrained
+        else f"Trained from random initialisation at {size} px (the architecture's usual input "
+        f"is {t.input_size} px)"
+    )
     parts = [
-        f"Fine-tuned at {size} px (pretrained at {t.input_size} px); {frozen}"
+        f"{start}; {frozen}"
         + ("; every BatchNorm kept in eval mode (frozen statistics)" if cfg.bn_eval else ""),
         "batch mix "
         + ", ".join(f"{k} {v:.2f}" for k, v in zip(SOURCES, mix, strict=True))
@@ -681,13 +827,25 @@ def _auto_notes(
         "best epoch kept",
         "augmentation: random resized crop (scale 0.8-1), flip, colour jitter, blur, noise, "
         "downscale-upscale, JPEG q40-95",
-        "weights stored as "
-        + ("float16 (validation AUC within 0.002 of float32)" if use_fp16 else "float32"),
+        "weights stored as " + STORAGE_NOTES[storage],
         "validation and test are FaceForensics++ ids disjoint from training (10 frames per "
         "video, 15 + 15 videos per split): small sets, so AUCs carry a few hundredths of "
         "uncertainty; the FF++ fakes are most likely Face2Face only, so these are "
         "in-distribution numbers, not a measure of generalisation to other datasets",
     ]
+    if cfg.teachers:
+        parts.append(
+            f"knowledge distillation from the trained members {', '.join(cfg.teachers)} on every "
+            f"training batch: loss = {1 - cfg.distill_alpha:g} x BCE(labels) + "
+            f"{cfg.distill_alpha:g} x BCE(sigmoid of the teachers' mean logit)"
+            + (
+                f" + {cfg.feature_beta:g} x (1 - cosine similarity) between linear projections "
+                "of the pooled features and each teacher's pooled features (the projections "
+                "are discarded)"
+                if cfg.feature_beta
+                else ""
+            )
+        )
     if synthetic_val:
         parts.append("no real fakes were used: model selection used SBI/FWA fakes of val reals")
     return ". ".join(parts) + "."
@@ -695,7 +853,16 @@ def _auto_notes(
 
 def _cfg_key(cfg: TrainConfig, size: int) -> str:
     d = _jsonable_cfg(cfg)
-    for k in ("time_budget_min", "out", "work_dir", "device", "threads", "epochs", "patience"):
+    for k in (
+        "time_budget_min",
+        "out",
+        "work_dir",
+        "teacher_dir",
+        "device",
+        "threads",
+        "epochs",
+        "patience",
+    ):
         d.pop(k, None)
     return json.dumps({**d, "size": size}, sort_keys=True)
 
@@ -773,6 +940,27 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--work-dir", type=Path, default=None, help="checkpoints (default .cache/train/NAME)"
     )
+    p.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        help="distil from this trained member (repeatable; its weights/ manifest is used)",
+    )
+    p.add_argument(
+        "--distill-alpha", type=float, default=0.5, help="share of the loss on teacher targets"
+    )
+    p.add_argument(
+        "--distill-features",
+        type=float,
+        default=0.0,
+        metavar="BETA",
+        help="also match the teachers' pooled features (cosine loss with this weight)",
+    )
+    p.add_argument(
+        "--int8-storage",
+        action="store_true",
+        help="store int8 weights when validation AUC holds (large models; see weights.py)",
+    )
 
 
 def cmd_train(args) -> int:
@@ -809,6 +997,10 @@ def cmd_train(args) -> int:
         out=args.out,
         work_dir=args.work_dir,
         mix=mix,
+        teachers=tuple(args.teacher),
+        distill_alpha=args.distill_alpha,
+        int8_storage=args.int8_storage,
+        feature_beta=args.distill_features,
     )
     command = "python -m detector " + shlex.join(sys.argv[1:])
     train(cfg, command=command, log=lambda m: print(m, flush=True))

@@ -30,7 +30,7 @@ from detector.evaluate import evaluate_scores, score_image_folders, split_ids_of
 from detector.models import list_models
 from detector.paths import PROJECT_ROOT, WEIGHTS_DIR, data_dir
 
-TRAINED = ("efficientnet_lite0", "xception", "facenet_irv1")
+TRAINED = ("efficientnet_lite0", "xception", "inception_resnet_v2", "facenet_irv1")
 MESONET_F2F = ("meso4_f2f", "mesoinception4_f2f")
 
 
@@ -75,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--candidates", default=",".join((*TRAINED, *MESONET_F2F)))
     ap.add_argument("--split", type=Path, default=WEIGHTS_DIR / "splits" / "ffpp_split.json")
     ap.add_argument("--step", type=float, default=0.1)
+    ap.add_argument(
+        "--require",
+        default="xception,inception_resnet_v2",
+        help="members that must keep a weight of at least --min-weight (the paper's pair)",
+    )
+    ap.add_argument("--min-weight", type=float, default=0.1)
     ap.add_argument("--dry-run", action="store_true", help="print, do not write ensemble.json")
     args = ap.parse_args(argv)
 
@@ -98,14 +104,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{m:22s} val frame AUC {r.frame_auc:.4f} video AUC {r.video_auc:.4f}")
 
     mats = {a: video_matrix(val.videos, val.labels, val.scores, a) for a in ("mean", "median")}
-    best = None
+    required = [m for m in args.require.split(",") if m]
+    missing = [m for m in required if m not in models]
+    if missing:
+        raise SystemExit(f"required members {missing} are not available candidates")
+    req_idx = [models.index(m) for m in required]
+    best = free = None
     for w in simplex(len(models), args.step):
         f_auc = _auc(y, val.scores @ w)
         v_auc = max(_auc(mats[a][1], mats[a][0] @ w) for a in mats)
         key = (round(f_auc, 4), round(v_auc, 4), -int(np.count_nonzero(w)))
+        if free is None or key > free[0]:
+            free = (key, w)
+        if any(w[j] < args.min_weight - 1e-9 for j in req_idx):
+            continue
         if best is None or key > best[0]:
             best = (key, w)
     w = best[1]
+    unconstrained = {
+        "members": {m: round(float(x), 2) for m, x in zip(models, free[1], strict=True) if x > 0},
+        "val_frame_auc": free[0][0],
+        "val_video_auc": free[0][1],
+    }
+    print(f"best without the required members: {unconstrained}")
     weights = {m: round(float(x), 2) for m, x in zip(models, w, strict=True) if x > 0}
     results = {
         a: evaluate_scores(
@@ -164,7 +185,14 @@ def main(argv: list[str] | None = None) -> int:
             f"Chosen on the FaceForensics++ validation ids of weights/splits/ffpp_split.json "
             f"({len(set(val.videos))} videos, {len(val.labels)} frames) by "
             f"scripts/fit_ensemble.py: grid over weights of {', '.join(models)} "
-            f"(step {args.step}), ranked by validation frame AUC, then video AUC, then fewer "
+            f"(step {args.step}"
+            + (
+                f"; {' and '.join(required)} kept at {args.min_weight:g} or more, the core "
+                "paper's pair"
+                if required
+                else ""
+            )
+            + "), ranked by validation frame AUC, then video AUC, then fewer "
             f"members; aggregation ({agg}) by validation video AUC then accuracy. A logistic "
             f"regression on per-video logits (paper 003's learned combiner) reached a "
             f"leave-one-video-out validation video AUC of {lr_auc:.4f} against "
@@ -176,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             + " Test ids were scored once, after the choice."
         ),
+        "best_without_required_members": unconstrained,
         "validation": summary(fixed),
         "test": summary(test_res),
         "members_validation": {

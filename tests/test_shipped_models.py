@@ -12,7 +12,27 @@ from detector.models import list_models, model_card
 @pytest.mark.parametrize("name", list_models(available_only=True))
 def test_shipped_model_loads_and_scores_a_crop(name):
     crop = np.random.default_rng(0).integers(0, 255, (2, 256, 256, 3), dtype=np.uint8)
-    scores = Ensemble([name], device="cpu").score(crop)
+    ens = Ensemble([name], device="cpu")
+    scores = ens.score(crop, None, [crop[1], crop[0]] if ens.needs_next_frames else None)
     assert scores.shape == (2, 1) and np.all((scores >= 0) & (scores <= 1))
     card = model_card(name)
     assert card.available and card.sha256 and card.licence and card.trained_on
+
+
+@pytest.mark.parametrize("name", list_models(available_only=True))
+def test_shipped_model_manifest_records_how_it_was_made_and_measured(name):
+    from detector.models import read_manifest
+
+    man = read_manifest(name)
+    m = man.get("metrics") or {}
+    measured = [k for k in ("val", "test", "cv", "ffpp_c23_shared_frames") if m.get(k)]
+    assert measured, f"{name}: no measured metrics in its manifest"
+    assert man.get("training_command") or man.get("conversion_command") or man.get("source")
+    assert man.get("dtype") in (None, "float32", "float16", "int8")
+
+
+def test_shipped_weights_stay_under_150_mib():
+    from detector.paths import WEIGHTS_DIR
+
+    total = sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.safetensors"))
+    assert total < 150 * 2**20, f"weights/ holds {total / 2**20:.0f} MiB"

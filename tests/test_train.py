@@ -162,3 +162,15 @@ def test_shipped_split_matches_the_shared_data():
     parts = [set(split[k]) for k in ("train", "val", "test")]
     assert set().union(*parts) == ids
     assert sum(len(p) for p in parts) == len(ids)
+
+
+def test_teachers_give_soft_targets_and_pooled_features():
+    from detector.train import Teachers
+
+    teacher = Teachers(["efficientnet_lite0"], torch.device("cpu"))
+    imgs = np.stack([_face(224, seed) for seed in range(3)])
+    soft, feats = teacher(imgs)
+    assert soft.shape == (3,) and torch.all((soft > 0) & (soft < 1))
+    assert [f.shape for f in feats] == [(3, 1280)] and teacher.feature_sizes == [1280]
+    with pytest.raises(ValueError, match="teachers must be"):
+        Teachers(["meso4_f2f"], torch.device("cpu"))  # P(real) output, no timm head

@@ -46,6 +46,7 @@ __all__ = [
     "PretrainedBackbone",
     "efficientnet_lite0",
     "facenet_irv1",
+    "inception_resnet_v2",
     "keras_xception",
     "load_pretrained",
     "pretrained_dir",
@@ -125,6 +126,17 @@ class FaceNetIRv1(InceptionResnetV1):
             self.classify = True
             self.num_classes = num_classes
             self.logits = nn.Linear(embedding_size, num_classes)
+
+
+def inception_resnet_v2(num_classes: int = 1) -> nn.Module:
+    """timm's ``inception_resnet_v2`` (Szegedy et al., "Inception-v4, Inception-ResNet and the
+    Impact of Residual Connections on Learning", AAAI 2017), the core paper's second network.
+
+    No ImageNet weights for it exist offline, so it is always built randomly initialised and
+    trained here (see ``weights/inception_resnet_v2.json``). Inception input scaling:
+    ``x / 127.5 - 1``. Works at any side >= 75 px; trained at a reduced side on CPU.
+    """
+    return timm.create_model("inception_resnet_v2", pretrained=False, num_classes=num_classes)
 
 
 def facenet_irv1(num_classes: int = 1) -> FaceNetIRv1:
