@@ -43,15 +43,24 @@ def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> f
     return 2 * n**3 / best / 1e9
 
 
-def flops_per_crop(module: torch.nn.Module, input_size: int) -> float:
-    """Forward FLOPs for one crop (multiply-add = 2 FLOPs), counted by torch's FlopCounterMode."""
+def flops_per_crop(module: torch.nn.Module, spec) -> float:
+    """Forward FLOPs for one crop (multiply-add = 2 FLOPs), counted by torch's FlopCounterMode.
+
+    Temporal members are counted on a full window and divided by its length; two-stream members
+    get their 5-channel input (the optical flow itself is OpenCV work, not counted).
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros(1, 3, input_size, input_size)
+    channels = 5 if spec.inputs == "crop_and_flow" else 3
+    x = torch.zeros(1, channels, spec.input_size, spec.input_size)
+    per = 1
+    if spec.kind == "track":
+        per = spec.sequence_length
+        x = x[None].expand(1, per, *x.shape[1:]).contiguous()
     counter = FlopCounterMode(display=False)
     with counter, torch.inference_mode():
         module(x)
-    return float(counter.get_total_flops())
+    return float(counter.get_total_flops()) / per
 
 
 def _median_time(fn, runs: int) -> tuple[float, list[float]]:
@@ -99,10 +108,11 @@ def bench_scoring(analyzer, n_crops: int = 32) -> dict:
     ideal = measured = total_flops = 0.0
     for name, member in ens.members.items():
         dtype = "bf16" if member.low_precision else "fp32"
-        flops = flops_per_crop(member.module, member.spec.input_size)
+        flops = flops_per_crop(member.module, member.spec)
         one = replace_members(ens, name)
-        one.score(crops[:4])  # warm-up
-        t, _ = _median_time(lambda one=one: one.score(crops), 3)
+        nxt = list(np.roll(crops, 1, axis=0)) if member.spec.inputs == "crop_and_flow" else None
+        one.score(crops[:4], None, nxt[:4] if nxt else None)  # warm-up
+        t, _ = _median_time(lambda one=one, nxt=nxt: one.score(crops, None, nxt), 3)
         achieved = flops * n_crops / t / 1e9
         per_model[name] = {
             "dtype": dtype,

@@ -73,8 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--json", action="store_true")
     from detector.evaluate import add_arguments as add_evaluate_arguments
     from detector.train import add_arguments as add_train_arguments
+    from detector.train_temporal import add_arguments as add_temporal_arguments
+    from detector.train_two_stream import add_arguments as add_two_stream_arguments
 
     add_train_arguments(sub.add_parser("train", help="train an ensemble member on face crops"))
+    add_temporal_arguments(
+        sub.add_parser("train-temporal", help="train a temporal member on face sequences")
+    )
+    add_two_stream_arguments(
+        sub.add_parser("train-two-stream", help="train the two-stream members on clips")
+    )
     add_evaluate_arguments(sub.add_parser("evaluate", help="measure models on labelled folders"))
     return parser
 
@@ -199,6 +207,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_train_temporal(args: argparse.Namespace) -> int:
+    from detector.train_temporal import cmd_train_temporal as run
+
+    return run(args)
+
+
+def cmd_train_two_stream(args: argparse.Namespace) -> int:
+    from detector.train_two_stream import cmd_train_two_stream as run
+
+    return run(args)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from detector.evaluate import cmd_evaluate as run
 
@@ -208,6 +228,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 COMMANDS = {
     "analyze": cmd_analyze,
     "train": cmd_train,
+    "train-temporal": cmd_train_temporal,
+    "train-two-stream": cmd_train_two_stream,
     "evaluate": cmd_evaluate,
     "report": cmd_report,
     "paper-tables": cmd_paper_tables,

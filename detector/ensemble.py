@@ -40,15 +40,32 @@ def cpu_has_native_bf16() -> bool:
 def bf16_holds(card: ModelCard, tolerance: float = 0.005) -> bool:
     """Whether the model's manifest shows validation AUC unchanged (within ``tolerance``) in bf16."""
     m = card.metrics or {}
-    fp32 = (m.get("val") or {}).get("frame_auc")
+    val = m.get("val") or {}
+    fp32 = val.get("frame_auc", val.get("video_auc"))  # temporal members: per-sequence AUC
     bf16 = m.get("bf16_val_auc")
     if isinstance(bf16, dict):
         bf16 = bf16.get("frame_auc")
     return fp32 is not None and bf16 is not None and abs(float(fp32) - float(bf16)) <= tolerance
 
 
-def preprocess(crops: np.ndarray, spec: ModelSpec, device: torch.device) -> torch.Tensor:
-    """uint8 N x H x W x 3 RGB crops -> normalised float N x 3 x S x S at the model's input size."""
+def preprocess(
+    crops: np.ndarray, spec: ModelSpec, device: torch.device, next_crops=None
+) -> torch.Tensor:
+    """uint8 N x H x W x 3 RGB crops -> normalised float N x 3 x S x S at the model's input size.
+
+    Members with ``inputs == "crop_and_flow"`` get 2 more channels: the optical flow from each crop
+    to ``next_crops[i]`` (the same box in the next raw frame; zero motion where it is None).
+    """
+    x = _rgb(crops, spec, device)
+    if spec.inputs == "crop_and_flow":
+        from detector.models.two_stream import flow_batch
+
+        flow = flow_batch(crops, next_crops, spec.input_size).to(device)
+        x = torch.cat([x, flow.contiguous(memory_format=torch.channels_last)], dim=1)
+    return x
+
+
+def _rgb(crops: np.ndarray, spec: ModelSpec, device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(crops)).to(device).permute(0, 3, 1, 2).float()
     x = x / 255.0
     if x.shape[-1] != spec.input_size or x.shape[-2] != spec.input_size:
@@ -109,20 +126,86 @@ class Ensemble:
     def names(self) -> tuple[str, ...]:
         return tuple(self.members)
 
-    def score(self, crops: np.ndarray) -> np.ndarray:
-        """p_fake for every crop and model, shape ``(len(crops), len(self.names))``."""
+    @property
+    def temporal_names(self) -> tuple[str, ...]:
+        """Members that score windows of a person's track rather than single crops."""
+        return tuple(n for n, m in self.members.items() if m.spec.kind == "track")
+
+    @property
+    def needs_next_frames(self) -> bool:
+        """Whether a member needs each crop's next raw frame (two-stream optical flow)."""
+        return any(m.spec.inputs == "crop_and_flow" for m in self.members.values())
+
+    def score(
+        self,
+        crops: np.ndarray,
+        track_ids: np.ndarray | None = None,
+        next_crops: Sequence[np.ndarray | None] | None = None,
+    ) -> np.ndarray:
+        """p_fake for every crop and model, shape ``(len(crops), len(self.names))``.
+
+        ``track_ids`` (one per crop, crops of a track in time order) is needed by temporal
+        members: each track is cut into windows of at most ``sequence_length`` consecutive crops,
+        every window is scored once, and each crop gets its window's score. Without it, all
+        crops are taken as one person. ``next_crops`` (the same box in the following raw frame,
+        or None) feeds the two-stream members' optical flow.
+        """
         out = np.zeros((len(crops), len(self.members)), dtype=np.float64)
         if len(crops) == 0:
             return out
+        if next_crops is None and self.needs_next_frames:
+            raise ValueError(
+                "two-stream members need each crop's next frame (next_crops); decode with "
+                "with_next=True"
+            )
         with torch.inference_mode():
             for j, member in enumerate(self.members.values()):
+                if member.spec.kind == "track":
+                    ids = np.zeros(len(crops), int) if track_ids is None else track_ids
+                    out[:, j] = self._score_windows(member, crops, np.asarray(ids), next_crops)
+                    continue
                 for start in range(0, len(crops), self.batch_size):
-                    batch = preprocess(
-                        crops[start : start + self.batch_size], member.spec, self.device
-                    )
+                    stop = start + self.batch_size
+                    nxt = next_crops[start:stop] if next_crops is not None else None
+                    batch = preprocess(crops[start:stop], member.spec, self.device, nxt)
                     with torch.autocast(
                         self.device.type, dtype=torch.bfloat16, enabled=member.low_precision
                     ):
                         logits = member.module(batch).float().reshape(-1)
                     out[start : start + len(batch), j] = torch.sigmoid(logits).cpu().numpy()
         return out
+
+    def _score_windows(
+        self, member: LoadedModel, crops: np.ndarray, ids: np.ndarray, next_crops=None
+    ) -> np.ndarray:
+        windows = track_windows(ids, member.spec.sequence_length)
+        out = np.zeros(len(crops))
+        by_len: dict[int, list[np.ndarray]] = {}
+        for w in windows:
+            by_len.setdefault(len(w), []).append(w)
+        per_batch = max(1, self.batch_size // max(1, member.spec.sequence_length))
+        for group in by_len.values():
+            for s in range(0, len(group), per_batch):
+                chunk = group[s : s + per_batch]
+                rows = np.concatenate(chunk)
+                nxt = [next_crops[i] for i in rows] if next_crops is not None else None
+                flat = preprocess(crops[rows], member.spec, self.device, nxt)
+                x = flat.reshape(len(chunk), len(chunk[0]), *flat.shape[1:])
+                with torch.autocast(
+                    self.device.type, dtype=torch.bfloat16, enabled=member.low_precision
+                ):
+                    p = torch.sigmoid(member.module(x).float().reshape(-1)).cpu().numpy()
+                for w, pw in zip(chunk, p, strict=True):
+                    out[w] = pw
+        return out
+
+
+def track_windows(track_ids: np.ndarray, length: int) -> list[np.ndarray]:
+    """Row indices of each temporal window: every track cut into nearly equal runs of at most
+    ``length`` consecutive crops (rows keep their order within a track)."""
+    windows = []
+    for tid in dict.fromkeys(track_ids.tolist()):
+        rows = np.flatnonzero(track_ids == tid)
+        n = max(1, -(-len(rows) // length))
+        windows.extend(w for w in np.array_split(rows, n) if len(w))
+    return windows

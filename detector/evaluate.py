@@ -104,6 +104,38 @@ def binary_metrics(labels: Sequence[int], scores: Sequence[float], threshold: fl
     }
 
 
+def bootstrap_auc_ci(
+    labels: Sequence[int],
+    scores: Sequence[float],
+    groups: Sequence[str] | None = None,
+    n: int = 500,
+    seed: int = 0,
+) -> list[float]:
+    """95 % percentile-bootstrap interval of the ROC AUC, [] when it cannot be computed.
+
+    With ``groups`` (the video of each frame) whole videos are resampled, because the frames of
+    one video are not independent; without, the items themselves.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels).astype(int)
+    s = np.asarray(scores, dtype=float)
+    if len(np.unique(y)) < 2 or np.isnan(s).any():
+        return []
+    keys = np.asarray(groups) if groups is not None else np.arange(len(y))
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(len(uniq))]
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        idx = np.concatenate([members[k] for k in rng.integers(0, len(uniq), len(uniq))])
+        if len(np.unique(y[idx])) == 2:
+            vals.append(roc_auc_score(y[idx], s[idx]))
+    if len(vals) < n // 2:
+        return []
+    return [float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))]
+
+
 def _reduce(x: np.ndarray, aggregation: str) -> np.ndarray:
     return x.mean(axis=0) if aggregation == "mean" else np.median(x, axis=0)
 
@@ -157,6 +189,9 @@ def evaluate_scores(
 
     frame = {m: binary_metrics(y, s[:, j], threshold) for j, m in enumerate(models)}
     frame["ensemble"] = binary_metrics(y, s @ w, threshold)
+    for j, m in enumerate([*models, "ensemble"]):
+        col = s @ w if m == "ensemble" else s[:, j]
+        frame[m]["auc_ci95"] = bootstrap_auc_ci(y, col, groups=videos)
 
     keys = sorted(set(videos))
     rows: dict[str, list[int]] = {k: [] for k in keys}
@@ -173,6 +208,10 @@ def evaluate_scores(
         ens = np.array([float(_reduce(s[rows[k]] @ w, aggregation)) for k in keys])
     video = {m: binary_metrics(v_label, per_model[:, j], threshold) for j, m in enumerate(models)}
     video["ensemble"] = binary_metrics(v_label, ens, threshold)
+    for j, m in enumerate([*models, "ensemble"]):
+        video[m]["auc_ci95"] = bootstrap_auc_ci(
+            v_label, ens if m == "ensemble" else per_model[:, j]
+        )
 
     table = table5(
         [
@@ -253,15 +292,23 @@ def score_image_folders(
     """Score every face image in the folders with every model (images of one size batched).
 
     ``keep_ids`` keeps only images whose target id (``TTT`` of ``TTT_k`` / ``TTT_SSS_k``) is in
-    it: one part of an id split.
+    it: one part of an id split. Temporal members see each video's frames, ordered by ``k``, as
+    one person's track.
     """
     from detector.data import ffpp_target_id, ffpp_video_id, list_images, read_rgb
     from detector.ensemble import Ensemble
+    from detector.models import get_spec
 
+    flow = [m for m in models if get_spec(m).inputs == "crop_and_flow"]
+    if flow:
+        raise BadSettingsError(
+            f"{', '.join(flow)} need consecutive video frames (optical flow): evaluate them on "
+            "folders of clips, not of face images"
+        )
     ens = Ensemble(list(models), device=device, weights_dir=weights_dir, batch_size=batch_size)
     videos, labels, names, images = [], [], [], []
     for folder, label in folders:
-        for p in list_images(folder):
+        for p in sorted(list_images(folder), key=_video_then_frame):
             if keep_ids is not None and ffpp_target_id(p) not in keep_ids:
                 continue
             images.append(read_rgb(p))
@@ -272,9 +319,19 @@ def score_image_folders(
     by_shape: dict[tuple, list[int]] = {}
     for i, img in enumerate(images):
         by_shape.setdefault(img.shape, []).append(i)
+    video_number = {v: k for k, v in enumerate(dict.fromkeys(videos))}
     for idx in by_shape.values():
-        scores[idx] = ens.score(np.stack([images[i] for i in idx]))
+        tracks = np.array([video_number[videos[i]] for i in idx])
+        scores[idx] = ens.score(np.stack([images[i] for i in idx]), tracks)
     return ScoredSet(tuple(models), tuple(videos), tuple(labels), tuple(names), scores)
+
+
+def _video_then_frame(path: Path) -> tuple[str, int, str]:
+    """Sort key: video id, then the frame number ``k`` of ``..._k`` (numerically)."""
+    from detector.data import ffpp_video_id
+
+    tail = path.stem.rpartition("_")[2]
+    return ffpp_video_id(path), int(tail) if tail.isdigit() else -1, path.name
 
 
 def score_clip_folders(
@@ -446,14 +503,23 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(result_to_dict(res), indent=2))
         return 0
     print(f"{len(scored.labels)} frames, {len(res.video_scores)} videos; threshold {res.threshold}")
-    print(f"{'model':24s} {'frame AUC':>9s} {'video AUC':>9s} {'video acc':>9s}  confusion (video)")
+    print(
+        f"{'model':24s} {'frame AUC (95% CI)':>22s} {'video AUC (95% CI)':>22s} "
+        f"{'video acc':>9s}  confusion (video)"
+    )
+
+    def with_ci(d: dict) -> str:
+        ci = d.get("auc_ci95") or []
+        return f"{d['auc']:.4f}" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if len(ci) == 2 else " " * 12)
+
     for m in [*models, "ensemble"]:
         f, v = res.frame[m], res.video[m]
         c = v["confusion"]
         print(
-            f"{m:24s} {f['auc']:9.4f} {v['auc']:9.4f} {v['accuracy']:9.4f}  "
+            f"{m:24s} {with_ci(f):>22s} {with_ci(v):>22s} {v['accuracy']:9.4f}  "
             f"tp {c['tp']} fp {c['fp']} tn {c['tn']} fn {c['fn']}"
         )
+    print("95% CI: bootstrap over videos (frames of one video are resampled together)")
     print()
     print(format_table5([Table5Row(**r) for r in res.table5], res.threshold))
     if args.items:

@@ -67,10 +67,16 @@ def timeline_png(analysis: Analysis, scoring: ScoringSettings) -> bytes:
         rows = s.track_ids == tid
         order = np.argsort(s.timestamps_s[rows])
         t = s.timestamps_s[rows][order]
+        temporal = {c.name for c in analysis.models if c.kind == "track"}
         if len(np.unique(s.track_ids)) == 1:
             for j, m in enumerate(s.models):
-                if scoring.weights.get(m, 0) > 0:
-                    ax.plot(t, s.p_fake[rows, j][order], lw=0.8, ls=":", marker=".", label=m)
+                if scoring.weights.get(m, 0) <= 0:
+                    continue
+                y = s.p_fake[rows, j][order]
+                if m in temporal:  # one score per window: a band
+                    ax.fill_between(t, 0, y, step="post", alpha=0.18, label=f"{m} (per window)")
+                else:
+                    ax.plot(t, y, lw=0.8, ls=":", marker=".", label=m)
         ax.plot(t, ens[rows][order], lw=2.2, marker="o", ms=3, label=f"ensemble, person {tid + 1}")
     ax.axhline(scoring.threshold, color="k", ls="--", lw=1, label="threshold")
     ax.set_ylim(-0.02, 1.02)
@@ -170,7 +176,7 @@ def render_pdf(
             w = verdict.settings.weights.get(m.name, 0) / total if verdict is not None else None
             rows.append(
                 [
-                    m.name,
+                    m.name + (" (temporal, per window)" if m.kind == "track" else ""),
                     "—" if w is None else f"{w:.2f}",
                     (m.sha256 or "")[:16] + "…",
                     m.trained_on,

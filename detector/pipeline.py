@@ -184,7 +184,10 @@ class Analyzer:
             report("probe", 0.0, "Reading the file")
             decoder_cls = IsolatedDecoder if settings.isolate_decoding else InProcessDecoder
             label = display_name(name or path.name)
-            with decoder_cls(path, label, plan, settings.max_samples, settings.limits) as decoder:
+            with_next = _needs_next_frames(self.model_names)
+            with decoder_cls(
+                path, label, plan, settings.max_samples, settings.limits, with_next
+            ) as decoder:
                 info = decoder.info
                 timings["probe_s"] = time.perf_counter() - t0
                 if info.duration_s and info.duration_s < settings.min_duration_s:
@@ -213,7 +216,21 @@ class Analyzer:
                 )
             report("scoring", 0.0, f"Scoring {len(faces)} faces with {len(ensemble.names)} models")
             t0 = time.perf_counter()
-            p = ensemble.score(np.stack([f.crop for f in faces]))
+            p = ensemble.score(
+                np.stack([f.crop for f in faces]),
+                np.array([f.track_id for f in faces]),
+                [f.next_crop for f in faces] if with_next else None,
+            )
+            if with_next:
+                if n := sum(f.next_crop is None for f in faces):
+                    notes = (
+                        *notes,
+                        f"{n} of {len(faces)} faces had no following frame to compute motion "
+                        "from (the last frame of the video, a frame that failed to decode, or "
+                        "a change of frame size): the two-stream members saw no motion there",
+                    )
+                # the next-frame crops served the optical flow; do not keep them in the analysis
+                faces = tuple(replace(f, next_crop=None) for f in faces)
             timings["scoring_s"] = time.perf_counter() - t0
             table = ScoreTable(
                 models=ensemble.names,
@@ -255,6 +272,26 @@ class Analyzer:
                 timings_s=timings,
                 **extra,
             )
+
+    def extract_faces(
+        self, path: Path, settings: ExtractionSettings | None = None, with_next: bool = False
+    ) -> tuple[tuple[FrameRecord, ...], tuple[Face, ...]]:
+        """Decode, detect and track only (no models): the faces an analysis would score.
+
+        For building training data from videos exactly as the pipeline crops them. Raises the
+        typed input errors instead of returning a status.
+        """
+        settings = settings or ExtractionSettings(faces=self.face_settings)
+        plan = parse_sampling(settings.sampling)
+        decoder_cls = IsolatedDecoder if settings.isolate_decoding else InProcessDecoder
+        name = display_name(Path(path).name)
+        with decoder_cls(
+            Path(path), name, plan, settings.max_samples, settings.limits, with_next
+        ) as decoder:
+            frames, faces, _, _ = self._extract(
+                decoder, decoder.info, plan, settings, lambda *a: None, {}
+            )
+        return frames, faces
 
     def _default_scoring(self) -> ScoringSettings:
         """The shipped default scoring if it fits the loaded models, else equal weights."""
@@ -319,10 +356,20 @@ class Analyzer:
                 landmarks_xy=det.landmarks_xy,
                 crop=square_crop(frame.image, det.box_xyxy, fs.crop_margin, fs.crop_size),
                 track_id=tid,
+                next_crop=square_crop(frame.next_image, det.box_xyxy, fs.crop_margin, fs.crop_size)
+                if frame.next_image is not None and frame.next_image.shape == frame.image.shape
+                else None,
             )
             faces.append(face)
             face_ids.append(face.face_id)
         return FrameRecord(frame.index, frame.timestamp_s, tuple(face_ids))
+
+
+def _needs_next_frames(models: Sequence[str]) -> bool:
+    """Whether a selected member needs the raw frame after each sample (optical flow)."""
+    from detector.models import get_spec
+
+    return any(get_spec(m).inputs == "crop_and_flow" for m in models)
 
 
 def _expected_samples(plan, info, max_samples: int) -> int:

@@ -59,6 +59,7 @@ def analysis_to_dict(a: Analysis, scoring: ScoringSettings | None = None) -> dic
             {
                 "name": m.name,
                 "family": m.family,
+                "kind": m.kind,
                 "weights_sha256": m.sha256,
                 "trained_on": m.trained_on,
                 "licence": m.licence,

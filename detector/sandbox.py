@@ -99,9 +99,11 @@ class InProcessDecoder:
         plan: SamplingPlan,
         max_samples: int = MAX_SAMPLES,
         limits: DecodeLimits | None = None,
+        with_next: bool = False,
     ) -> None:
         self.path, self.name, self.plan, self.max_samples = Path(path), name, plan, max_samples
         self.limits = limits or DecodeLimits()
+        self.with_next = with_next
         self.info: VideoInfo | None = None
         self.stats: DecodeStats | None = None
 
@@ -121,6 +123,7 @@ class InProcessDecoder:
             max_samples=self.max_samples,
             max_pixels=self.limits.max_pixels,
             stats=self.stats,
+            with_next=self.with_next,
         )
 
 
@@ -140,8 +143,9 @@ class IsolatedDecoder(InProcessDecoder):
         plan: SamplingPlan,
         max_samples: int = MAX_SAMPLES,
         limits: DecodeLimits | None = None,
+        with_next: bool = False,
     ) -> None:
-        super().__init__(path, name, plan, max_samples, limits)
+        super().__init__(path, name, plan, max_samples, limits, with_next)
         self._proc: subprocess.Popen | None = None
         self._pipe = None  # the read end of the child's message pipe
         self._waited_s = 0.0
@@ -159,6 +163,7 @@ class IsolatedDecoder(InProcessDecoder):
             "name": self.name,
             "plan": [self.plan.kind, self.plan.value],
             "max_samples": self.max_samples,
+            "with_next": self.with_next,
             "limits": asdict(self.limits),
         }
         read_fd, write_fd = os.pipe()
@@ -227,7 +232,14 @@ class IsolatedDecoder(InProcessDecoder):
             raise VideoTooLargeError(f"{self.name}: the decoder announced a {w}x{h} frame")
         image = np.empty((h, w, 3), np.uint8)
         self._read_exactly(memoryview(image).cast("B"))
-        return SampledFrame(index, timestamp_s, image)
+        next_image = None
+        if header.get("next") is not None:
+            if not self.with_next or [int(v) for v in header["next"]] != [h, w]:
+                self._stop()
+                raise VideoReadError(f"{self.name}: the decoder sent a malformed message")
+            next_image = np.empty((h, w, 3), np.uint8)
+            self._read_exactly(memoryview(next_image).cast("B"))
+        return SampledFrame(index, timestamp_s, image, next_image)
 
     def _read_exactly(self, view: memoryview) -> None:
         """Fill ``view`` from the pipe; every wait for more bytes is under the time limits."""
@@ -369,11 +381,12 @@ def _child_main(fd: int) -> int:
     """
     pipe = os.fdopen(fd, "wb")
 
-    def send(header: dict, pixels: np.ndarray | None = None) -> None:
+    def send(header: dict, *pixels: np.ndarray | None) -> None:
         body = json.dumps(header).encode("utf-8")
         pipe.write(len(body).to_bytes(4, "big") + body)
-        if pixels is not None:
-            pipe.write(memoryview(np.ascontiguousarray(pixels, dtype=np.uint8)).cast("B"))
+        for image in pixels:
+            if image is not None:
+                pipe.write(memoryview(np.ascontiguousarray(image, dtype=np.uint8)).cast("B"))
         pipe.flush()
 
     job = json.loads(sys.stdin.buffer.read(_HEADER_LIMIT))
@@ -403,11 +416,16 @@ def _child_main(fd: int) -> int:
             max_samples=int(job["max_samples"]),
             max_pixels=max_pixels,
             stats=stats,
+            with_next=bool(job.get("with_next")),
         ):
             if isinstance(item, SampledFrame):
                 h, w = item.image.shape[:2]
                 header = {"index": item.index, "timestamp_s": item.timestamp_s, "shape": [h, w]}
-                send({"type": "frame", **header}, item.image)
+                nxt = item.next_image
+                if nxt is not None and nxt.shape[:2] != (h, w):  # a mid-stream size change
+                    nxt = None
+                header["next"] = [h, w] if nxt is not None else None
+                send({"type": "frame", **header}, item.image, nxt)
             else:
                 send({"type": "gap", **asdict(item)})
         send({"type": "done", "stats": asdict(stats)})

@@ -41,11 +41,16 @@ class VideoInfo:
 
 @dataclass(frozen=True, eq=False)
 class SampledFrame:
-    """One decoded, upright RGB frame and where it came from."""
+    """One decoded, upright RGB frame and where it came from.
+
+    ``next_image`` is the frame that follows it in the stream, when asked for (optical flow for
+    the two-stream members) and when there is one.
+    """
 
     index: int
     timestamp_s: float
     image: np.ndarray  # H x W x 3 uint8 RGB
+    next_image: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class Face:
     landmarks_xy: tuple[tuple[float, float], ...]
     crop: np.ndarray
     track_id: int = -1
+    next_crop: np.ndarray | None = None  # same box in the following frame (two-stream members)
 
 
 @dataclass(frozen=True)

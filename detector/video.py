@@ -330,6 +330,7 @@ def iter_frames(
     seek_gap_s: float = 8.0,
     max_pixels: int = MAX_PIXELS,
     stats: DecodeStats | None = None,
+    with_next: bool = False,
 ) -> Iterator[SampledFrame | DecodeGap]:
     """Yield the sampled frames in order, plus a :class:`DecodeGap` wherever decoding failed.
 
@@ -341,23 +342,109 @@ def iter_frames(
         seek_gap_s: jump distance that triggers a seek while the keyframe interval is unknown.
         max_pixels: a frame larger than this stops decoding with :class:`VideoTooLargeError`.
         stats: filled in with what was decoded (packets, frames, seeks).
+        with_next: also decode the frame right after each sampled one, as ``next_image``
+            (consecutive raw frames for optical flow); the last frame of a stream has none.
     """
     stats = stats if stats is not None else DecodeStats()
     targets = _target_times(plan, info, max_samples)
     name = info.name
+    period = 1.0 / info.fps if info.fps > 0 else 0.0
+    partner = None
+    if with_next and targets is not None and period > 0:
+        # also ask for the frame one period after each target (a hair less, so that float
+        # rounding cannot skip it); a frame that a real target also wants stays a sample
+        merged = [
+            (t, p)
+            for target in targets
+            for t, p in ((target, False), (target + 0.999 * period, True))
+        ]
+        merged.sort(key=lambda x: x[0])
+        targets = [t for t, _ in merged]
+        partner = [is_partner for _, is_partner in merged]
     try:
         with _open(path, name, max_pixels) as container:
             stream = _video_stream(container, name)
             stream.thread_type = "AUTO"
-            yield from _decode(
-                container, stream, info, plan, targets, max_samples, seek_gap_s, max_pixels, stats
+            items = _decode(
+                container,
+                stream,
+                info,
+                plan,
+                targets,
+                max_samples,
+                seek_gap_s,
+                max_pixels,
+                stats,
+                with_next,
+                partner,
             )
+            yield from _with_next(items, period) if with_next else items
     except MemoryError:
         raise _out_of_memory(name) from None
 
 
-def _decode(container, stream, info, plan, targets, max_samples, seek_gap_s, max_pixels, stats):
-    """The decode loop of :func:`iter_frames` (the container is open, the stream chosen)."""
+@dataclass(frozen=True, eq=False)
+class _NextFrame:
+    """A frame decoded only because it follows a sampled one (internal to :func:`iter_frames`)."""
+
+    frame: SampledFrame
+
+
+def _with_next(
+    items: Iterator[SampledFrame | DecodeGap | _NextFrame], period: float
+) -> Iterator[SampledFrame | DecodeGap]:
+    """Attach to each sampled frame the decoded frame that follows it, when it is that frame.
+
+    Frames decoded only for this (:class:`_NextFrame`) are consumed here; a sampled frame that
+    directly follows another sampled frame is both (every frame, first N, dense plans).
+    """
+    pending: SampledFrame | None = None
+
+    def follows(item: SampledFrame) -> bool:
+        gap = item.timestamp_s - pending.timestamp_s
+        return item.index == pending.index + 1 or 0 < gap < 1.5 * period
+
+    for item in items:
+        if isinstance(item, _NextFrame):
+            if pending is not None and follows(item.frame):
+                yield SampledFrame(
+                    pending.index, pending.timestamp_s, pending.image, item.frame.image
+                )
+                pending = None
+            continue
+        if isinstance(item, DecodeGap):
+            if pending is not None:
+                yield pending
+                pending = None
+            yield item
+            continue
+        if pending is not None:
+            nxt = item.image if follows(item) else None
+            yield SampledFrame(pending.index, pending.timestamp_s, pending.image, nxt)
+        pending = item
+    if pending is not None:
+        yield pending
+
+
+def _decode(
+    container,
+    stream,
+    info,
+    plan,
+    targets,
+    max_samples,
+    seek_gap_s,
+    max_pixels,
+    stats,
+    with_next=False,
+    partner=None,
+):
+    """The decode loop of :func:`iter_frames` (the container is open, the stream chosen).
+
+    ``partner[k]`` marks targets that only ask for the frame after a sample: a frame that meets
+    nothing but such targets comes out as :class:`_NextFrame`. With ``with_next``, count-based
+    plans also decode one frame past their last sample.
+    """
     time_base = float(stream.time_base) if stream.time_base else 0.0
     start = float(stream.start_time * stream.time_base) if stream.start_time else 0.0
     half_period = 0.5 / info.fps if info.fps > 0 else 0.0
@@ -419,17 +506,24 @@ def _decode(container, stream, info, plan, targets, max_samples, seek_gap_s, max
                 yield DecodeGap(t, "a corrupt frame was skipped")
                 continue
             if targets is None:
+                if stats.frames_sampled >= limit:  # with_next: the frame after the last sample
+                    yield _NextFrame(SampledFrame(index, t, _upright(frame)))
+                    return
                 stats.frames_sampled += 1
                 yield SampledFrame(index, t, _upright(frame))
-                if stats.frames_sampled >= limit:
+                if stats.frames_sampled >= limit and not with_next:
                     return
                 continue
             if t + half_period < targets[next_target]:
                 continue
-            stats.frames_sampled += 1
-            yield SampledFrame(index, t, _upright(frame))
+            first = next_target
             while next_target < len(targets) and targets[next_target] <= t + half_period:
                 next_target += 1
+            if partner is not None and all(partner[first:next_target]):
+                yield _NextFrame(SampledFrame(index, t, _upright(frame)))
+            else:
+                stats.frames_sampled += 1
+                yield SampledFrame(index, t, _upright(frame))
             if next_target >= len(targets):
                 return
             jump = targets[next_target] - t
@@ -453,8 +547,14 @@ def _decode(container, stream, info, plan, targets, max_samples, seek_gap_s, max
                 seeked = True
                 seek_target_s, last_keyframe_s = targets[next_target], None
                 break
-    unreached = targets is not None and next_target < len(targets) and not failed_demux
-    if unreached and 0 < targets[next_target] < info.duration_s:
+    if targets is not None and partner is not None:  # frames after samples do not count here
+        left = [
+            t for t, p in zip(targets[next_target:], partner[next_target:], strict=True) if not p
+        ]
+    else:
+        left = targets[next_target:] if targets is not None else []
+    unreached = bool(left) and not failed_demux
+    if unreached and 0 < left[0] < info.duration_s:
         yield DecodeGap(
             stats.last_timestamp_s,
             f"the video stream ends, before the {info.duration_s:.1f} s its header declares; "

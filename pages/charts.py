@@ -39,8 +39,25 @@ def timeline_figure(
     people = sorted(df["person"].unique())
     person = person if person in people else people[0]
     one = df[df["person"] == person]
+    temporal = {c.name for c in analysis.models if c.kind == "track"}
     for k, m in enumerate(analysis.scores.models):
         if scoring.weights.get(m, 0) <= 0:
+            continue
+        if m in temporal:  # one score per window of the track: a band, not per-frame points
+            fig.add_trace(
+                go.Scatter(
+                    x=one["timestamp_s"],
+                    y=one[m],
+                    mode="lines",
+                    line_shape="hv",
+                    fill="tozeroy",
+                    opacity=0.35,
+                    name=f"{m} (per window)",
+                    line={"color": PALETTE[k % len(PALETTE)], "width": 6},
+                    hovertemplate=f"{m}, temporal window<br>t=%{{x:.2f}} s<br>"
+                    "p_fake=%{y:.3f}<extra></extra>",
+                )
+            )
             continue
         fig.add_trace(
             go.Scatter(

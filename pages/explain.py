@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from detector.models import get_spec
 from pages import ui
 
 ui.page_setup()
@@ -43,8 +44,19 @@ if analysis is not None:
             f"(frame {analysis.face(f).frame_index})"
         ),
     )
-    model = c2.selectbox("Model", list(scores.models))
-    if st.button("Compute Grad-CAM", type="primary"):
+    frame_models = [m for m in scores.models if get_spec(m).gradcam_layer]
+    without = [m for m in scores.models if m not in frame_models]
+    if without:
+        st.caption(
+            f"No Grad-CAM for {', '.join(without)}: temporal members score windows of a "
+            "person's crops (their score per window is the band on the Timeline page) and "
+            "two-stream members also look at motion, so one heatmap on one crop would not show "
+            "what they used."
+        )
+    model = c2.selectbox("Model", frame_models)
+    if not frame_models:
+        st.info("None of the selected models has a Grad-CAM layer.")
+    elif st.button("Compute Grad-CAM", type="primary"):
         ui.gradcam(analysis, face_id, model)
     cams = [(f, c) for f, c in ui.gradcams_for_current() if f == face_id]
     for fid, cam in cams:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from detector.models import list_models, model_card
+from detector.models import get_spec, list_models, model_card
 from pages import ui
 
 ui.page_setup()
@@ -29,7 +29,16 @@ for name in list_models():
         else:
             st.caption("No measured metrics recorded for this model.")
         c1, c2 = st.columns(2)
+        spec = get_spec(name)
+        scores = (
+            f"windows of up to {spec.sequence_length} crops of one person (temporal)"
+            if spec.kind == "track"
+            else "each face crop"
+        )
+        if spec.inputs == "crop_and_flow":
+            scores += ", with the optical flow to the next raw frame"
         c1.markdown(
+            f"**Scores** {scores}  \n"
             f"**Input** {card.input_size}×{card.input_size} px  \n"
             f"**Trained on** {card.trained_on}  \n"
             f"**Initialised from** {ui.describe_init(card.init_from)}"

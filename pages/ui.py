@@ -308,12 +308,17 @@ def evaluate_folder(folder: str):
 def headline_metrics(metrics: dict) -> dict[str, str]:
     """The few numbers a model card leads with, from whichever the manifest records."""
     out: dict[str, str] = {}
-    for split in ("val", "test"):
+
+    def with_ci(m: dict, key: str) -> str:
+        ci = m.get(f"{key}_ci95") or []
+        return f"{m[key]:.3f}" + (f" (95% CI {ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else "")
+
+    for split, label in (("val", "val"), ("test", "test"), ("cv", "cross-validated")):
         m = metrics.get(split) or {}
-        if "frame_auc" in m:
-            out[f"{split} frame AUC"] = f"{m['frame_auc']:.3f}"
-        if "video_auc" in m:
-            out[f"{split} video AUC"] = f"{m['video_auc']:.3f}"
+        if m.get("frame_auc") is not None:
+            out[f"{label} frame AUC"] = with_ci(m, "frame_auc")
+        if m.get("video_auc") is not None:
+            out[f"{label} video AUC"] = with_ci(m, "video_auc")
     ffpp = metrics.get("ffpp_c23_shared_frames") or {}
     if "frame_auc" in ffpp:
         out["FF++ frame AUC (all 200 videos)"] = f"{ffpp['frame_auc']:.3f}"

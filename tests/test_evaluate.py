@@ -109,3 +109,21 @@ def test_evaluate_clip_folders_through_the_pipeline(tmp_path):
     assert set(scored.videos) == {"real/a", "fake/b"} and not scored.skipped
     res = evaluate_scores(scored.videos, scored.labels, scored.scores, models)
     assert res.video["ensemble"]["n"] == 2 and set(res.video_scores) == {"real/a", "fake/b"}
+
+
+def test_bootstrap_interval_resamples_whole_videos():
+    from detector.evaluate import bootstrap_auc_ci
+
+    y = np.repeat([0, 1], 20)
+    assert bootstrap_auc_ci(y, y.astype(float)) == [1.0, 1.0]
+    rng = np.random.default_rng(0)
+    lo, hi = bootstrap_auc_ci(y, rng.random(40))
+    assert lo < 0.5 < hi
+    # 4 videos of 10 identical frames: the interval reflects 4 videos, not 40 frames
+    videos = np.repeat(["a", "b", "c", "d"], 10)
+    labels = np.repeat([0, 0, 1, 1], 10)
+    scores = np.repeat([0.2, 0.6, 0.5, 0.9], 10)
+    lo_v, hi_v = bootstrap_auc_ci(labels, scores, groups=videos)
+    lo_f, hi_f = bootstrap_auc_ci(labels, scores)
+    assert hi_v - lo_v > hi_f - lo_f
+    assert bootstrap_auc_ci(np.zeros(5), np.zeros(5)) == []

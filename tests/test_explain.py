@@ -25,7 +25,14 @@ def _hooks(module) -> int:
     )
 
 
-@pytest.mark.parametrize("name", list_models(available_only=True))
+FRAME_MODELS = [
+    m
+    for m in list_models(available_only=True)
+    if get_spec(m).kind == "frame" and get_spec(m).inputs == "crop"
+]
+
+
+@pytest.mark.parametrize("name", FRAME_MODELS)
 def test_gradcam_heatmap_for_every_shipped_model(name, crop):
     assert get_spec(name).gradcam_layer, f"{name} declares no Grad-CAM layer"
     explainer = Explainer(name)

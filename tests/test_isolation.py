@@ -306,3 +306,21 @@ def test_nothing_is_ever_unpickled():
                 assert "allow_pickle" not in kw or kw["allow_pickle"].value is False, where
             if attr == "recv" and source.stem == "sandbox":
                 raise AssertionError(f"{where}: Connection.recv unpickles what the child sends")
+
+
+def test_the_isolated_decoder_sends_next_frames_like_the_in_process_one(clip):
+    from detector.sandbox import InProcessDecoder
+    from detector.types import SampledFrame
+
+    plan = parse_sampling("1fps")
+    with InProcessDecoder(clip, "c.mp4", plan, with_next=True) as dec:
+        local = [f for f in dec if isinstance(f, SampledFrame)]
+    with IsolatedDecoder(clip, "c.mp4", plan, with_next=True) as dec:
+        remote = [f for f in dec if isinstance(f, SampledFrame)]
+    assert [f.index for f in remote] == [f.index for f in local]
+    assert any(f.next_image is not None for f in remote)
+    for a, b in zip(local, remote, strict=True):
+        assert np.array_equal(a.image, b.image)
+        assert (a.next_image is None) == (b.next_image is None)
+        if a.next_image is not None:
+            assert np.array_equal(a.next_image, b.next_image)

@@ -73,3 +73,33 @@ def test_cli_json_is_complete_for_a_faceforensics_clip(clips_dir):
             assert len(face["box_xyxy"]) == 4 and face["track_id"] >= 0
             assert set(face["scores"]) == set(models)
     assert doc["tracks"] and all(set(t["per_model"]) == set(models) for t in doc["tracks"])
+
+
+TEMPORAL = ("lstm_efficientnet_lite0", "two_stream_frame", "two_stream_video")
+
+
+def test_temporal_and_two_stream_members_score_people_in_the_pipeline(videos):
+    """Temporal members give one score per window of a person; two-stream members get the
+    next raw frame's crop of every face (the decoder fetches it only when they are selected)."""
+    from detector.models import list_models
+    from detector.pipeline import Analyzer
+
+    shipped = set(list_models(available_only=True))
+    members = [m for m in TEMPORAL if m in shipped]
+    if len(members) < len(TEMPORAL):
+        pytest.skip(f"not all temporal members are shipped: {sorted(set(TEMPORAL) - shipped)}")
+    analyzer = Analyzer(["efficientnet_lite0", *members], device="cpu")
+    _, faces = analyzer.extract_faces(videos["three_faces"], with_next=True)
+    assert all(f.next_crop is not None and f.next_crop.shape == f.crop.shape for f in faces)
+    a = analyzer.analyze(videos["three_faces"], ExtractionSettings())
+    assert a.ok, a.message
+    assert not [n for n in a.notes if "following frame" in n], a.notes
+    assert all(f.next_crop is None for f in a.faces), "next-frame crops are not kept"
+    table = a.scores
+    for m in ("lstm_efficientnet_lite0", "two_stream_video"):
+        col = table.column(m)
+        for tid in set(table.track_ids.tolist()):
+            assert len(set(col[table.track_ids == tid].round(8))) == 1, "one window per track"
+    assert {c.kind for c in a.models} == {"frame", "track"}
+    _, plain = Analyzer(["efficientnet_lite0"], device="cpu").extract_faces(videos["face"])
+    assert all(f.next_crop is None for f in plain)

@@ -119,3 +119,51 @@ def test_shared_clips_probe_and_sample(clips_dir):
         info = probe(clip)
         frames = read_frames(clip, info, parse_sampling("1fps"))
         assert len(frames) == int(info.duration_s)
+
+
+@pytest.mark.parametrize("spec", ["1fps", "even:5", "even:17", "first:4", "all", "5fps", "7fps"])
+def test_next_frames_come_with_the_same_samples(tmp_path, spec):
+    """``with_next`` keeps the sampled frames and attaches the decoded frame that follows each
+    (every one but the very last frame of the stream), and reports no gap in an intact file."""
+    from detector.types import DecodeGap, SampledFrame
+    from detector.video import iter_frames
+
+    clip = synthetic.write_video(
+        tmp_path / "ramp.mp4",
+        (np.full((64, 64, 3), (i * 5) % 250, np.uint8) for i in range(50)),
+        fps=10,
+    )
+    info = probe(clip)
+    plan = parse_sampling(spec)
+    plain = read_frames(clip, info, plan)
+    items = list(iter_frames(clip, info, plan, with_next=True))
+    assert not [g for g in items if isinstance(g, DecodeGap)]
+    paired = [f for f in items if isinstance(f, SampledFrame)]
+    assert [f.index for f in paired] == [f.index for f in plain]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(plain, paired, strict=True))
+    for f in paired:
+        if f.next_image is None:
+            assert f.index == 49, f"frame {f.index} lost its next frame"
+            continue
+        expected = ((f.index + 1) * 5) % 250
+        assert abs(float(f.next_image.mean()) - expected) < 3, (f.index, f.next_image.mean())
+
+
+def test_next_frames_survive_seeking(tmp_path):
+    from detector.types import SampledFrame
+    from detector.video import iter_frames
+
+    clip = synthetic.write_video(
+        tmp_path / "long.mp4",
+        (np.full((64, 64, 3), (i * 3) % 250, np.uint8) for i in range(60 * 10)),
+        fps=10,
+    )
+    info = probe(clip)
+    frames = [
+        f
+        for f in iter_frames(clip, info, parse_sampling("even:4"), seek_gap_s=5.0, with_next=True)
+        if isinstance(f, SampledFrame)
+    ]
+    assert [round(f.timestamp_s) for f in frames] == [0, 20, 40, 60]
+    for f in frames[:-1]:
+        assert abs(float(f.next_image.mean()) - ((f.index + 1) * 3) % 250) < 3

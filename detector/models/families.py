@@ -1,3 +1,11 @@
 """Importing this module registers every model family's specs (one import per family file)."""
 
-from detector.models import efficientnet, facenet, mesonet, xception  # noqa: F401
+from detector.models import (  # noqa: F401
+    efficientnet,
+    facenet,
+    inception_resnet_v2,
+    mesonet,
+    temporal,
+    two_stream,
+    xception,
+)

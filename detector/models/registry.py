@@ -46,6 +46,8 @@ class ModelSpec:
         description: one line for model cards.
         kind: "frame" models score one crop; "track" models score a sequence of crops of one person.
         sequence_length: frames per sequence for "track" models.
+        inputs: "crop", or "crop_and_flow": the member also needs each crop's next raw frame
+            (the pipeline then decodes it) to compute optical flow.
     """
 
     name: str
@@ -60,6 +62,7 @@ class ModelSpec:
     kind: Literal["frame", "track"] = "frame"
     sequence_length: int = 1
     default_weight: float = 1.0
+    inputs: Literal["crop", "crop_and_flow"] = "crop"
 
     @property
     def weights_path(self) -> Path:
@@ -161,6 +164,7 @@ class ModelCard:
     data_terms: str
     metrics: dict = field(default_factory=dict)
     notes: str = ""
+    kind: str = "frame"  # "track": a temporal member, one score per window of a person's crops
 
 
 def model_card(name: str, weights_dir: Path | None = None) -> ModelCard:
@@ -184,6 +188,7 @@ def model_card(name: str, weights_dir: Path | None = None) -> ModelCard:
         data_terms=man.get("data_terms", ""),
         metrics=man.get("metrics", {}),
         notes=man.get("notes", ""),
+        kind=spec.kind,
     )
 
 

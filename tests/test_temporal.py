@@ -1,0 +1,151 @@
+"""Temporal members: window cutting, sequence generation, network shapes, scoring per track, and
+int8 weight storage (used for the large members)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from detector.data import default_landmarks
+from detector.ensemble import Ensemble, track_windows
+from detector.models import create_model, get_spec
+from detector.models.weights import (
+    INT8_SUFFIX,
+    dequantize_state,
+    load_state_dict,
+    quantize_state,
+)
+from detector.train import save_weights
+from detector.train_temporal import FaceSequence, make_sequence
+from tests.test_train import _face
+
+
+def test_windows_cover_each_track_once_in_order():
+    ids = np.array([0] * 25 + [1] * 3 + [0] * 2)
+    windows = track_windows(ids, 10)
+    rows = np.concatenate(windows)
+    assert sorted(rows.tolist()) == list(range(len(ids)))
+    assert all(len(w) <= 10 for w in windows)
+    for w in windows:
+        assert len(set(ids[w])) == 1, "a window mixes two people"
+        assert np.all(np.diff(w) > 0), "a window is out of time order"
+    assert [len(w) for w in windows if ids[w[0]] == 0] == [9, 9, 9]
+    assert [len(w) for w in windows if ids[w[0]] == 1] == [3]
+
+
+@pytest.mark.parametrize("name", ["resnext50_lstm", "lstm_efficientnet_lite0", "lstm_xception"])
+def test_temporal_networks_give_one_fake_logit_per_sequence(name):
+    spec = get_spec(name)
+    assert spec.kind == "track" and spec.sequence_length == 10
+    torch.manual_seed(0)
+    net = create_model(name, load_weights=False)
+    x = torch.rand(2, 3, 3, spec.input_size, spec.input_size)
+    with torch.inference_mode():
+        out = net(x)
+        z = net.net.class_logits(x)
+    assert out.shape == (2, 1)
+    # the fake logit is the 2-way softmax's log-odds: sigmoid(out) == softmax(z)[:, 1]
+    assert torch.allclose(torch.sigmoid(out[:, 0]), torch.softmax(z, 1)[:, 1], atol=1e-5)
+    assert net.net.head.lstm.hidden_size == 2048 and net.net.head.dropout.p == 0.4
+
+
+def _sequence(n: int = 4) -> FaceSequence:
+    img = _face(96)
+    return FaceSequence("000", 0, (img,) * n, (default_landmarks(96, 96),) * n)
+
+
+def test_augmentation_is_the_same_on_every_frame_of_a_real_sequence():
+    seq = make_sequence(_sequence(), "real", np.random.default_rng(1), 64)
+    assert seq.shape == (4, 64, 64, 3)
+    assert all(np.array_equal(seq[0], f) for f in seq[1:]), "augmentation adds flicker to reals"
+
+
+def test_track_fakes_are_consistent_and_flicker_fakes_are_not():
+    base = make_sequence(_sequence(6), "real", np.random.default_rng(0), 96, train=False)
+    track = make_sequence(_sequence(6), "sbi_track", np.random.default_rng(2), 96, train=False)
+    assert not np.array_equal(track[0], base[0])
+    assert all(np.array_equal(track[0], f) for f in track[1:])
+    for seed in range(5):
+        flick = make_sequence(_sequence(6), "sbi_flicker", np.random.default_rng(seed), 96, False)
+        same = [np.array_equal(f, base[0]) for f in flick]
+        assert any(same) and not all(same), "flicker must mix blended and untouched frames"
+
+
+def test_int8_storage_round_trip(tmp_path):
+    torch.manual_seed(0)
+    state = {
+        "conv.weight": torch.randn(64, 32, 3, 3),
+        "fc.weight": torch.randn(2, 4096),
+        "bn.weight": torch.randn(64),
+        "steps": torch.tensor(3),
+    }
+    q = quantize_state(state)
+    assert q["conv.weight"].dtype == torch.int8 and "conv.weight" + INT8_SUFFIX in q
+    assert q["bn.weight"].dtype == torch.float16 and q["steps"].dtype == torch.int64
+    back = dequantize_state(q)
+    assert set(back) == set(state)
+    for k in ("conv.weight", "fc.weight"):
+        scale = state[k].reshape(len(state[k]), -1).abs().amax(1) / 127
+        err = (back[k] - state[k]).reshape(len(state[k]), -1).abs().amax(1)
+        assert torch.all(err <= scale / 2 + 1e-6)
+    sha = save_weights(state, tmp_path / "m.safetensors", "int8")
+    loaded = load_state_dict(tmp_path / "m.safetensors", sha)
+    assert all(torch.equal(loaded[k], back[k]) for k in state)
+
+
+def test_ensemble_scores_temporal_member_per_window(tmp_path):
+    """A temporal member gives every crop of a window the window's score, tracks separately."""
+    torch.manual_seed(0)
+    name = "lstm_efficientnet_lite0"
+    net = get_spec(name).factory()
+    sha = save_weights(net.state_dict(), tmp_path / f"{name}.safetensors", torch.float32)
+    (tmp_path / f"{name}.json").write_text(json.dumps({"sha256": sha, "metrics": {}}))
+    ens = Ensemble([name], weights_dir=tmp_path, precision="fp32")
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (7, 64, 64, 3), dtype=np.uint8)
+    ids = np.array([0, 0, 0, 1, 1, 0, 0])
+    p = ens.score(crops, ids)[:, 0]
+    assert ens.temporal_names == (name,)
+    assert np.allclose(p[[0, 1, 2, 5, 6]], p[0]) and np.allclose(p[[3, 4]], p[3])
+    assert p[0] != p[3]
+    from detector.ensemble import preprocess
+
+    module = ens.members[name].module
+    x = preprocess(crops[[3, 4]], get_spec(name), torch.device("cpu"))[None]
+    with torch.inference_mode():
+        direct = torch.sigmoid(module(x)).item()
+    assert p[3] == pytest.approx(direct, abs=1e-5)
+
+
+def test_flow_is_zero_for_a_still_face_and_follows_a_shift():
+    from detector.models.two_stream import FLOW_SCALE, farneback_flow
+
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.integers(0, 255, (240, 240, 3), dtype=np.uint8), (0, 0), 3)
+    still = farneback_flow(base[:224, :224], base[:224, :224], 224)
+    assert still.shape == (2, 224, 224) and np.abs(still).max() < 0.05
+    moved = farneback_flow(base[:224, 4:228], base[:224, :224], 224)  # content moves right 4 px
+    centre = moved[:, 60:164, 60:164] * FLOW_SCALE
+    assert np.median(centre[0]) == pytest.approx(4.0, abs=1.0)
+    assert abs(np.median(centre[1])) < 1.0
+
+
+@pytest.mark.parametrize("name", ["two_stream_frame", "two_stream_video"])
+def test_two_stream_members_take_packed_crop_and_flow(name, tmp_path):
+    from detector.ensemble import preprocess
+
+    spec = get_spec(name)
+    assert spec.inputs == "crop_and_flow"
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (4, 80, 80, 3), dtype=np.uint8)
+    x = preprocess(crops, spec, torch.device("cpu"), [crops[1], None, crops[3], crops[0]])
+    assert x.shape == (4, 5, 224, 224)
+    assert torch.all(x[1, 3:] == 0), "a crop without a next frame gets zero motion"
+    net = create_model(name, load_weights=False)
+    with torch.inference_mode():
+        out = net(x[None] if spec.kind == "track" else x)
+    assert out.shape == ((1, 1) if spec.kind == "track" else (4, 1))
