@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.data import FaceSet, augment, resize_square, self_blend
+from detector.evaluate import bootstrap_auc_ci
 from detector.paths import PROJECT_ROOT
 from detector.train import (
     TrainConfig,
@@ -204,18 +205,11 @@ def eval_sequences(
     return items, np.array(labels), names
 
 
-def auc_ci(labels: np.ndarray, scores: np.ndarray) -> list[float]:
-    """95 % bootstrap interval of the AUC over items (videos); see :func:`bootstrap_auc_ci`."""
-    from detector.evaluate import bootstrap_auc_ci
-
-    return bootstrap_auc_ci(labels, scores, n=1000)
-
-
 def sequence_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
     m = binary_metrics(labels, scores)
     return {
         "video_auc": m["auc"],
-        "video_auc_ci95": auc_ci(labels, scores),
+        "video_auc_ci95": bootstrap_auc_ci(labels, scores, n=1000),
         "accuracy": m["accuracy"],
         "tpr": m["tpr"],
         "tnr": m["tnr"],

@@ -46,7 +46,6 @@ from detector.train import (
     choose_storage,
     save_weights,
 )
-from detector.train_temporal import auc_ci
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 TWO_STREAM_NAMES = ("two_stream_frame", "two_stream_video")
@@ -284,7 +283,7 @@ def _metrics(pairs: list[Pair], idx: list[int], scores: np.ndarray) -> dict:
         "frame_auc": frame["auc"],
         "frame_auc_ci95": bootstrap_auc_ci(y, scores, [pairs[i].video for i in idx], n=1000),
         "video_auc": video["auc"],
-        "video_auc_ci95": auc_ci(vy, vs),
+        "video_auc_ci95": bootstrap_auc_ci(vy, vs, n=1000),
         "accuracy": frame["accuracy"],
         "tpr": frame["tpr"],
         "tnr": frame["tnr"],
