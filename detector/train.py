@@ -56,7 +56,8 @@ class Trainable:
     """An architecture the trainer can fine-tune.
 
     Attributes:
-        name: output name (``weights/<name>.safetensors``), also the registry name.
+        name: output name (``<out>/<name>.safetensors``), also the registry name of the
+            shipped members (``resnext50_32x4d`` is not one: it becomes a temporal trunk).
         architecture: plain description for the manifest.
         factory: builds the bare single-logit network.
         pretrained: key of :data:`detector.models.backbones.PRETRAINED` to initialise from, or None.
@@ -72,7 +73,13 @@ class Trainable:
     std: tuple[float, float, float]
 
 
-TRAINABLE_NAMES = ("efficientnet_lite0", "xception", "facenet_irv1", "inception_resnet_v2")
+TRAINABLE_NAMES = (
+    "efficientnet_lite0",
+    "xception",
+    "facenet_irv1",
+    "inception_resnet_v2",
+    "resnext50_32x4d",
+)
 
 
 def trainables() -> dict[str, Trainable]:
@@ -85,6 +92,7 @@ def trainables() -> dict[str, Trainable]:
         facenet_irv1,
         inception_resnet_v2,
         keras_xception,
+        resnext50_32x4d,
     )
 
     def from_backbone(name: str, architecture: str, key: str, factory) -> Trainable:
@@ -119,6 +127,18 @@ def trainables() -> dict[str, Trainable]:
             299,
             (0.5, 0.5, 0.5),
             (0.5, 0.5, 0.5),
+        ),
+        # paper 001's backbone, trained per frame (not shipped as a member: it becomes the frozen
+        # trunk of ``resnext50_lstm``, see detector.train_temporal)
+        Trainable(
+            "resnext50_32x4d",
+            "ResNeXt50_32x4d (Xie et al. 2017; timm resnext50_32x4d), single fake logit, randomly "
+            "initialised (no ImageNet weights exist offline)",
+            partial(resnext50_32x4d, 1),
+            None,
+            112,
+            (0.485, 0.456, 0.406),
+            (0.229, 0.224, 0.225),
         ),
     ]
     return {t.name: t for t in out}
@@ -290,7 +310,9 @@ def set_train_mode(net: nn.Module, freeze: Sequence[str], bn_eval: bool) -> None
 def to_tensor(
     images: np.ndarray, mean, std, device: torch.device, size: int | None = None
 ) -> torch.Tensor:
-    """uint8 (B, H, W, 3) RGB -> normalised (B, 3, S, S), as :func:`detector.ensemble.preprocess`."""
+    """uint8 (B, H, W, 3) RGB -> normalised (B, 3, S, S), resized as floats (the app's
+    :func:`detector.ensemble.preprocess` resizes the uint8 pixels on a CPU, within half a grey
+    level of this; ``scripts/check_precision.py`` measures the AUC through the app's path)."""
     import torch
     import torch.nn.functional as F
 

@@ -16,13 +16,15 @@ turned into *temporal* synthetic fakes so that real-only data can teach temporal
 Augmentation is drawn once per sequence and applied identically to its frames, so that it adds
 no temporal inconsistency to real sequences.
 
-Two ways of training, chosen by the model:
+Two ways of training:
 
-- frozen backbone (``lstm_efficientnet_lite0``, ``lstm_xception``): the per-frame member's trained
-  trunk is loaded from ``weights/`` and frozen; features of several augmented views of every
-  training sequence are computed once and only the LSTM head is trained on them;
-- end to end (``resnext50_lstm``): backbone and head trained together from random initialisation,
-  sequences generated on the fly, within a time budget.
+- frozen backbone (``lstm_efficientnet_lite0``, ``lstm_xception``; ``resnext50_lstm`` with
+  ``--trunk-dir``): a trained per-frame network's trunk is loaded and frozen; features of several
+  augmented views of every training sequence are computed once and only the LSTM head is trained
+  on them. ResNeXt50 has no shipped per-frame member, so its trunk comes from a
+  ``train --model resnext50_32x4d`` run (random init, distilled from the trained members);
+- end to end (``resnext50_lstm`` without ``--trunk-dir``): backbone and head trained together
+  from random initialisation, sequences generated on the fly, within a time budget.
 
 Metrics are per sequence (= per video): AUC, accuracy, TPR/TNR, precision, confusion, and a 95 %
 bootstrap confidence interval of the AUC over videos, because the sets are small.
@@ -61,7 +63,26 @@ if TYPE_CHECKING:
     from torch import nn
 
 TEMPORAL_NAMES = ("lstm_efficientnet_lite0", "lstm_xception", "resnext50_lstm")
-FROZEN_TRUNKS = {"lstm_efficientnet_lite0": "efficientnet_lite0", "lstm_xception": "xception"}
+FROZEN_TRUNKS = {
+    "lstm_efficientnet_lite0": "efficientnet_lite0",
+    "lstm_xception": "xception",
+    "resnext50_lstm": "resnext50_32x4d",
+}
+
+
+def frozen_trunk(cfg: TemporalConfig) -> str | None:
+    """The per-frame network whose trained trunk is frozen under the LSTM, or None (end to end).
+
+    ``resnext50_lstm`` has no shipped per-frame member: it is frozen only when ``trunk_dir``
+    names a ``train --model resnext50_32x4d`` run, and trained end to end otherwise.
+    """
+    if cfg.model == "resnext50_lstm" and cfg.trunk_dir is None:
+        return None
+    return FROZEN_TRUNKS.get(cfg.model)
+
+
+# the head of each trunk's per-frame network, dropped when the trunk goes under the LSTM
+TRUNK_HEADS = {"efficientnet_lite0": "classifier.", "xception": "fc.", "resnext50_32x4d": "fc."}
 KINDS = ("real", "fake", "sbi_track", "sbi_flicker")
 
 
@@ -156,6 +177,7 @@ class TemporalConfig:
     time_budget_min: float | None = None
     out: Path = PROJECT_ROOT / "weights"
     weights_dir: Path = PROJECT_ROOT / "weights"
+    trunk_dir: Path | None = None  # where the frozen trunk's per-frame weights are (weights_dir)
     int8_storage: bool = True
 
 
@@ -225,11 +247,12 @@ def build(cfg: TemporalConfig, device) -> nn.Module:
     from detector.models.weights import load_state_dict
 
     net = get_spec(cfg.model).factory()
-    trunk = FROZEN_TRUNKS.get(cfg.model)
+    trunk = frozen_trunk(cfg)
     if trunk:
-        man = json.loads((cfg.weights_dir / f"{trunk}.json").read_text("utf-8"))
-        state = load_state_dict(cfg.weights_dir / f"{trunk}.safetensors", man["sha256"])
-        head = {"efficientnet_lite0": "classifier.", "xception": "fc."}[trunk]
+        tdir = cfg.trunk_dir or cfg.weights_dir
+        man = json.loads((tdir / f"{trunk}.json").read_text("utf-8"))
+        state = load_state_dict(tdir / f"{trunk}.safetensors", man["sha256"])
+        head = TRUNK_HEADS[trunk]
         missing = net.backbone.load_state_dict(
             {k: v for k, v in state.items() if not k.startswith(head)}, strict=True
         )
@@ -277,7 +300,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
     log(f"sequences: train {len(sets.train)}, val {len(sets.val)}, test {len(sets.test)}")
     net = build(cfg, device)
     amp = cfg.amp == "bf16"
-    frozen = cfg.model in FROZEN_TRUNKS
+    frozen = frozen_trunk(cfg) is not None
     val_items, val_y, _ = eval_sequences(sets.val, cfg.seed, with_synthetic=True)
     n_id = len(sets.val)
     reals = [s for s in sets.train if s.label == 0]
@@ -460,7 +483,12 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
     out = Path(cfg.out)
     sha = save_weights(best_state, out / f"{cfg.model}.safetensors", dtype)
     wall = time.time() - t0
-    trunk = FROZEN_TRUNKS.get(cfg.model)
+    trunk = frozen_trunk(cfg)
+    trunk_man = (
+        json.loads(((cfg.trunk_dir or cfg.weights_dir) / f"{trunk}.json").read_text("utf-8"))
+        if trunk
+        else {}
+    )
     manifest = {
         "name": cfg.model,
         "kind": "track",
@@ -473,14 +501,18 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         "sha256": sha,
         "dtype": storage,
         "init_from": (
-            f"backbone: the trained per-frame member weights/{trunk}.safetensors (sha256 "
-            f"{json.loads((cfg.weights_dir / f'{trunk}.json').read_text('utf-8'))['sha256']}), "
+            f"backbone: the trained per-frame network {trunk}.safetensors (sha256 "
+            f"{trunk_man['sha256']}; trained by `{trunk_man.get('training_command', '?')}`), "
             "frozen; LSTM head: random initialisation"
             if trunk
             else "random initialisation (no ImageNet ResNeXt50 weights exist offline)"
         ),
         "licence": "trained here; the data terms apply"
-        + (f"; backbone inherits the terms of weights/{trunk}.json" if trunk else ""),
+        + (
+            f"; backbone inherits the terms of {trunk}.json ({trunk_man.get('licence', '?')})"
+            if trunk
+            else ""
+        ),
         "data_terms": _data_terms(TrainConfig(model=cfg.model, real=cfg.real, fake=cfg.fake)),
         "trained_on": (
             f"{sum(s.label == 0 for s in sets.train)} real and "
@@ -505,6 +537,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         "best_epoch": best["epoch"],
         "history": _round(history),
         "metrics": _round(metrics),
+        **({"trunk_metrics": trunk_man.get("metrics", {})} if trunk else {}),
         "notes": _notes(cfg, frozen, storage),
     }
     (out / f"{cfg.model}.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
@@ -521,7 +554,7 @@ def _notes(cfg: TemporalConfig, frozen: bool, storage: str) -> str:
         "(1 frame/s by default); trained on 10 frames spread over each video (not "
         "consecutive frames, unlike paper 001's first 150 frames at 30 fps)",
         (
-            "backbone frozen at the per-frame member's trained weights; features of "
+            f"backbone frozen at the trained per-frame {frozen_trunk(cfg)} weights; features of "
             + ", ".join(f"{n} {k}" for k, n in cfg.views.items())
             + " augmented views per training video computed once; LSTM head trained with "
             f"AdamW lr {cfg.lr:g}, class-weighted cross-entropy, early stopping on validation "
@@ -560,6 +593,13 @@ def add_arguments(p) -> None:
     p.add_argument("--time-budget-min", type=float, default=None)
     p.add_argument("--out", type=Path, default=PROJECT_ROOT / "weights")
     p.add_argument("--no-int8-storage", action="store_true")
+    p.add_argument(
+        "--trunk-dir",
+        type=Path,
+        default=None,
+        help="folder of the frozen trunk's per-frame weights + manifest (default: weights/); "
+        "resnext50_lstm's trunk is a `train --model resnext50_32x4d` run's --out",
+    )
 
 
 def cmd_train_temporal(args) -> int:
@@ -587,6 +627,7 @@ def cmd_train_temporal(args) -> int:
         time_budget_min=args.time_budget_min,
         out=args.out,
         int8_storage=not args.no_int8_storage,
+        trunk_dir=args.trunk_dir,
     )
     command = "python -m detector " + shlex.join(sys.argv[1:])
     train_temporal(cfg, command=command, log=lambda m: print(m, flush=True))

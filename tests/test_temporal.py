@@ -149,3 +149,26 @@ def test_two_stream_members_take_packed_crop_and_flow(name, tmp_path):
     with torch.inference_mode():
         out = net(x[None] if spec.kind == "track" else x)
     assert out.shape == ((1, 1) if spec.kind == "track" else (4, 1))
+
+
+def test_resnext50_lstm_freezes_a_trained_per_frame_trunk_only_when_given_one(tmp_path):
+    """Paper 001's ResNeXt has no shipped per-frame member: end to end by default, frozen over a
+    ``train --model resnext50_32x4d`` run when ``--trunk-dir`` names it."""
+    from pathlib import Path
+
+    from detector.models.backbones import resnext50_32x4d
+    from detector.train_temporal import TemporalConfig, build, frozen_trunk
+
+    cfg = TemporalConfig(model="resnext50_lstm", real=(Path("r"),))
+    assert frozen_trunk(cfg) is None
+    torch.manual_seed(0)
+    trunk = resnext50_32x4d(1)
+    sha = save_weights(trunk.state_dict(), tmp_path / "resnext50_32x4d.safetensors", torch.float32)
+    (tmp_path / "resnext50_32x4d.json").write_text(json.dumps({"sha256": sha}), "utf-8")
+    frozen = TemporalConfig(model="resnext50_lstm", real=(Path("r"),), trunk_dir=tmp_path)
+    assert frozen_trunk(frozen) == "resnext50_32x4d"
+    net = build(frozen, torch.device("cpu"))
+    assert not any(p.requires_grad for p in net.backbone.parameters())
+    assert all(p.requires_grad for p in net.head.parameters())
+    w = trunk.state_dict()["conv1.weight"]
+    assert torch.equal(net.backbone.state_dict()["conv1.weight"], w)

@@ -139,6 +139,15 @@ def inception_resnet_v2(num_classes: int = 1) -> nn.Module:
     return timm.create_model("inception_resnet_v2", pretrained=False, num_classes=num_classes)
 
 
+def resnext50_32x4d(num_classes: int = 1) -> nn.Module:
+    """timm's ``resnext50_32x4d`` (Xie et al., "Aggregated Residual Transformations", CVPR 2017),
+    paper 001's backbone. No ImageNet weights for it exist offline: randomly initialised, trained
+    here per frame (distilled from the trained members) and then frozen under the LSTM head of
+    ``resnext50_lstm``. ``num_classes=0`` gives the 2048-d pooled features.
+    """
+    return timm.create_model("resnext50_32x4d", pretrained=False, num_classes=num_classes)
+
+
 def facenet_irv1(num_classes: int = 1) -> FaceNetIRv1:
     """Inception-ResNet-v1 (FaceNet) with a 128-d embedding; see :class:`FaceNetIRv1`.
 

@@ -3,7 +3,8 @@
 - ``resnext50_lstm``: paper 001's network. ResNeXt50_32x4d features (2048) of each 112 px crop,
   an LSTM with 2048 hidden units over the sequence, dropout 0.4, a 2-way linear layer (REAL/FAKE)
   on the time-averaged LSTM output. No ImageNet ResNeXt weights exist offline, so the backbone is
-  trained here from random initialisation.
+  trained here from random initialisation: per frame, distilled from the trained members, then
+  frozen under the LSTM head (``detector.train_temporal``).
 - ``lstm_efficientnet_lite0`` (and the ``lstm_xception`` variant measured beside it): the same
   LSTM head over an ImageNet-initialised backbone, the "CNN+LSTM" / "CNN-RNN" of papers 003 and
   004. The backbone is the trained per-frame member's trunk, frozen; only the head is trained.
@@ -19,11 +20,15 @@ from __future__ import annotations
 
 from functools import partial
 
-import timm
 import torch
 from torch import nn
 
-from detector.models.backbones import PRETRAINED, efficientnet_lite0, keras_xception
+from detector.models.backbones import (
+    PRETRAINED,
+    efficientnet_lite0,
+    keras_xception,
+    resnext50_32x4d,
+)
 from detector.models.registry import ModelSpec, register_model
 
 SEQUENCE_LENGTH = 10  # frames per window: ffpp_frames has 10 per video; 10 s of a track at 1 fps
@@ -67,7 +72,7 @@ class SequenceClassifier(nn.Module):
 
 
 def resnext50_lstm(hidden: int = 2048) -> SequenceClassifier:
-    backbone = timm.create_model("resnext50_32x4d", pretrained=False, num_classes=0)
+    backbone = resnext50_32x4d(0)
     return SequenceClassifier(backbone, backbone.num_features, hidden)
 
 
@@ -92,8 +97,9 @@ TEMPORAL_SPECS = {
         std=IMAGENET_STD,
         description=(
             "Paper 001: ResNeXt50_32x4d features of 112 px crops -> LSTM (2048) -> REAL/FAKE, "
-            "over windows of one person's crops. Backbone trained from random initialisation "
-            "(no ImageNet ResNeXt weights exist offline)."
+            "over windows of one person's crops. Backbone trained here per frame from random "
+            "initialisation (no ImageNet ResNeXt weights exist offline), distilled from "
+            "EfficientNet-Lite0, then frozen under the LSTM head."
         ),
         kind="track",
         sequence_length=SEQUENCE_LENGTH,
