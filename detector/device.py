@@ -21,3 +21,24 @@ def resolve_device(wanted: str = "auto") -> torch.device:
     if wanted not in ("cpu",) and not wanted.startswith("cuda"):
         raise BadSettingsError(f"unknown device {wanted!r}; use auto, cpu or cuda")
     return torch.device(wanted)
+
+
+def release_free_memory() -> None:
+    """Hand memory the allocator holds but no longer uses back to the OS (glibc ``malloc_trim``).
+
+    Loading a model passes through float32 copies that are freed at once, but glibc keeps such
+    freed heap memory mapped, so the process would stay as large as its loading peak. Called
+    after loading the ensemble; a no-op where glibc is absent.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return
+    trim(0)

@@ -288,6 +288,8 @@ def score_image_folders(
     weights_dir: Path | None = None,
     batch_size: int = 32,
     keep_ids: set[str] | None = None,
+    precision: str = "auto",
+    optimize: bool = True,
 ) -> ScoredSet:
     """Score every face image in the folders with every model (images of one size batched).
 
@@ -305,7 +307,14 @@ def score_image_folders(
             f"{', '.join(flow)} need consecutive video frames (optical flow): evaluate them on "
             "folders of clips, not of face images"
         )
-    ens = Ensemble(list(models), device=device, weights_dir=weights_dir, batch_size=batch_size)
+    ens = Ensemble(
+        list(models),
+        device=device,
+        weights_dir=weights_dir,
+        batch_size=batch_size,
+        precision=precision,
+        optimize=optimize,
+    )
     videos, labels, names, images = [], [], [], []
     for folder, label in folders:
         for p in sorted(list_images(folder), key=_video_then_frame):
@@ -322,7 +331,7 @@ def score_image_folders(
     video_number = {v: k for k, v in enumerate(dict.fromkeys(videos))}
     for idx in by_shape.values():
         tracks = np.array([video_number[videos[i]] for i in idx])
-        scores[idx] = ens.score(np.stack([images[i] for i in idx]), tracks)
+        scores[idx] = ens.score([images[i] for i in idx], tracks)
     return ScoredSet(tuple(models), tuple(videos), tuple(labels), tuple(names), scores)
 
 

@@ -217,7 +217,7 @@ class Analyzer:
             report("scoring", 0.0, f"Scoring {len(faces)} faces with {len(ensemble.names)} models")
             t0 = time.perf_counter()
             p = ensemble.score(
-                np.stack([f.crop for f in faces]),
+                [f.crop for f in faces],
                 np.array([f.track_id for f in faces]),
                 [f.next_crop for f in faces] if with_next else None,
             )

@@ -24,6 +24,7 @@ register_model(
         mean=_B.mean,
         std=_B.std,
         gradcam_layer=_B.gradcam_layer,
+        batch_size=8,
         description=(
             "EfficientNet-Lite0 (ImageNet init), fully fine-tuned at 224 px on FaceForensics++ "
             "crops plus self-blended (SBI) and face-warping (FWA) fakes of real faces."

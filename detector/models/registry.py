@@ -48,6 +48,9 @@ class ModelSpec:
         sequence_length: frames per sequence for "track" models.
         inputs: "crop", or "crop_and_flow": the member also needs each crop's next raw frame
             (the pipeline then decodes it) to compute optical flow.
+        batch_size: crops per forward pass; the fastest on this project's 2-core CPU, as
+            ``python -m detector bench --batch-sweep`` measures it (a speed setting only: scores
+            do not depend on it).
     """
 
     name: str
@@ -63,6 +66,7 @@ class ModelSpec:
     sequence_length: int = 1
     default_weight: float = 1.0
     inputs: Literal["crop", "crop_and_flow"] = "crop"
+    batch_size: int = 16
 
     @property
     def weights_path(self) -> Path:

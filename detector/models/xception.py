@@ -25,6 +25,7 @@ register_model(
         mean=_B.mean,
         std=_B.std,
         gradcam_layer=_B.gradcam_layer,
+        batch_size=8,
         description=(
             "Xception (Keras ImageNet init), entry flow frozen, middle and exit flows fine-tuned "
             "at 224 px (not the original 299 px) on FaceForensics++ crops plus SBI/FWA fakes."
