@@ -28,7 +28,8 @@ def release_free_memory() -> None:
 
     Loading a model passes through float32 copies that are freed at once, but glibc keeps such
     freed heap memory mapped, so the process would stay as large as its loading peak. Called
-    after loading the ensemble; a no-op where glibc is absent.
+    after loading the ensemble and before its worker threads score (they allocate from their
+    own arenas); a no-op where glibc is absent.
     """
     import ctypes
     import ctypes.util

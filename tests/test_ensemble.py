@@ -96,3 +96,21 @@ def test_bench_counts_flops_on_the_eager_network_of_any_member():
     assert flops_per_crop("lstm_efficientnet_lite0") == pytest.approx(
         flops_per_crop("efficientnet_lite0") + lstm, rel=1e-3
     )
+
+
+def test_core_workers_run_single_threaded_and_leave_the_process_default_alone():
+    import threading
+
+    from detector.ensemble import CoreWorkers
+
+    before = torch.get_num_threads()
+    workers = CoreWorkers(2)
+    seen: list[int] = []
+    workers.run([lambda: seen.append(torch.get_num_threads()) for _ in range(4)])
+    assert seen == [1, 1, 1, 1]
+    assert torch.get_num_threads() == before
+    later: list[int] = []
+    t = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+    t.start()
+    t.join()
+    assert later == [before], "a thread started later must get the process default"

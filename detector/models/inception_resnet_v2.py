@@ -24,7 +24,7 @@ register_model(
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
         gradcam_layer="conv2d_7b",
-        batch_size=32,
+        batch_size=16,
         description=(
             "Inception-ResNet-v2 (the core paper's pair to Xception), randomly initialised and "
             "trained here at 160 px on FaceForensics++ crops plus SBI/FWA fakes, distilled "
