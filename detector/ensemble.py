@@ -167,7 +167,6 @@ class CoreWorkers:
     """
 
     def __init__(self, n: int) -> None:
-        self.n = n
         before = torch.get_num_threads()
         started = threading.Barrier(n, timeout=60)
 
@@ -296,6 +295,7 @@ class Ensemble:
         batch = {n: self._batch_size(m) for n, m in per_frame.items()}
         chunk = max(batch.values(), default=1)
         heaviest_first = sorted(per_frame, key=lambda n: -per_frame[n].cost)
+        sizes = {m.spec.input_size for m in per_frame.values()}
         if self.workers is not None:
             # the workers allocate from their own heap arenas, which cannot reuse what the
             # calling thread freed (face detection's buffers): hand that back to the OS first
@@ -320,7 +320,6 @@ class Ensemble:
             for start in range(0, len(crops) if per_frame else 0, chunk):
                 part = np.stack(crops[start : start + chunk])
                 raw = _to_input(part, self.device)
-                sizes = {m.spec.input_size for m in per_frame.values()}
                 resized = {size: _resized(raw, size) for size in sizes}  # shared by members
                 tasks = [member_task(n, start, part, resized) for n in heaviest_first]
                 if self.workers is not None:
