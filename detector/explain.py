@@ -46,6 +46,13 @@ def overlay_heatmap(crop: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) 
     return np.uint8((1 - alpha) * crop + alpha * colour)
 
 
+def _tokens_to_map(tokens: torch.Tensor) -> torch.Tensor:
+    """ViT tokens (N, 1 + S*S, C) -> a feature map (N, C, S, S), the class token dropped."""
+    patches = tokens[:, 1:, :]
+    side = round(patches.shape[1] ** 0.5)
+    return patches.reshape(patches.shape[0], side, side, patches.shape[2]).permute(0, 3, 1, 2)
+
+
 class Explainer:
     """Grad-CAM for one registered model. Thread-safe; owns its network."""
 
@@ -64,7 +71,10 @@ class Explainer:
         with self._lock, torch.enable_grad():
             with torch.no_grad():
                 p_fake = float(torch.sigmoid(self.module(x)).item())
-            with GradCAM(model=self.module, target_layers=[self.layer]) as cam:
+            reshape = _tokens_to_map if self.spec.gradcam_tokens else None
+            with GradCAM(
+                model=self.module, target_layers=[self.layer], reshape_transform=reshape
+            ) as cam:
                 heat = cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])[0]
         heat = cv2.resize(heat, (crop.shape[1], crop.shape[0]))
         return CamResult(self.spec.name, heat, overlay_heatmap(crop, heat), p_fake)
