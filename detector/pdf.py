@@ -163,7 +163,10 @@ def render_pdf(
         settings += [
             ("Frames → person", AGGREGATOR_LABELS[s.aggregation]),
             ("Order", ORDERS[s.order]),
-            ("Threshold", f"{s.threshold:.2f} (uncertain within ±{s.uncertain_margin:.2f})"),
+            (
+                "Threshold",
+                f"{s.threshold:.2f} (inconclusive from {max(0.0, s.threshold - s.inconclusive_band):.2f})",
+            ),
             (
                 "People → video",
                 "most suspicious person" if s.track_reduction == "max" else s.track_reduction,

@@ -12,7 +12,7 @@ import platform
 from dataclasses import asdict
 from importlib import metadata
 
-from detector.aggregate import ensemble_per_face
+from detector.aggregate import VERDICT_WORDS, ensemble_per_face
 from detector.types import Analysis, ScoringSettings, Verdict
 
 
@@ -29,11 +29,25 @@ def verdict_to_dict(v: Verdict) -> dict:
         "per_model": {m: _r(p) for m, p in v.per_model.items()},
         "model_agreement": v.model_agreement,
         "explanation": v.explanation,
+        "words": VERDICT_WORDS[v.label],
+        "real_percentile": None if v.real_percentile is None else _r(v.real_percentile, 4),
+        "calibrated": v.calibrated,
+        "rule": v.rule,
     }
 
 
 def scoring_to_dict(s: ScoringSettings) -> dict:
-    return asdict(s)
+    """The scoring settings; the calibration is summarised (its pool, target and rates)."""
+    d = asdict(s)
+    d["exclusions"] = {str(k + 1): why for k, why in s.exclusions.items()}  # people, 1-based
+    if s.calibration is not None:
+        d["calibration"] = {
+            "pool": s.calibration.pool,
+            "n_real_videos": len(s.calibration.real_scores),
+            "target_false_alarm": s.calibration.target_false_alarm,
+            "rates": s.calibration.rates,
+        }
+    return d
 
 
 def analysis_to_dict(a: Analysis, scoring: ScoringSettings | None = None) -> dict:
@@ -108,6 +122,10 @@ def analysis_to_dict(a: Analysis, scoring: ScoringSettings | None = None) -> dic
                     "per_model": {m: _r(p) for m, p in t.per_model.items()},
                     "p_fake": _r(t.p_fake),
                     "decisive": t.decisive,
+                    "n_frames": t.n_frames,
+                    "brief": t.brief,
+                    "excluded": t.excluded,
+                    "exclusion_reason": t.exclusion_reason,
                 }
             )
     else:

@@ -1,12 +1,13 @@
 """Ensemble lab: re-weight models, change aggregation and threshold (no new inference), and the
 core paper's Tables 3, 4 and 5 reproduced."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from detector.aggregate import AGGREGATOR_LABELS, ORDERS
 from detector.paper000 import PRINTED_TABLE5, reproduce_tables
 from detector.tables import breakdown_table
-from detector.types import ScoringSettings
 from pages import charts, ui
 
 ui.page_setup()
@@ -42,12 +43,8 @@ if analysis is not None and analysis.ok:
         threshold = c3.slider(
             "Threshold", 0.05, 0.95, float(scoring.threshold), 0.01, key="threshold"
         )
-        new = ScoringSettings(
-            weights=raw,
-            aggregation=aggregation,
-            order=order,
-            threshold=threshold,
-            uncertain_margin=scoring.uncertain_margin,
+        new = replace(
+            scoring, weights=raw, aggregation=aggregation, order=order, threshold=threshold
         )
         ui.set_scoring(new)
         verdict = ui.current_verdict(analysis)

@@ -243,7 +243,7 @@ def verdict_card(analysis: Analysis, verdict: Verdict) -> None:
         left.write(verdict.explanation)
         right.metric("Ensemble p_fake", f"{verdict.p_fake:.3f}", help="0 = real, 1 = fake")
         right.caption(
-            f"Threshold {verdict.threshold:.2f}; uncertain band ±{verdict.settings.uncertain_margin:.2f}"
+            f"Threshold {verdict.threshold:.2f}; inconclusive from {max(0.0, verdict.threshold - verdict.settings.inconclusive_band):.2f}"
         )
         cols = st.columns(max(1, len(verdict.per_model)))
         for col, (m, p) in zip(cols, verdict.per_model.items(), strict=True):
