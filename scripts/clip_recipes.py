@@ -1,0 +1,121 @@
+"""Train the CLIP member's recipes and compare them on cross-dataset validation.
+
+Each recipe trains from the cached pool (:mod:`detector.train_clip`) into
+``<cache>/clip_candidates/<name>/``; each candidate then scores the faces of the cross-dataset
+validation set (:mod:`scripts.crossval`) from cached backbone features, and the video scores an
+analysis would report (the member alone) are compared: the share of fakes caught at the threshold
+that at most 5 % of the real videos reach (Celeb-DF and the FF++ clips, averaged) and video AUCs
+with bootstrap CIs. The better candidate is copied into ``weights/`` by hand (the table says
+which); ``python -m scripts.calibrate`` then scores it through the app's own path.
+
+    python -m scripts.clip_recipes [--recipes probe,ln] [--ln-budget-min 40] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from detector.paths import cache_dir
+from detector.train_clip import (
+    ClipTrainConfig,
+    _CachedHead,
+    extract_features,
+    predict_cached,
+    train_and_save,
+)
+from detector.types import ScoringSettings
+from scripts.calibrate import aucs, objective, video_scores
+from scripts.crossval import all_faces
+
+RECIPES = {
+    "probe": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3),
+    "ln": ClipTrainConfig(recipe="ln", epochs=3, lr=1e-3, ln_lr=2e-4, time_budget_min=40),
+}
+
+
+def crossval_features(faces: dict, tokens_after: int) -> dict[str, dict[str, np.ndarray]]:
+    """Frozen-backbone features of every validation face, cached per crop (by the sha1 of its
+    pixels), so a change of face detection or tracking recomputes only the new crops."""
+    import hashlib
+
+    folder = cache_dir() / "crossval" / f"clipfeat_{tokens_after}"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for key, (_, f) in faces.items():
+        if len(f.crops) == 0:
+            continue
+        names = [hashlib.sha1(c.tobytes()).hexdigest() for c in f.crops]
+        todo = [i for i, n in enumerate(names) if not (folder / f"{n}.npz").is_file()]
+        if todo:
+            feats = extract_features(f.crops[todo], tokens_after, log=lambda *a: None)
+            for j, i in enumerate(todo):
+                np.savez(folder / f"{names[i]}.npz", **{k: v[j] for k, v in feats.items()})
+            print(f"features of {key}: {len(todo)} new faces", flush=True)
+        per = [np.load(folder / f"{n}.npz") for n in names]
+        out[key] = {k: np.stack([z[k] for z in per]) for k in per[0].files}
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--recipes", default="probe,ln")
+    p.add_argument("--ln-budget-min", type=float, default=40.0)
+    p.add_argument("--json", type=Path, default=None)
+    args = p.parse_args(argv)
+    faces = all_faces(log=lambda *a: None)
+    table = {}
+    for name in args.recipes.split(","):
+        cfg = RECIPES[name]
+        if cfg.recipe == "ln":
+            from dataclasses import replace
+
+            cfg = replace(cfg, time_budget_min=args.ln_budget_min)
+        out = cache_dir() / "clip_candidates" / name
+        if (out / "clip_vit_b16.json").is_file():
+            print(f"{name}: already trained in {out}")
+        command = f"python -m scripts.clip_recipes --recipes {name}"
+        det, manifest = (
+            _load(out, cfg)
+            if (out / "clip_vit_b16.json").is_file()
+            else train_and_save(cfg, out, command)
+        )
+        feats = crossval_features(faces, cfg.tune_from - 1)
+        head = _CachedHead(det, cfg)
+        scores = {
+            k: predict_cached(head, feats[k], cfg.recipe == "ln") if k in feats else np.zeros(0)
+            for k in faces
+        }
+        vs = video_scores(faces, {"clip": scores}, ScoringSettings(weights={"clip": 1.0}))
+        caught, _ = objective(vs, faces)
+        table[name] = {
+            "caught_at_5pct_false_alarm": round(caught, 4),
+            "video_auc": aucs(vs, faces),
+            "val_in_distribution": manifest["metrics"],
+            "wall_time_s": manifest.get("wall_time_s"),
+        }
+        print(name, json.dumps(table[name], indent=1), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(table, indent=1), "utf-8")
+    return 0
+
+
+def _load(out: Path, cfg: ClipTrainConfig):
+    import torch
+    from safetensors.torch import load_file
+
+    from detector.models.clip import CLIPDetector, load_backbone
+
+    det = CLIPDetector(cfg.layers, tune_from=cfg.tune_from if cfg.recipe == "ln" else 13)
+    load_backbone(det)
+    det.load_state_dict(load_file(str(out / "clip_vit_b16.safetensors")), strict=False)
+    det.eval()
+    torch.set_grad_enabled(True)
+    return det, json.loads((out / "clip_vit_b16.json").read_text("utf-8"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

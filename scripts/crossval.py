@@ -1,0 +1,215 @@
+"""Cross-dataset validation set: faces of every clip the members never trained on, and their scores.
+
+The set (all under ``DEEPFAKE_DATA_DIR``, default ``../shared/data``; never trained on):
+
+- ``celebdf``: Celeb-DF v2 test clips, 7 real + 7 fake (another dataset, another face-swap method);
+- ``talking_heads``: 11 real talking-head clips (HDTF, interviews);
+- ``ffpp_c23`` / ``ffpp_c40``: FaceForensics++ clips of Deepfakes, FaceSwap and NeuralTextures
+  (c23: 4; c40: 30) and their real sources (3 + 10), with 10 real DeepFakeDetection actor clips and
+  the multi-person stage clip. Members now train on crops of these methods, so these clips are
+  "same methods, other videos and compression", reported apart from the cross-dataset sets;
+- ``ffpp_val``: the real FaceForensics++ videos of the validation ids (10 frames each, cut as the
+  pipeline cuts faces): real footage for calibrating the threshold.
+
+Faces are found by the pipeline itself (``Analyzer.extract_faces``: the same detector, quality
+checks and tracker as an analysis), with ``1fps`` sampling for clips of 8 s or more and ``even:8``
+for shorter ones (the Celeb-DF clips last 1 s). Crops are cached under ``<cache>/crossval/``,
+keyed by the content of the face code, and each member's scores by its weights' sha256, so adding
+a member scores only that member.
+
+    python -m scripts.crossval [--models a,b] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detector.paths import PROJECT_ROOT, cache_dir, data_dir
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One video of the validation set (``path`` None for the FF++ frame folders)."""
+
+    key: str
+    label: int
+    source: str
+    path: Path | None = None
+
+
+def clips(root: Path | None = None) -> list[Clip]:
+    d = root or data_dir()
+    out: list[Clip] = []
+
+    def add(folder: Path, label: int, source: str, skip: Callable[[str], bool] = lambda n: False):
+        if not folder.is_dir():
+            return
+        for p in sorted(folder.iterdir()):
+            if p.suffix.lower() in VIDEO_SUFFIXES and not skip(p.name):
+                out.append(Clip(f"{source}/{folder.name}/{p.stem}", label, source, p))
+
+    add(d / "crossval" / "celebdf_seg" / "real", 0, "celebdf")
+    add(d / "crossval" / "celebdf_seg" / "fake", 1, "celebdf")
+    add(d / "crossval" / "real_talking_heads", 0, "talking_heads")
+    add(d / "clips" / "ffpp_c23" / "real", 0, "ffpp_c23")
+    add(d / "clips" / "ffpp_c23" / "fake", 1, "ffpp_c23", lambda n: n.startswith("Face2Face"))
+    add(d / "clips" / "misc", 0, "ffpp_c23")
+    c40 = d / "ffpp_methods" / "clips_c40"
+    for m in ("Deepfakes", "FaceSwap", "NeuralTextures"):
+        add(c40 / m, 1, "ffpp_c40")
+    add(c40 / "real", 0, "ffpp_c40")
+    add(c40 / "real_dfd_actors", 0, "ffpp_c40")
+    return out
+
+
+def ffpp_val_videos() -> dict[str, np.ndarray]:
+    """Real FF++ validation-id videos as stacks of pipeline-cut crops (10 frames each)."""
+    from detector.data import ffpp_target_id, ffpp_video_id
+    from detector.paths import WEIGHTS_DIR
+    from detector.train_clip import align_folder
+
+    split = json.loads((WEIGHTS_DIR / "splits" / "ffpp_split.json").read_text("utf-8"))
+    val = set(split["val"])
+    a = align_folder(data_dir() / "ffpp_frames" / "real", ffpp_target_id)
+    vids: dict[str, list[np.ndarray]] = {}
+    for img, name, group in zip(a.images, a.names, a.groups, strict=True):
+        if group in val:
+            vids.setdefault(ffpp_video_id(name), []).append(img)
+    return {k: np.stack(v) for k, v in sorted(vids.items())}
+
+
+def sampling_for(path: Path) -> str:
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        dur = float(s.duration * s.time_base) if s.duration else float(c.duration or 0) / 1e6
+    return "1fps" if dur >= 8 else "even:8"
+
+
+def _face_code_key() -> str:
+    h = hashlib.sha256()
+    for f in ("detector/faces.py", "detector/pipeline.py"):
+        h.update((PROJECT_ROOT / f).read_bytes())
+    return h.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Faces:
+    crops: np.ndarray  # N x 320 x 320 x 3
+    track_ids: np.ndarray
+    frame_indices: np.ndarray
+    timestamps_s: np.ndarray
+    n_frames: int
+
+
+def faces_of(clip: Clip, analyzer=None) -> Faces:
+    """The clip's faces as an analysis finds them (cached)."""
+    folder = cache_dir() / "crossval" / f"faces_{_face_code_key()}"
+    file = folder / (clip.key.replace("/", "__") + ".npz")
+    if file.is_file():
+        z = np.load(file)
+        return Faces(
+            z["crops"], z["track_ids"], z["frame_indices"], z["timestamps_s"], int(z["n_frames"])
+        )
+    if clip.path is None:
+        raise ValueError(clip.key)
+    from detector.pipeline import Analyzer, ExtractionSettings
+
+    analyzer = analyzer or Analyzer(["efficientnet_lite0"])
+    frames, faces = analyzer.extract_faces(
+        clip.path, ExtractionSettings(sampling=sampling_for(clip.path))
+    )
+    res = Faces(
+        np.stack([f.crop for f in faces]) if faces else np.zeros((0, 320, 320, 3), np.uint8),
+        np.array([f.track_id for f in faces], int),
+        np.array([f.frame_index for f in faces], int),
+        np.array([f.timestamp_s for f in faces], float),
+        len(frames),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(file, **{k: getattr(res, k) for k in res.__dataclass_fields__})
+    return res
+
+
+def all_faces(log=print) -> dict[str, tuple[Clip, Faces]]:
+    """Every validation video's faces: clips through the pipeline, FF++ val ids as one track."""
+    from detector.pipeline import Analyzer
+
+    analyzer = Analyzer(["efficientnet_lite0"])
+    out = {}
+    for c in clips():
+        f = faces_of(c, analyzer)
+        out[c.key] = (c, f)
+        log(f"{c.key}: {len(f.crops)} faces in {len(set(f.track_ids.tolist()))} tracks")
+    for vid, crops in ffpp_val_videos().items():
+        from detector.data import resize_square
+
+        crops = np.stack([resize_square(c, 320) for c in crops])
+        n = len(crops)
+        c = Clip(f"ffpp_val/{vid}", 0, "ffpp_val")
+        out[c.key] = (c, Faces(crops, np.zeros(n, int), np.arange(n), np.arange(n, dtype=float), n))
+    return out
+
+
+Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def member_scores(
+    name: str, faces: dict[str, tuple[Clip, Faces]], scorer: Scorer | None = None, tag: str = ""
+) -> dict[str, np.ndarray]:
+    """p_fake of every face for one member (cached by its weights' sha256 or ``tag``)."""
+    from detector.models import read_manifest
+
+    if not tag:
+        tag = read_manifest(name)["sha256"][:12]
+    file = cache_dir() / "crossval" / f"scores_{_face_code_key()}" / f"{name}_{tag}.json"
+    cached = json.loads(file.read_text("utf-8")) if file.is_file() else {}
+    todo = [k for k in faces if k not in cached]
+    if todo:
+        if scorer is None:
+            from detector.ensemble import Ensemble
+
+            ens = Ensemble([name])
+
+            def scorer(crops, tracks):
+                return ens.score(crops, tracks)[:, 0]
+
+        for k in todo:
+            _, f = faces[k]
+            cached[k] = scorer(f.crops, f.track_ids).tolist() if len(f.crops) else []
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(json.dumps(cached), "utf-8")
+    return {k: np.asarray(v) for k, v in cached.items() if k in faces}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="", help="comma-separated members to score (default: all)")
+    p.add_argument("--json", type=Path, default=None, help="write per-clip video scores here")
+    args = p.parse_args(argv)
+    from detector.models import list_models
+
+    faces = all_faces()
+    names = [m for m in args.models.split(",") if m] or list_models(available_only=True)
+    report = {}
+    for name in names:
+        scores = member_scores(name, faces)
+        report[name] = {k: float(np.mean(v)) if len(v) else None for k, v in scores.items()}
+        print(name, "scored")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1), "utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
