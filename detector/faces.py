@@ -51,33 +51,37 @@ class FaceDetector(Protocol):
 class QualitySettings:
     """What a detection must look like to be scored. Each threshold is a reason to reject.
 
-    Chosen on every MTCNN detection in the shared clips (1,638 boxes of 94 FaceForensics++,
-    Celeb-DF, talking-head and stage clips; ``scripts/track_report.py``), looked at one by one:
-    the geometry bounds lie well outside what any real face there showed (profiles and raised
-    heads included), so they reject only landmark sets that cannot be a face. What removed the
-    non-faces seen there (a necklace, hands, a logo, a costume's mask, the back of a head) and
-    blurred background people was confidence, the size beside the main face, and the body
-    check: every one of the 30 detections that lay on the torso of a larger face's person was a
-    hand, a necklace or clothing (4 of them at a confidence of 0.95 or more).
+    Set by looking at the crops of MTCNN's detections in the 94 shared clips (FaceForensics++,
+    Celeb-DF, talking heads, the stage clip; first with MTCNN's floor at 0.5, 1,638 boxes, then
+    at the pipeline's 0.9, 1,558 boxes: ``python -m scripts.track_report --sheets DIR
+    --geometry``). The geometry bounds lie well outside what the 1,491 faces that pass showed
+    (profiles and raised heads included), so they reject only landmark sets that cannot be a
+    face. What removed the non-faces seen (necklaces, hands, a logo, a caption, a costume's
+    mask, the back of a head) and blurred background people was confidence, the width beside the main face and
+    the body check: of the 30 boxes (at MTCNN's floor of 0.5) that lay on the torso of a larger
+    face's person, all were hands, necklaces, clothing or a logo, 4 of them at 0.95 or more.
 
     Attributes:
-        min_confidence: MTCNN probability below which a detection is not trusted. Real faces in
-            the shared clips scored 0.97 and more; non-faces between 0.90 and 0.95 were common.
+        min_confidence: MTCNN probability below which a detection is not trusted. The faces that
+            pass scored 0.97 or more; non-faces between 0.90 and 0.95 were common.
         landmark_margin: how far (share of the box's longer side) a landmark may lie outside the
-            box; real profiles reach 0.05.
+            box (faces that pass: 0.005 at most; a profile beside a larger face reached 0.05).
         eye_distance: allowed range of the distance between the eyes as a share of the box width
-            (real faces: 0.22 in profile to 0.58 frontal).
+            (faces that pass: 0.24 turned aside to 0.58 frontal).
         min_feature_drop: the nose must lie at least this far below the eye line and the mouth
-            this far below the nose, in eye distances, measured square to the eye line (so a
-            tilted head is fine; real faces: 0.19 or more).
+            this far below the nose, in eye distances, measured square to the eye line, so a
+            tilted head passes (faces that pass: 0.19 and 0.25 or more).
         max_nose_offset: left/right symmetry: how far the nose may lie from the eyes' midpoint,
-            along the eye line, in eye distances (real faces up to 1.5, in full profile).
-        mouth_width: allowed range of the mouth's width in eye distances (real faces: 0.6-1.1).
+            along the eye line, in eye distances (faces that pass: up to 0.94; a full profile
+            beside a larger face reached 1.5).
+        mouth_width: allowed range of the mouth's width in eye distances (faces that pass:
+            0.59-1.07).
         min_side_px: smallest face width in pixels that is scored (a 30 px face still is).
         min_frame_share: smallest face width as a share of the frame's shorter side.
         min_main_face_share: smallest face width as a share of the widest face of the same frame
-            that passed the other checks (background people and things behind the main face).
-            Per frame, not per video: a wide shot after a close-up is not "too small".
+            that passed the other checks (people far behind the main face, things beside it;
+            faces that pass: 0.59 or more). Per frame, not per video: a wide shot after a
+            close-up is not "too small".
         body_half_width: a detection narrower than a face of the same frame whose centre lies
             below that face's chin, within this many face widths of its centre line and
             ``body_depth`` face heights of its chin, is on that person's body (hands, shirt,
@@ -109,12 +113,13 @@ class QualitySettings:
 class TrackSettings:
     """How faces are linked into people (see :class:`FaceTracker`).
 
-    Similarities are cosines of FaceNet embeddings. Measured on the shared clips' faces
-    (``scripts/track_report.py``): one person's face against the mean of its track so far: 1 %
-    below 0.61, lowest 0.35 (a FaceSwap fake, whose identity flickers); two different people,
-    face against face: 99 % below 0.39, 99.9 % below 0.54; mean of two people's faces: all 741
-    pairs of different people below 0.59, one person's two halves of a clip (3 faces each) above
-    0.60.
+    Similarities are cosines of FaceNet embeddings, measured on the faces that pass the gate in
+    the shared clips (``python -m scripts.track_report --similarities``): one person's face
+    against the mean of that person's earlier faces in the clip: 1 % below 0.61, lowest 0.35 (a
+    FaceSwap fake, whose identity flickers); two different people (38 identities), face against
+    face: 99 % below 0.39, 99.9 % below 0.53, highest 0.64; mean against mean: highest 0.58 of
+    703 pairs; one person's means of 3 faces against 3 others: lowest 0.58, 1 % below 0.76. So
+    a new track is cheap (it may be merged later) and a wrong link is not (it is never undone).
 
     Attributes:
         max_gap: sampled frames a person may be missed in and still be linked on the spot.
