@@ -9,8 +9,12 @@ MTCNN also fires on things that are not faces (a dark shirt, a necklace, a logo)
 small to judge, sometimes at a confidence above 0.99, and such a box can decide a verdict. So every
 candidate passes a quality gate (:func:`quality_gate`) before it is scored: detector confidence,
 the geometry of MTCNN's five landmarks (inside the box, plausible eye distance, eyes above nose
-above mouth, nose not far outside the eyes) and size (in pixels, in the frame, beside the frame's
-main face). A rejected detection is kept with a plain-words reason, never scored.
+above mouth, nose not far outside the eyes), its place (not on the body of the person whose face
+is above it) and size (in pixels, in the frame, beside the frame's main face). A rejected
+detection is kept with a plain-words reason, never scored. A second network as a check (the
+mediapipe face landmarker) was considered and left out: PyPI's mediapipe 1.2.3 ships no model
+(the landmarker's ``.task`` file comes from a model hub) and requires opencv-contrib-python beside
+this project's OpenCV; the body check caught what the landmarks could not (hands, jewellery).
 
 Tracking (:class:`FaceTracker`) links the faces of successive sampled frames by appearance and
 position: a face-identity embedding (FaceNet, :mod:`detector.identity`) says who it is, the box
@@ -18,6 +22,7 @@ says where. A face joins an open track only when it looks like that person; afte
 tracks of one person (split by a cut or a long absence) are merged, but never two tracks seen in
 the same frame. Position alone (the method before) split people at every cut and let one track
 pass from one person to another when they stood in the same place.
+
 torch and SciPy are imported when a detector is built or a tracker links boxes, so that code that
 only needs the settings (and a CLI refusing a broken file) starts without them.
 """
@@ -555,23 +560,31 @@ class FaceTracker:
         ``merge_min_similarity`` and no sampled frame holds both (two faces in one frame are two
         people, however alike); the most similar pair merges first and means are updated.
         """
-        groups = [
-            {"ids": [t.track_id], "sum": t.embedding_sum.copy(), "steps": set(t.steps)}
-            for t in self._tracks
-        ]
-        while len(groups) > 1:
-            protos = np.array([_unit(g["sum"]) for g in groups])
-            sim = protos @ protos.T
-            np.fill_diagonal(sim, -np.inf)
-            for a, b in zip(*np.triu_indices(len(groups), k=1), strict=True):
-                if groups[a]["steps"] & groups[b]["steps"]:
-                    sim[a, b] = sim[b, a] = -np.inf
+        n = len(self._tracks)
+        if n == 0:
+            return {}
+        sums = np.array([t.embedding_sum for t in self._tracks])
+        together = np.zeros((n, n), dtype=bool)  # seen in one frame: never one person
+        by_step: dict[int, list[int]] = {}
+        for i, t in enumerate(self._tracks):
+            for step in t.steps:
+                by_step.setdefault(step, []).append(i)
+        for ids in by_step.values():
+            together[np.ix_(ids, ids)] = True
+        protos = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        sim = np.where(together, -np.inf, protos @ protos.T)  # the diagonal is "together" too
+        members = [[t.track_id] for t in self._tracks]
+        while True:
             a, b = np.unravel_index(int(np.argmax(sim)), sim.shape)
             if sim[a, b] < self.settings.merge_min_similarity:
                 break
-            groups[a]["ids"] += groups[b]["ids"]
-            groups[a]["sum"] = groups[a]["sum"] + groups[b]["sum"]
-            groups[a]["steps"] |= groups[b]["steps"]
-            del groups[b]
-        groups.sort(key=lambda g: min(g["ids"]))  # provisional ids grow in order of appearance
-        return {tid: final for final, g in enumerate(groups) for tid in g["ids"]}
+            members[a], members[b] = members[a] + members[b], []  # b lives on in a
+            sums[a] += sums[b]
+            together[a] |= together[b]
+            together[b] = True  # nothing merges with b any more
+            together[:, a], together[:, b] = together[a], True
+            protos[a] = _unit(sums[a])
+            sim[a] = sim[:, a] = np.where(together[a], -np.inf, protos @ protos[a])
+            sim[b] = sim[:, b] = -np.inf
+        groups = sorted((m for m in members if m), key=min)  # ids grow in order of appearance
+        return {tid: final for final, group in enumerate(groups) for tid in group}

@@ -262,6 +262,8 @@ def test_two_people_crossing_keep_their_own_tracks():
         ([A, A, A, B, B, B], [0, 0, 0, 1, 1, 1]),  # a cut to someone else in the same place
         ([A, A, B, B, A, A], [0, 0, 1, 1, 0, 0]),  # A comes back after the cut: same person
         ([A, None, None, None, None, A], [0, 0]),  # a long absence: still A
+        ([A, *[None] * 4, B, *[None] * 4, A, *[None] * 4, B], [0, 1, 0, 1]),  # taking turns
+        ([A, *[None] * 4, A, *[None] * 4, A, *[None] * 4, A], [0, 0, 0, 0]),  # merged thrice
     ],
 )
 def test_cuts_between_people_in_the_same_place(shots, people):
