@@ -29,7 +29,16 @@ from detector.errors import (
     VideoTooShortError,
     WeightsMissingError,
 )
-from detector.faces import FaceDetector, FaceSettings, FaceTracker, MTCNNDetector, square_crop
+from detector.faces import (
+    REJECTION_KINDS,
+    FaceDetector,
+    FaceSettings,
+    FaceTracker,
+    MTCNNDetector,
+    Rejection,
+    quality_gate,
+    square_crop,
+)
 from detector.paths import weights_dir as default_weights_dir
 from detector.sandbox import DecodeLimits, InProcessDecoder, IsolatedDecoder
 from detector.types import (
@@ -38,6 +47,7 @@ from detector.types import (
     DecodeGap,
     Face,
     FrameRecord,
+    RejectedDetection,
     SampledFrame,
     ScoreTable,
     ScoringSettings,
@@ -48,6 +58,7 @@ from detector.video import MAX_SAMPLES, parse_sampling, sampling_cap_note
 
 if TYPE_CHECKING:
     from detector.ensemble import Ensemble
+    from detector.identity import FaceEmbedder
 
 MAX_GAPS = 100  # decode gaps kept in an analysis (a badly damaged file can have thousands)
 
@@ -124,9 +135,9 @@ class ExtractionSettings:
     Attributes:
         sampling: "1fps" (default, paper 000), "even:N", "first:N" or "all".
         min_duration_s: shorter videos are "too_short" (a single frame is a still, not a video).
+        faces: detection, quality gate, cropping and tracking.
         max_samples: cap on sampled frames for very long videos (600: ten minutes at 1 fps); longer
             videos are sampled evenly and the notes say so.
-        track_max_gap: sampled frames a person may be missed in and keep their track.
         isolate_decoding: decode in a separate, memory-capped process with time limits (untrusted
             files); False decodes in-process (trusted files, benchmarks of the decoder itself).
         limits: the decoder's time and memory limits.
@@ -136,18 +147,19 @@ class ExtractionSettings:
     faces: FaceSettings = field(default_factory=FaceSettings)
     min_duration_s: float = 0.5
     max_samples: int = MAX_SAMPLES
-    track_max_gap: int = 2
     isolate_decoding: bool = True
     limits: DecodeLimits = field(default_factory=DecodeLimits)
 
 
 class Analyzer:
-    """Holds the face detector and the ensemble; ``analyze`` runs one video.
+    """Holds the face detector, the face-identity embedder and the ensemble; ``analyze`` runs one
+    video.
 
     Build once and reuse (the app caches one per model selection). Analyses share nothing mutable,
     so one analyzer can serve several threads. The constructor only stores its settings: the face
-    detector and the models are loaded (weights checked against their manifests) the first time an
-    analysis needs them, so a file that cannot be read is refused without loading any network.
+    detector, the embedder and the models are loaded (weights checked against their manifests) the
+    first time an analysis needs them, so a file that cannot be read is refused without loading
+    any network.
     """
 
     def __init__(
@@ -158,6 +170,7 @@ class Analyzer:
         weights_dir: Path | None = None,
         face_settings: FaceSettings | None = None,
         detector: FaceDetector | None = None,
+        embedder: FaceEmbedder | None = None,
         ensemble: Ensemble | None = None,
     ) -> None:
         self.weights_dir = weights_dir or default_weights_dir()
@@ -165,6 +178,7 @@ class Analyzer:
         self.device = device
         self.face_settings = face_settings or FaceSettings()
         self._detector = detector
+        self._embedder = embedder
         self._ensemble = ensemble
         self._lock = threading.Lock()
 
@@ -191,12 +205,26 @@ class Analyzer:
                 self._detector = MTCNNDetector(self.face_settings, device=device)
             return self._detector
 
+    @property
+    def embedder(self) -> FaceEmbedder:
+        """The face-identity embedder that links a person's faces, loaded and verified on first
+        use (raises the weights errors; it ships in ``weights/``)."""
+        with self._lock:
+            if self._embedder is None:
+                from detector.device import resolve_device
+                from detector.identity import FaceEmbedder
+
+                device = str(resolve_device(self.device))
+                self._embedder = FaceEmbedder(self.weights_dir, device=device)
+            return self._embedder
+
     def load(self) -> Analyzer:
-        """Load the face detector and the models now rather than at the first analysis.
+        """Load the face detector, the embedder and the models now rather than at the first
+        analysis.
 
         For long-lived processes (the app loads once, behind a spinner). Raises the weights errors.
         """
-        _ = self.detector, self.ensemble
+        _ = self.detector, self.embedder, self.ensemble
         return self
 
     def _model_cards(self) -> tuple:
@@ -222,7 +250,7 @@ class Analyzer:
         path = Path(path)
         timings: dict[str, float] = {}
         info = None
-        frames, faces, gaps, notes = (), (), (), ()
+        frames, faces, rejected, gaps, notes = (), (), (), (), ()
         try:
             plan = parse_sampling(settings.sampling)
             scoring = scoring or self._default_scoring()
@@ -244,7 +272,8 @@ class Analyzer:
                 # The file is a video: load and verify the models now, before the long part.
                 report("probe", 0.5, f"Loading {len(self.model_names)} models")
                 ensemble = self.ensemble
-                frames, faces, gaps, notes = self._extract(
+                _ = self.embedder
+                frames, faces, rejected, gaps, notes = self._extract(
                     decoder, info, plan, settings, report, timings
                 )
             _check_real_length(decoder, info, settings)
@@ -256,10 +285,7 @@ class Analyzer:
                     "image, not a video"
                 )
             if not faces:
-                raise NoFacesFoundError(
-                    f"{info.name}: no face was found in any of the {len(frames)} sampled frames, "
-                    "so there is nothing to judge"
-                )
+                raise NoFacesFoundError(_no_faces_message(info.name, len(frames), rejected))
             report("scoring", 0.0, f"Scoring {len(faces)} faces with {len(ensemble.names)} models")
             t0 = time.perf_counter()
             p = ensemble.score(
@@ -304,11 +330,12 @@ class Analyzer:
                 gaps=gaps,
                 timings_s=timings,
                 notes=notes,
+                rejected=rejected,
             )
         except DetectorError as exc:
             extra = {}
             if isinstance(exc, NoFacesFoundError):
-                extra = {"frames": frames, "gaps": gaps, "notes": notes}
+                extra = {"frames": frames, "gaps": gaps, "notes": notes, "rejected": rejected}
             return Analysis(
                 status=exc.status,
                 message=str(exc),
@@ -322,7 +349,8 @@ class Analyzer:
     def extract_faces(
         self, path: Path, settings: ExtractionSettings | None = None, with_next: bool = False
     ) -> tuple[tuple[FrameRecord, ...], tuple[Face, ...]]:
-        """Decode, detect and track only (no models): the faces an analysis would score.
+        """Decode, detect, screen and track only (no models): the faces an analysis would score
+        (rejected detections are left out).
 
         For building training data from videos exactly as the pipeline crops them. Raises the
         typed input errors instead of returning a status.
@@ -334,7 +362,7 @@ class Analyzer:
         with decoder_cls(
             Path(path), name, plan, settings.max_samples, settings.limits, with_next
         ) as decoder:
-            frames, faces, _, _ = self._extract(
+            frames, faces, _, _, _ = self._extract(
                 decoder, decoder.info, plan, settings, lambda *a: None, {}
             )
         return frames, faces
@@ -352,9 +380,11 @@ class Analyzer:
         return replace(scoring, weights={m: 1.0 for m in self.model_names})
 
     def _extract(self, decoder, info, plan, settings, report, timings):
-        tracker = FaceTracker(max_gap=settings.track_max_gap)
+        fs = settings.faces
+        tracker = FaceTracker(fs.tracking)
         frames: list[FrameRecord] = []
         faces: list[Face] = []
+        rejected: list[RejectedDetection] = []
         gaps: list[DecodeGap] = []
         notes: list[str] = []
         expected = _expected_samples(plan, info, settings.max_samples)
@@ -362,7 +392,6 @@ class Analyzer:
             notes.append(note)
         decode_s = detect_s = 0.0
         t_dec = time.perf_counter()
-        fs = settings.faces
         for item in decoder:
             decode_s += time.perf_counter() - t_dec
             if isinstance(item, DecodeGap):
@@ -370,7 +399,7 @@ class Analyzer:
                 t_dec = time.perf_counter()
                 continue
             t_det = time.perf_counter()
-            frames.append(self._faces_in(item, tracker, faces, fs))
+            frames.append(self._faces_in(item, tracker, faces, rejected, fs))
             detect_s += time.perf_counter() - t_det
             report(
                 "faces",
@@ -378,21 +407,37 @@ class Analyzer:
                 f"Frame {len(frames)} of ~{expected}: {len(faces)} faces so far",
             )
             t_dec = time.perf_counter()
+        t_det = time.perf_counter()
+        person = tracker.finish()  # one person's tracks across cuts become one
+        faces = [replace(f, track_id=person[f.track_id]) for f in faces]
         timings["decode_s"] = decode_s
-        timings["faces_s"] = detect_s
+        timings["faces_s"] = detect_s + time.perf_counter() - t_det
         if gaps:
             shown = "; ".join(f"at {g.after_timestamp_s:.1f} s, {g.message}" for g in gaps[:3])
             more = f"; and {len(gaps) - 3} more" if len(gaps) > 3 else ""
             notes.append(f"{len(gaps)} decoding problem(s), the rest was analysed: {shown}{more}")
-        return tuple(frames), tuple(faces), tuple(gaps[:MAX_GAPS]), tuple(notes)
+        if rejected and faces:
+            notes.append(
+                f"{len(rejected)} detection(s) were not scored: {_rejection_summary(rejected)}"
+            )
+        return tuple(frames), tuple(faces), tuple(rejected), tuple(gaps[:MAX_GAPS]), tuple(notes)
 
     def _faces_in(
-        self, frame: SampledFrame, tracker: FaceTracker, faces: list[Face], fs: FaceSettings
+        self,
+        frame: SampledFrame,
+        tracker: FaceTracker,
+        faces: list[Face],
+        rejected: list[RejectedDetection],
+        fs: FaceSettings,
     ) -> FrameRecord:
-        found = self.detector.detect(frame.image)
-        ids = tracker.update([d.box_xyxy for d in found])
+        accepted, refused = quality_gate(
+            self.detector.detect(frame.image), frame.image.shape[:2], fs.quality
+        )
+        rejected.extend(_rejected_record(frame, r) for r in refused)
+        boxes = [d.box_xyxy for d in accepted]
+        ids = tracker.update(boxes, self.embedder.embed(frame.image, boxes))
         face_ids = []
-        for det, tid in zip(found, ids, strict=True):
+        for det, tid in zip(accepted, ids, strict=True):
             face = Face(
                 face_id=len(faces),
                 frame_index=frame.index,
@@ -401,7 +446,7 @@ class Analyzer:
                 confidence=det.confidence,
                 landmarks_xy=det.landmarks_xy,
                 crop=square_crop(frame.image, det.box_xyxy, fs.crop_margin, fs.crop_size),
-                track_id=tid,
+                track_id=tid,  # provisional: FaceTracker.finish() gives the final id
                 next_crop=square_crop(frame.next_image, det.box_xyxy, fs.crop_margin, fs.crop_size)
                 if frame.next_image is not None and frame.next_image.shape == frame.image.shape
                 else None,
@@ -447,6 +492,35 @@ def _tracks(faces: Sequence[Face]) -> tuple[Track, ...]:
     return tuple(
         Track(tid, tuple(f.face_id for f in fs), tuple(f.frame_index for f in fs))
         for tid, fs in sorted(by_id.items())
+    )
+
+
+def _rejected_record(frame: SampledFrame, r: Rejection) -> RejectedDetection:
+    d = r.detection
+    return RejectedDetection(
+        frame.index, frame.timestamp_s, d.box_xyxy, d.confidence, r.reason, r.check
+    )
+
+
+def _rejection_summary(rejected: Sequence[RejectedDetection]) -> str:
+    """Counts per kind of rejection, most frequent first (e.g. "3 low detector confidence")."""
+    counts: dict[str, int] = {}
+    for r in rejected:
+        words = REJECTION_KINDS[r.check]
+        counts[words] = counts.get(words, 0) + 1
+    return ", ".join(f"{n} {w}" for w, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _no_faces_message(name: str, n_frames: int, rejected: Sequence[RejectedDetection]) -> str:
+    if not rejected:
+        return (
+            f"{name}: no face was found in any of the {n_frames} sampled frames, so there is "
+            "nothing to judge"
+        )
+    return (
+        f"{name}: {len(rejected)} detection(s) were found in the {n_frames} sampled frames but "
+        f"none looked like a face that can be judged ({_rejection_summary(rejected)}), so there "
+        "is nothing to judge"
     )
 
 

@@ -1,7 +1,8 @@
 """Turn an :class:`~detector.types.Analysis` into the documents analysts file: JSON, CSV and PDF.
 
 The JSON document is the CLI's contract (``python -m detector analyze VIDEO --json``): ``status``,
-``message``, ``verdict``, ``settings``, ``video``, ``frames``, ``tracks`` and ``models``.
+``message``, ``verdict``, ``settings``, ``video``, ``frames``, ``tracks`` and ``models``;
+``rejected`` lists the detections the quality gate kept from scoring (with ``rejected_count``).
 """
 
 from __future__ import annotations
@@ -83,6 +84,18 @@ def analysis_to_dict(a: Analysis, scoring: ScoringSettings | None = None) -> dic
         ],
         "gaps": [asdict(g) for g in a.gaps],
         "notes": list(a.notes),
+        "rejected_count": len(a.rejected),
+        "rejected": [
+            {
+                "frame_index": r.frame_index,
+                "timestamp_s": _r(r.timestamp_s, 3),
+                "box_xyxy": [_r(c, 1) for c in r.box_xyxy],
+                "confidence": _r(r.confidence, 4),
+                "check": r.check,
+                "reason": r.reason,
+            }
+            for r in a.rejected
+        ],
         "timings_s": {k: _r(v, 4) for k, v in a.timings_s.items()},
     }
     scores = a.scores

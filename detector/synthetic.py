@@ -1,7 +1,8 @@
 """Videos made on the spot, so tests, benchmarks and the bundled example need no third-party clip.
 
 The face is scikit-image's ``astronaut`` (Eileen Collins, a NASA photograph in the public domain),
-moved slowly across a textured background. Encoding uses PyAV's bundled libx264, so the clips play
+moved slowly across a textured background; a second person, for tests of who is who, is
+scikit-image's ``camera`` (the "cameraman" test photograph, public domain in scikit-image's terms). Encoding uses PyAV's bundled libx264, so the clips play
 in browsers too.
 """
 
@@ -22,6 +23,15 @@ def astronaut_face(size: int = 160) -> np.ndarray:
     img = data.astronaut()
     head = img[20:280, 100:360]  # face box from MTCNN is about (181, 62)-(268, 172)
     return cv2.resize(head, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def cameraman_face(size: int = 160) -> np.ndarray:
+    """The cameraman's head and shoulders (grey, as three channels), square RGB uint8."""
+    from skimage import data
+
+    head = data.camera()[60:260, 125:325]  # face box from MTCNN is about (199, 119)-(254, 192)
+    head = cv2.resize(head, (size, size), interpolation=cv2.INTER_AREA)
+    return np.repeat(head[:, :, None], 3, axis=2)
 
 
 def write_video(

@@ -77,6 +77,23 @@ class Face:
 
 
 @dataclass(frozen=True)
+class RejectedDetection:
+    """A box the face detector reported that did not pass the quality gate: never scored.
+
+    ``check`` names the failed check (``confidence``, ``landmarks``, ``eye_distance``,
+    ``feature_order``, ``symmetry``, ``size``, ``frame_share``, ``body``, ``main_face``);
+    ``reason`` says the same in plain words, with the measured value and the limit.
+    """
+
+    frame_index: int
+    timestamp_s: float
+    box_xyxy: tuple[float, float, float, float]
+    confidence: float
+    reason: str
+    check: str
+
+
+@dataclass(frozen=True)
 class FrameRecord:
     """A sampled frame: which faces it holds (by id). ``face_ids == ()`` means no face found."""
 
@@ -250,6 +267,8 @@ class Analysis:
 
     ``status`` is one of "ok", "no_faces", "unreadable", "no_video_stream", "unsupported_codec",
     "too_short", "too_large", "timeout", "bad_settings", "weights_missing", "weights_tampered".
+    ``rejected`` lists the detections that did not look like faces (or were too small) and so
+    were never scored; ``faces`` holds only those that passed.
     """
 
     status: str
@@ -265,6 +284,7 @@ class Analysis:
     gaps: tuple[DecodeGap, ...] = ()
     timings_s: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    rejected: tuple[RejectedDetection, ...] = ()
 
     @property
     def ok(self) -> bool:

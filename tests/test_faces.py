@@ -1,12 +1,27 @@
-"""MTCNN wrapper, cropping and tracking."""
+"""MTCNN wrapper, cropping, the face quality gate, the identity embedder and tracking."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 from skimage import data
 
-from detector.faces import FaceSettings, FaceTracker, MTCNNDetector, iou, square_crop
+from detector import synthetic
+from detector.errors import WeightsIntegrityError
+from detector.faces import (
+    Detection,
+    FaceSettings,
+    FaceTracker,
+    MTCNNDetector,
+    QualitySettings,
+    TrackSettings,
+    iou,
+    quality_gate,
+    square_crop,
+)
+from detector.identity import FaceEmbedder
 from detector.video import parse_sampling, probe, read_frames
 
 
@@ -52,16 +67,226 @@ def test_square_crop_with_margin_and_border_padding():
     assert edge.shape == (32, 32, 3)
 
 
-def test_tracker_follows_moving_boxes_and_separates_people():
-    tr = FaceTracker(max_gap=1)
-    a0, b0 = (0, 0, 50, 50), (300, 0, 350, 50)
-    assert tr.update([a0, b0]) == [0, 1]
-    assert tr.update([(310, 5, 360, 55), (20, 0, 70, 50)]) == [1, 0]  # moved, order swapped
-    assert tr.update([]) == []  # both missed once
-    assert tr.update([(30, 0, 80, 50)]) == [0]  # back within the gap
-    assert tr.update([(600, 300, 650, 350)]) == [2]  # someone new
-
-
 def test_iou():
     assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+
+
+# ---------------------------------------------------------------- quality gate
+
+# Five landmarks of an upright frontal face, as shares of its box (MTCNN's order: eye on the
+# image's left, other eye, nose, mouth corners left and right).
+FRONTAL = ((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.8), (0.65, 0.8))
+
+
+def face_det(box, marks=FRONTAL, confidence: float = 0.999) -> Detection:
+    x1, y1, x2, y2 = box
+    pts = tuple((x1 + u * (x2 - x1), y1 + v * (y2 - y1)) for u, v in marks)
+    return Detection(tuple(float(c) for c in box), confidence, pts)
+
+
+def rotated(marks, degrees: float):
+    """The landmarks turned about the box centre (a tilted head)."""
+    a = math.radians(degrees)
+    return tuple(
+        (
+            0.5 + (u - 0.5) * math.cos(a) - (v - 0.5) * math.sin(a),
+            0.5 + (u - 0.5) * math.sin(a) + (v - 0.5) * math.cos(a),
+        )
+        for u, v in marks
+    )
+
+
+FRAME = (720, 1280)
+BOX = (500.0, 200.0, 600.0, 330.0)  # a 100 px wide face
+
+
+@pytest.mark.parametrize(
+    ("marks", "confidence", "check"),
+    [
+        (FRONTAL, 0.999, None),
+        (rotated(FRONTAL, 30), 0.999, None),  # a tilted head is a face
+        (((0.35, 0.4), (0.6, 0.4), (0.3, 0.6), (0.3, 0.8), (0.5, 0.8)), 0.999, None),  # turned
+        (FRONTAL, 0.93, "confidence"),
+        (((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.35, 0.8), (1.4, 0.8)), 0.999, "landmarks"),
+        (((0.47, 0.4), (0.53, 0.4), (0.5, 0.6), (0.35, 0.8), (0.65, 0.8)), 0.999, "eye_distance"),
+        (((0.3, 0.7), (0.7, 0.7), (0.5, 0.5), (0.35, 0.3), (0.65, 0.3)), 0.999, "feature_order"),
+        (((0.3, 0.4), (0.7, 0.4), (0.5, 0.8), (0.35, 0.6), (0.65, 0.6)), 0.999, "feature_order"),
+        (((0.1, 0.3), (0.3, 0.3), (0.95, 0.6), (0.35, 0.8), (0.65, 0.8)), 0.999, "symmetry"),
+        (((0.3, 0.4), (0.7, 0.4), (0.5, 0.6), (0.49, 0.8), (0.51, 0.8)), 0.999, "symmetry"),
+    ],
+)
+def test_the_gate_judges_landmarks_and_confidence(marks, confidence, check):
+    accepted, rejected = quality_gate([face_det(BOX, marks, confidence)], FRAME, QualitySettings())
+    assert [r.check for r in rejected] == ([check] if check else [])
+    assert len(accepted) == (0 if check else 1)
+    if check:
+        assert rejected[0].reason and rejected[0].detection.box_xyxy == BOX
+
+
+@pytest.mark.parametrize(
+    ("boxes", "frame", "checks"),
+    [
+        ([(10, 10, 30, 36)], FRAME, ["size"]),  # 20 px wide
+        ([(10, 10, 40, 48)], FRAME, [None]),  # 30 px: the hostile corpus' "tiny" face
+        ([(10, 10, 110, 140)], (4320, 7680), ["frame_share"]),  # 100 px in 8K
+        ([BOX, (900, 100, 935, 145)], FRAME, [None, "main_face"]),  # 35 % of the main face
+        ([BOX, (900, 100, 950, 165)], FRAME, [None, None]),  # 50 %: a person further back
+        ([BOX, (540, 400, 580, 450)], FRAME, [None, "body"]),  # below the chin: on the body
+        ([BOX, (560, 40, 595, 90)], FRAME, [None, "main_face"]),  # above: not on the body
+        ([BOX, (540, 400, 660, 550)], FRAME, [None, None]),  # wider than the face above it
+    ],
+)
+def test_the_gate_judges_size_and_place(boxes, frame, checks):
+    dets = [face_det(b) for b in boxes]
+    accepted, rejected = quality_gate(dets, frame, QualitySettings())
+    why = {r.detection.box_xyxy: r.check for r in rejected}
+    assert [why.get(d.box_xyxy) for d in dets] == checks
+    assert accepted == [d for d, c in zip(dets, checks, strict=True) if c is None]
+
+
+def test_a_large_non_face_cannot_make_a_real_face_too_small_or_a_body_part():
+    junk = face_det((300, 0, 700, 500), confidence=0.92)  # huge, low confidence, above the face
+    face = face_det((450, 520, 530, 620))
+    accepted, rejected = quality_gate([junk, face], FRAME, QualitySettings())
+    assert accepted == [face] and [r.check for r in rejected] == ["confidence"]
+
+
+def test_the_gate_can_be_switched_off_for_measurements():
+    dets = [face_det(BOX, confidence=0.5), face_det((10, 10, 20, 20))]
+    assert quality_gate(dets, FRAME, QualitySettings.off()) == (dets, [])
+
+
+def test_a_face_printed_on_a_shirt_is_not_a_person(detector):
+    """Real MTCNN output: a person and, on their chest, a smaller picture of a face."""
+    img = synthetic.background(640, 480, seed=1)
+    img[0:240, 200:440] = synthetic.astronaut_face(240)
+    img[300:420, 260:380] = (synthetic.astronaut_face(120) * 0.8).astype(np.uint8)
+    found = detector.detect(img)
+    assert len(found) == 2 and min(d.confidence for d in found) > 0.99  # MTCNN is sure of both
+    accepted, rejected = quality_gate(found, img.shape[:2], QualitySettings())
+    assert len(accepted) == 1 and accepted[0].box_xyxy[3] < 240
+    assert [r.check for r in rejected] == ["body"]
+    assert "not a face" in rejected[0].reason
+
+
+# ---------------------------------------------------------------- identity embedder
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return FaceEmbedder(device="cpu")
+
+
+ASTRONAUT_BOX = (181.1, 62.2, 267.7, 172.1)
+CAMERAMAN_BOX = (199.2, 118.9, 254.3, 192.3)
+
+
+def test_the_embedder_tells_people_apart(embedder):
+    astronaut = data.astronaut()
+    shifted = np.roll(astronaut, (6, -4), axis=(0, 1))
+    camera = np.repeat(data.camera()[:, :, None], 3, axis=2)
+    e = np.concatenate(
+        [
+            embedder.embed(astronaut, [ASTRONAUT_BOX]),
+            embedder.embed(shifted, [(ASTRONAUT_BOX[0] - 4, 68.2, 263.7, 178.1)]),
+            embedder.embed(astronaut[:, ::-1].copy(), [(244.3, 62.2, 330.9, 172.1)]),
+            embedder.embed(camera, [CAMERAMAN_BOX]),
+        ]
+    )
+    assert e.shape == (4, 128) and np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-4)
+    sim = e @ e.T
+    assert sim[0, 1] > 0.9 and sim[0, 2] > 0.8  # the same face moved, and mirrored
+    assert sim[0, 3] < 0.3  # another person
+    assert embedder.embed(astronaut, []).shape == (0, 128)
+
+
+def test_the_embedder_refuses_changed_weights(tmp_path):
+    from detector.paths import WEIGHTS_DIR
+
+    for name in ("face_identity.safetensors", "face_identity.json"):
+        (tmp_path / name).write_bytes((WEIGHTS_DIR / name).read_bytes())
+    target = tmp_path / "face_identity.safetensors"
+    data_ = bytearray(target.read_bytes())
+    data_[len(data_) // 2] ^= 0x01
+    target.write_bytes(bytes(data_))
+    with pytest.raises(WeightsIntegrityError, match="does not match the manifest"):
+        FaceEmbedder(tmp_path)
+
+
+def test_the_embedder_is_not_a_detector_model():
+    from detector.models import list_models
+
+    assert not [m for m in list_models() if "identity" in m]
+
+
+# ---------------------------------------------------------------- tracking
+
+A, B = np.eye(2)  # two people who look nothing alike
+LEFT, MIDDLE, RIGHT = (0, 100, 100, 230), (300, 100, 400, 230), (600, 100, 700, 230)
+
+
+def _moved(box, dx):
+    return (box[0] + dx, box[1], box[2] + dx, box[3])
+
+
+def test_the_tracker_follows_moving_boxes_and_separates_people():
+    tr = FaceTracker(TrackSettings(max_gap=1))
+    a0, b0 = (0, 0, 50, 50), (300, 0, 350, 50)
+    assert tr.update([a0, b0], [A, B]) == [0, 1]
+    assert tr.update([(310, 5, 360, 55), (20, 0, 70, 50)], [B, A]) == [1, 0]  # order swapped
+    assert tr.update([], np.zeros((0, 2))) == []  # both missed once
+    assert tr.update([(30, 0, 80, 50)], [A]) == [0]  # back within the gap
+    assert tr.update([(600, 300, 650, 350)], [B]) == [2]  # far away: someone new, for now
+    assert tr.finish() == {0: 0, 1: 1, 2: 1}  # ... until the video is over: B came back
+
+
+def test_two_people_crossing_keep_their_own_tracks():
+    tr = FaceTracker()
+    steps = [
+        ([LEFT, RIGHT], [A, B]),
+        ([_moved(LEFT, 250), _moved(RIGHT, -250)], [A, B]),
+        ([MIDDLE, _moved(MIDDLE, 10)], [B, A]),  # where they meet, B is listed first
+        ([_moved(RIGHT, -250), _moved(LEFT, 250)], [A, B]),  # and then they have passed
+        ([RIGHT, LEFT], [A, B]),
+    ]
+    ids = [tr.update(boxes, emb) for boxes, emb in steps]
+    person = tr.finish()
+    final = [[person[i] for i in frame] for frame in ids]
+    assert final == [[0, 1], [0, 1], [1, 0], [0, 1], [0, 1]]
+
+
+@pytest.mark.parametrize(
+    ("shots", "people"),
+    [
+        ([A, A, A, B, B, B], [0, 0, 0, 1, 1, 1]),  # a cut to someone else in the same place
+        ([A, A, B, B, A, A], [0, 0, 1, 1, 0, 0]),  # A comes back after the cut: same person
+        ([A, None, None, None, None, A], [0, 0]),  # a long absence: still A
+        ([A, *[None] * 4, B, *[None] * 4, A, *[None] * 4, B], [0, 1, 0, 1]),  # taking turns
+        ([A, *[None] * 4, A, *[None] * 4, A, *[None] * 4, A], [0, 0, 0, 0]),  # merged thrice
+    ],
+)
+def test_cuts_between_people_in_the_same_place(shots, people):
+    tr = FaceTracker()
+    ids = []
+    for who in shots:
+        if who is None:
+            tr.update([], np.zeros((0, 2)))
+        else:
+            ids += tr.update([MIDDLE], [who])
+    person = tr.finish()
+    assert [person[i] for i in ids] == people
+
+
+def test_two_faces_in_one_frame_are_never_one_person():
+    """Twins (identical embeddings) side by side: two tracks, however alike."""
+    tr = FaceTracker()
+    ids = [tr.update([LEFT, RIGHT], [A, A]) for _ in range(3)]
+    ids.append(tr.update([_moved(MIDDLE, 500)], [A]))  # later, one of them elsewhere
+    person = tr.finish()
+    assert {person[i] for i in ids[0]} == {0, 1} and len(set(person.values())) == 2
+
+
+def test_the_tracker_needs_one_embedding_per_box():
+    with pytest.raises(ValueError, match="2 boxes but 1 embeddings"):
+        FaceTracker().update([LEFT, RIGHT], [A])
