@@ -9,11 +9,23 @@ from __future__ import annotations
 import csv
 import io
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib import metadata
 
 from detector.aggregate import ensemble_per_face
 from detector.types import Analysis, ScoringSettings, Verdict
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    """What the analyst records about the case (entered on the Report page, printed as given)."""
+
+    case_id: str = ""
+    analyst: str = ""
+    notes: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"case_id": self.case_id, "analyst": self.analyst, "notes": self.notes}
 
 
 def _r(x: float, nd: int = 6) -> float:
@@ -36,14 +48,21 @@ def scoring_to_dict(s: ScoringSettings) -> dict:
     return asdict(s)
 
 
-def analysis_to_dict(a: Analysis, scoring: ScoringSettings | None = None) -> dict:
-    """The JSON document for one analysis. ``verdict`` is null whenever ``status != "ok"``."""
+def analysis_to_dict(
+    a: Analysis, scoring: ScoringSettings | None = None, case: CaseInfo | None = None
+) -> dict:
+    """The JSON document for one analysis. ``verdict`` is null whenever ``status != "ok"``.
+
+    ``case`` (case id, analyst, notes) is recorded as given; ``null`` when none was entered.
+    """
     verdict = a.verdict
     if scoring is not None and a.ok:
         from detector.aggregate import compute_verdict
 
         verdict = compute_verdict(a.scores, scoring)
     doc: dict = {
+        "app_version": app_version(),
+        "case": case.as_dict() if case is not None else None,
         "status": a.status,
         "message": a.message if verdict is None else verdict.explanation,
         "verdict": verdict_to_dict(verdict) if verdict else None,
@@ -153,9 +172,22 @@ def frame_scores_csv(a: Analysis, scoring: ScoringSettings | None = None) -> str
     return out.getvalue()
 
 
+def app_version() -> str:
+    """This tool's version: the installed package's, else the checkout's ``pyproject.toml``."""
+    try:
+        return metadata.version("deepfake-detector")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        from detector.paths import PROJECT_ROOT
+
+        with open(PROJECT_ROOT / "pyproject.toml", "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+
+
 def software_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for pkg in ("deepfake-detector", "torch", "timm", "facenet-pytorch", "grad-cam", "av", "numpy"):
+    versions = {"deepfake-detector": app_version(), "python": platform.python_version()}
+    for pkg in ("torch", "timm", "facenet-pytorch", "grad-cam", "av", "numpy"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -25,10 +25,21 @@ def analysis(analyzer, videos) -> Analysis:
     return analyzer.analyze(videos["face"], ExtractionSettings(sampling="1fps"))
 
 
+@pytest.fixture(autouse=True)
+def no_preload(monkeypatch):
+    """The app starts loading the default ensemble in the background; these tests need not."""
+    monkeypatch.setattr(ui, "start_preload", lambda: None)
+
+
+def _key(analysis: Analysis) -> tuple:
+    models = tuple(m.name for m in analysis.models) or ("meso4_df",)
+    return (analysis.video.sha256 if analysis.video else "x", "1fps", models)
+
+
 def _app(analysis: Analysis | None = None) -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
     if analysis is not None:
-        key = (analysis.video.sha256 if analysis.video else "x", "1fps", ("meso4_df",))
+        key = _key(analysis)
         at.session_state[ui.ANALYSES] = {key: analysis}
         at.session_state[ui.CURRENT] = key
     return at
@@ -64,7 +75,7 @@ def test_analyze_page_shows_the_verdict_card(analysis):
     at = _app(analysis)
     at.run()
     text = _texts(at)
-    assert "Ensemble p_fake" in "\n".join(m.label for m in at.metric)
+    assert "Manipulation score" in "\n".join(m.label for m in at.metric)
     assert analysis.verdict.explanation[:40] in text
 
 
@@ -73,13 +84,13 @@ def test_ensemble_lab_reweights_without_inference(analysis, monkeypatch):
     at.run()
     at.switch_page("pages/ensemble.py")
     at.run()
-    before = at.session_state[ui.SCORING]
+    before = at.session_state[ui.SCORING][_key(analysis)]
     models = analysis.scores.models
     monkeypatch.setattr(ui, "get_analyzer", lambda *_: pytest.fail("inference ran"))
-    at.slider(key=f"w_{models[0]}").set_value(1.0).run()
-    at.slider(key=f"w_{models[1]}").set_value(0.0).run()
-    at.selectbox(key="aggregation").set_value("median").run()
-    after = at.session_state[ui.SCORING]
+    at.slider(key=ui.weight_key(models[0])).set_value(1.0).run()
+    at.slider(key=ui.weight_key(models[1])).set_value(0.0).run()
+    at.selectbox(key=ui.AGGREGATION).set_value("median").run()
+    after = at.session_state[ui.SCORING][_key(analysis)]
     assert after.aggregation == "median" and before.aggregation == "mean"
     assert after.weights[models[1]] == 0.0
     assert not at.exception
@@ -117,7 +128,7 @@ def test_states_without_a_verdict_are_words_not_numbers(status):
 def test_upload_of_a_non_video_is_refused_in_words():
     at = _app()
     at.run()
-    at.radio(key="source").set_value("Upload a file").run()
+    at.radio(key=ui.SOURCE).set_value("Upload a file").run()
     uploader = at.get("file_uploader")[0]
     uploader.upload("photo.mp4", b"\x89PNG\r\n\x1a\n" + b"0" * 100, "video/mp4").run()
     # AppTest drops sidebar widgets after the first rerun of a multipage app: re-seed them.

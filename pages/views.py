@@ -1,0 +1,213 @@
+"""Pieces of page the pages share: the verdict card, the frame viewer, face strips, Grad-CAM.
+
+Each function draws one piece from an analysis and the session's settings (read through
+``pages.ui``); the pictures themselves come from ``detector.visual`` and ``detector.explain`` so
+the PDF shows the same ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from detector.explain import CamResult
+from detector.faces import FaceSettings
+from detector.types import Analysis, Verdict
+from detector.visual import (
+    SCALE_MAX,
+    STANDS_OUT_AT,
+    annotated_frame,
+    colour_bar_png,
+    frame_image,
+    frame_record,
+    framed,
+    overlay_on_frame,
+    person_rgb,
+)
+from pages import ui
+
+LABEL_STYLE = {
+    "fake": ("LIKELY MANIPULATED", "red"),
+    "real": ("NO MANIPULATION FOUND BY THESE MODELS", "green"),
+    "uncertain": ("INCONCLUSIVE", "orange"),
+}
+
+
+def verdict_card(analysis: Analysis, verdict: Verdict) -> None:
+    text, colour = LABEL_STYLE[verdict.label]
+    with st.container(border=True):
+        left, right = st.columns([2, 1])
+        left.markdown(f"### :{colour}[{text}]")
+        left.write(verdict.explanation)
+        right.metric(
+            "Manipulation score",
+            f"{verdict.p_fake:.3f}",
+            help="The ensemble's score for the deciding person: 0 = no sign of manipulation, "
+            "1 = certainly manipulated (for the methods these models know).",
+        )
+        right.caption(
+            f"Threshold {verdict.threshold:.2f}; inconclusive within "
+            f"±{verdict.settings.uncertain_margin:.2f}"
+        )
+        cols = st.columns(max(1, len(verdict.per_model)))
+        total = max(1e-9, sum(verdict.settings.weights.values()))
+        for col, (m, p) in zip(cols, verdict.per_model.items(), strict=True):
+            w = verdict.settings.weights.get(m, 0.0) / total
+            col.metric(m, f"{p:.3f}", help=f"this model's manipulation score; weight {w:.2f}")
+    untrained = [c.name for c in analysis.models if not c.metrics]
+    if untrained:
+        st.caption(f"Models without measured metrics: {', '.join(untrained)}.")
+    st.caption(
+        "A score is evidence, not proof: the models were trained on specific manipulation "
+        "methods (see the Models page) and can miss others."
+    )
+
+
+def face_thumbnail(analysis: Analysis, face_id: int) -> np.ndarray:
+    """A face crop with a border in its person's colour."""
+    face = analysis.face(face_id)
+    return framed(face.crop, person_rgb(face.track_id))
+
+
+def frame_viewer(analysis: Analysis, face_id: int) -> None:
+    """The whole frame of a face with every face box, the face itself and the video at that time."""
+    face = analysis.face(face_id)
+    fr = frame_record(analysis, face.frame_index)
+    left, right = st.columns([3, 2])
+    image = annotated_frame(analysis, face.frame_index, highlight_face_id=face_id)
+    people = sorted({analysis.face(f).track_id + 1 for f in fr.face_ids})
+    if image is None:
+        left.warning("This analysis kept no picture of the whole frame (made by an older version).")
+    else:
+        left.image(
+            image,
+            caption=f"Frame {face.frame_index} at {face.timestamp_s:.2f} s: "
+            f"{len(fr.face_ids)} face(s), person(s) {', '.join(map(str, people))}; "
+            f"person {face.track_id + 1} is the thick box.",
+        )
+    right.image(
+        face_thumbnail(analysis, face_id),
+        caption=f"Person {face.track_id + 1} at {face.timestamp_s:.2f} s",
+        width=200,
+    )
+    row = int(np.flatnonzero(analysis.scores.face_ids == face_id)[0])
+    scores = {
+        m: float(analysis.scores.p_fake[row, j]) for j, m in enumerate(analysis.scores.models)
+    }
+    right.dataframe(
+        {"model": list(scores), "manipulation score": [round(v, 3) for v in scores.values()]},
+        hide_index=True,
+    )
+    right.page_link(
+        "pages/explain.py", label="Explain this person with Grad-CAM", icon=":material/face:"
+    )
+    video_player(analysis, face.timestamp_s)
+
+
+def video_player(analysis: Analysis, start_s: float) -> None:
+    """The analysed video from (the second of) ``start_s``, re-encoded only if it cannot play."""
+    from detector.playback import browser_can_play
+
+    key = ui.current_key()
+    data = ui.video_bytes(key)
+    if data is None:
+        st.info(
+            "The video itself is no longer held in this session (only the last "
+            f"{ui.MAX_VIDEOS_KEPT} are kept); analyse it again to play it."
+        )
+        return
+    if not browser_can_play(analysis.video):
+        data = ui.playable_video(key)
+        if data is None:
+            st.caption(
+                f"Browsers cannot play this file's {analysis.video.codec} video as it is. A "
+                "playable H.264 copy (no sound, at most 720 px high) can be made in memory."
+            )
+            st.button(
+                "Make a playable copy",
+                key="make_playable",
+                on_click=ui.make_playable,
+                args=(key,),
+            )
+            return
+    st.video(data, start_time=int(start_s))
+    st.caption(f"The player starts at {int(start_s)} s (this frame is at {start_s:.2f} s).")
+
+
+def face_strip(analysis: Analysis, face_ids, per_row: int = 8, width: int = 96) -> None:
+    """A row of face thumbnails (bordered in the person's colour) with their times."""
+    cols = st.columns(per_row)
+    for k, fid in enumerate(face_ids):
+        face = analysis.face(fid)
+        cols[k % per_row].image(
+            face_thumbnail(analysis, fid), caption=f"{face.timestamp_s:.1f} s", width=width
+        )
+
+
+def colour_bar() -> None:
+    st.image(colour_bar_png(SCALE_MAX, STANDS_OUT_AT), width=420)
+
+
+def gradcam_tile(analysis: Analysis, face_id: int, cam: CamResult, col) -> None:
+    """One face's Grad-CAM, or the "nothing stands out" state in words."""
+    face = analysis.face(face_id)
+    if cam.stands_out:
+        col.image(
+            framed(cam.overlay, person_rgb(face.track_id)),
+            caption=f"{face.timestamp_s:.1f} s · score {cam.p_fake:.2f} · peak {cam.peak:.1f}",
+        )
+    else:
+        col.image(face_thumbnail(analysis, face_id), caption=f"{face.timestamp_s:.1f} s")
+        col.caption(f"Nothing stands out: {cam.why_nothing}.")
+
+
+def gradcam_on_frame(analysis: Analysis, face_id: int, cam: CamResult) -> None:
+    """The Grad-CAM drawn where the crop was cut from the whole frame, with every face box."""
+    face = analysis.face(face_id)
+    fr = frame_record(analysis, face.frame_index)
+    base = frame_image(fr)
+    if base is None:
+        st.warning("This analysis kept no picture of the whole frame.")
+        return
+    margin = FaceSettings().crop_margin
+    if cam.stands_out:
+        base = overlay_on_frame(base, fr.preview_scale, face.box_xyxy, cam.heatmap, margin)
+    image = annotated_frame(analysis, face.frame_index, image=base, highlight_face_id=face_id)
+    state = "" if cam.stands_out else f" Nothing stands out: {cam.why_nothing}."
+    st.image(
+        image,
+        caption=f"{cam.model} on person {face.track_id + 1} at {face.timestamp_s:.2f} s "
+        f"(frame {face.frame_index}).{state}",
+    )
+
+
+def headline_metrics(metrics: dict) -> dict[str, str]:
+    """The few numbers a model card leads with, from whichever the manifest records."""
+    out: dict[str, str] = {}
+
+    def with_ci(m: dict, key: str) -> str:
+        ci = m.get(f"{key}_ci95") or []
+        return f"{m[key]:.3f}" + (f" (95% CI {ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else "")
+
+    for split, label in (("val", "val"), ("test", "test"), ("cv", "cross-validated")):
+        m = metrics.get(split) or {}
+        if m.get("frame_auc") is not None:
+            out[f"{label} frame AUC"] = with_ci(m, "frame_auc")
+        if m.get("video_auc") is not None:
+            out[f"{label} video AUC"] = with_ci(m, "video_auc")
+    ffpp = metrics.get("ffpp_c23_shared_frames") or {}
+    if "frame_auc" in ffpp:
+        out["FF++ frame AUC (all 200 videos)"] = f"{ffpp['frame_auc']:.3f}"
+    return out
+
+
+def describe_init(init) -> str:
+    """A manifest's ``init_from`` in words (it may be a string or a record)."""
+    if not init:
+        return "—"
+    if isinstance(init, str):
+        return init
+    source = init.get("source") if isinstance(init.get("source"), dict) else {}
+    if source.get("package"):
+        return f"{source['package']} {source.get('version', '')} (PyPI), {source.get('file', '')}"
+    return str(init.get("file") or init)
