@@ -28,7 +28,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from detector.ensemble import preprocess
 from detector.models import create_model, get_spec
-from detector.visual import SCALE_MAX, STANDS_OUT_AT, overlay_heatmap
+from detector.visual import STANDS_OUT_AT, overlay_heatmap
 
 LEANS_FAKE_AT = 0.5
 """The model's own score for the crop must reach this (its logit is then positive) for its map to
@@ -65,15 +65,11 @@ class CamResult:
         """Why nothing stands out, in words (empty when something does)."""
         if self.p_fake < LEANS_FAKE_AT:
             return (
-                f"{self.model} does not lean towards 'fake' on this face (its score "
-                f"{self.p_fake:.2f} is below {LEANS_FAKE_AT:.1f}), so it has no 'fake' evidence "
-                "to point at"
+                f"{self.model} does not lean towards 'fake' on the face (its score is below "
+                f"{LEANS_FAKE_AT:.1f}), so it has no 'fake' evidence to point at"
             )
         if self.peak < STANDS_OUT_AT:
-            return (
-                f"the strongest region's evidence ({self.peak:.2f}) is below {STANDS_OUT_AT:.1f} "
-                f"on a scale of 0 to {SCALE_MAX:.0f}"
-            )
+            return f"no region of the face reaches {STANDS_OUT_AT:g} on the evidence scale"
         return ""
 
 

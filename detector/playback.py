@@ -19,9 +19,11 @@ from pathlib import Path
 from detector.errors import DecodeTimeoutError, VideoReadError
 from detector.types import VideoInfo
 
-PLAYABLE = {
-    "mov,mp4,m4a,3gp,3g2,mj2": {"h264", "av1"},
-    "matroska,webm": {"vp8", "vp9", "av1"},
+PLAYABLE = {  # FFmpeg demuxer name -> codecs browsers play in it
+    "mov": {"h264", "av1"},
+    "mp4": {"h264", "av1"},
+    "matroska": {"vp8", "vp9", "av1"},
+    "webm": {"vp8", "vp9", "av1"},
 }
 MAX_HEIGHT = 720
 _ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +31,8 @@ _ROOT = Path(__file__).resolve().parents[1]
 
 def browser_can_play(info: VideoInfo) -> bool:
     """Whether Chromium-family and Firefox browsers play the file as it is."""
-    return info.codec in PLAYABLE.get(info.container, set())
+    demuxers = info.container.split(",")
+    return any(info.codec in PLAYABLE.get(d.strip(), set()) for d in demuxers)
 
 
 def playable_copy(data: bytes, timeout_s: float = 300.0, memory_mb: int = 2048) -> bytes:

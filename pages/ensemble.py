@@ -1,12 +1,13 @@
 """Ensemble lab: re-weight models, change aggregation and threshold (no new inference), and the
 core paper's Tables 3, 4 and 5 reproduced."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from detector.aggregate import AGGREGATOR_LABELS, ORDERS
 from detector.paper000 import PRINTED_TABLE5, reproduce_tables
 from detector.tables import breakdown_table
-from detector.types import ScoringSettings
 from pages import charts, ui, views
 
 ui.page_setup()
@@ -18,43 +19,27 @@ if analysis is not None and analysis.ok:
     models = list(analysis.scores.models)
     st.subheader("Weights and aggregation")
     st.caption("Changes apply to this clip only and are marked on its verdict and report.")
+    ui.init_lab_widgets(scoring)
     cols = st.columns(len(models))
     raw = {}
     for col, m in zip(cols, models, strict=True):
-        raw[m] = col.slider(
-            m, 0.0, 1.0, float(scoring.weights.get(m, 0.0)), 0.05, key=ui.weight_key(m)
-        )
+        raw[m] = col.slider(m, 0.0, 1.0, step=0.05, key=ui.weight_key(m))
     total = sum(raw.values())
     if total <= 0:
         st.error("Give at least one model a weight above zero.")
     else:
         st.caption("Normalised: " + ", ".join(f"{m} {w / total:.2f}" for m, w in raw.items()))
         c1, c2, c3 = st.columns(3)
-        aggs = list(AGGREGATOR_LABELS)
         aggregation = c1.selectbox(
             "Frames → person",
-            aggs,
-            index=aggs.index(scoring.aggregation),
+            list(AGGREGATOR_LABELS),
             format_func=AGGREGATOR_LABELS.get,
             key=ui.AGGREGATION,
         )
-        orders = list(ORDERS)
-        order = c2.radio(
-            "Order",
-            orders,
-            index=orders.index(scoring.order),
-            format_func=ORDERS.get,
-            key=ui.ORDER,
-        )
-        threshold = c3.slider(
-            "Threshold", 0.05, 0.95, float(scoring.threshold), 0.01, key=ui.THRESHOLD
-        )
-        new = ScoringSettings(
-            weights=raw,
-            aggregation=aggregation,
-            order=order,
-            threshold=threshold,
-            uncertain_margin=scoring.uncertain_margin,
+        order = c2.radio("Order", list(ORDERS), format_func=ORDERS.get, key=ui.ORDER)
+        threshold = c3.slider("Threshold", 0.05, 0.95, step=0.01, key=ui.THRESHOLD)
+        new = replace(
+            scoring, weights=raw, aggregation=aggregation, order=order, threshold=threshold
         )
         ui.set_scoring(new)
         st.button("Reset to defaults", key="reset_lab", on_click=ui.reset_scoring)

@@ -94,11 +94,13 @@ if analysis is not None:
         done = [(fid, ui.cached_gradcam(fid, model)) for fid in chosen]
         done = [(fid, cam) for fid, cam in done if cam is not None]
         if done:
-            quiet = sum(not cam.stands_out for _, cam in done)
+            quiet = [cam for _, cam in done if not cam.stands_out]
             st.write(
                 f"{model} on person {person + 1}: {len(done)} frame(s); nothing stands out in "
-                f"{quiet} of them."
+                f"{len(quiet)} of them."
             )
+            for reason in sorted({cam.why_nothing for cam in quiet}):
+                st.caption(f"Nothing stands out: {reason}.")
             cols = st.columns(6)
             for k, (fid, cam) in enumerate(done):
                 views.gradcam_tile(analysis, fid, cam, cols[k % 6])

@@ -20,6 +20,7 @@ if analysis is not None:
             "Models shown for person",
             people,
             index=people.index(person),
+            format_func=lambda p: f"Person {p}",
             key=ui.PERSON_SHOWN,
             help="Each model's line is drawn for one person; the thick lines are the ensemble "
             "of every person, in that person's colour.",

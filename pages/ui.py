@@ -66,6 +66,19 @@ CASE_ID_INPUT = "case_id_input"
 ANALYST_INPUT = "analyst_input"
 NOTES_INPUT = "notes_input"
 
+# Widgets whose values belong to the clip shown: dropped when another clip is shown, so that no
+# setting of one clip flows silently into another (weight sliders "w_<model>" too).
+CLIP_WIDGETS = (
+    TIMELINE_CHART,
+    PERSON_SHOWN,
+    AGGREGATION,
+    ORDER,
+    THRESHOLD,
+    CAM_PERSON,
+    CAM_MODEL,
+    CAM_FRAME,
+)
+
 MAX_KEPT = 5  # analyses kept per session
 MAX_VIDEOS_KEPT = 3  # of which this many keep their video for the player
 
@@ -257,12 +270,20 @@ def current_analysis() -> Analysis | None:
 
 def clear_current() -> None:
     """Hide the shown result (a new file or example was chosen); it stays in the session's list."""
-    st.session_state[CURRENT] = None
+    _set_current(None)
 
 
 def show_analysis(key: Key) -> None:
     if key in st.session_state.get(ANALYSES, {}):
-        st.session_state[CURRENT] = key
+        _set_current(key)
+
+
+def _set_current(key: Key | None) -> None:
+    """Show another clip; widgets whose values belong to one clip start again from its state."""
+    if st.session_state.get(CURRENT) != key:
+        for k in [*CLIP_WIDGETS, *(k for k in st.session_state if str(k).startswith("w_"))]:
+            st.session_state.pop(k, None)
+    st.session_state[CURRENT] = key
 
 
 def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Analysis | None:
@@ -283,7 +304,7 @@ def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Ana
         finally:
             bar.empty()
     _keep(key, data)
-    st.session_state[CURRENT] = key
+    _set_current(key)
     return cache[key]
 
 
@@ -387,7 +408,8 @@ def set_scoring(scoring: ScoringSettings) -> None:
 
 
 def reset_scoring() -> None:
-    """Back to the shipped defaults: drop this clip's settings and the lab's widget states."""
+    """Back to the shipped defaults: drop this clip's settings and the lab's widget states (the
+    lab sets them again from the defaults, through session state, so the browser shows them)."""
     st.session_state.get(SCORING, {}).pop(current_key(), None)
     for k in [k for k in st.session_state if str(k).startswith("w_")]:
         del st.session_state[k]
@@ -397,6 +419,24 @@ def reset_scoring() -> None:
 
 def weight_key(model: str) -> str:
     return f"w_{model}"
+
+
+def init_lab_widgets(scoring: ScoringSettings) -> None:
+    """Give the Ensemble lab's widgets the clip's settings where they hold none yet.
+
+    Set through session state (not the widgets' default values) so a reset also reaches the
+    browser: a widget whose state was only deleted keeps showing, and later sends back, its old
+    value.
+    """
+    values = {weight_key(m): float(w) for m, w in scoring.weights.items()}
+    values |= {
+        AGGREGATION: scoring.aggregation,
+        ORDER: scoring.order,
+        THRESHOLD: float(scoring.threshold),
+    }
+    for k, v in values.items():
+        if k not in st.session_state:
+            st.session_state[k] = v
 
 
 def current_verdict(analysis: Analysis) -> Verdict:

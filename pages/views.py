@@ -157,8 +157,10 @@ def gradcam_tile(analysis: Analysis, face_id: int, cam: CamResult, col) -> None:
             caption=f"{face.timestamp_s:.1f} s · score {cam.p_fake:.2f} · peak {cam.peak:.1f}",
         )
     else:
-        col.image(face_thumbnail(analysis, face_id), caption=f"{face.timestamp_s:.1f} s")
-        col.caption(f"Nothing stands out: {cam.why_nothing}.")
+        col.image(
+            face_thumbnail(analysis, face_id),
+            caption=f"{face.timestamp_s:.1f} s · score {cam.p_fake:.2f} · nothing stands out",
+        )
 
 
 def gradcam_on_frame(analysis: Analysis, face_id: int, cam: CamResult) -> None:
