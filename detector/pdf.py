@@ -23,9 +23,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 from fpdf import FPDF
 
-from detector.aggregate import AGGREGATOR_LABELS, ORDERS, compute_verdict, ensemble_per_face
+from detector.aggregate import (
+    AGGREGATOR_LABELS,
+    ORDERS,
+    VERDICT_WORDS,
+    compute_verdict,
+    ensemble_per_face,
+)
 from detector.faces import FaceSettings
-from detector.report import CaseInfo, app_version, software_versions
+from detector.report import (
+    CaseInfo,
+    app_version,
+    best_face,
+    custom_marks,
+    person_role,
+    software_versions,
+)
 from detector.tables import breakdown_table, round_half_up
 from detector.types import Analysis, ScoringSettings, Verdict
 from detector.visual import (
@@ -43,11 +56,6 @@ from detector.visual import (
 )
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-LABEL_TEXT = {
-    "fake": "MANIPULATION LIKELY",
-    "real": "NO MANIPULATION FOUND BY THESE MODELS",
-    "uncertain": "INCONCLUSIVE",
-}
 LABEL_RGB = {"fake": (179, 38, 30), "real": (30, 120, 50), "uncertain": (200, 120, 0)}
 MAX_TABLE_ROWS = 300
 
@@ -186,7 +194,10 @@ def render_pdf(
         settings += [
             ("Frames → person", AGGREGATOR_LABELS[s.aggregation]),
             ("Order", ORDERS[s.order]),
-            ("Threshold", f"{s.threshold:.2f} (inconclusive within ±{s.uncertain_margin:.2f})"),
+            (
+                "Threshold",
+                f"{s.threshold:.2f} (inconclusive from {max(0.0, s.threshold - s.inconclusive_band):.2f})",
+            ),
             (
                 "People → video",
                 "most suspicious person" if s.track_reduction == "max" else s.track_reduction,
@@ -242,18 +253,59 @@ def render_pdf(
 
 
 def _verdict_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
+    """The verdict led by the person who decides it, every person's score, the custom mark."""
     pdf.set_font("DejaVu", "B", 13)
     pdf.set_text_color(*LABEL_RGB[verdict.label])
     pdf.cell(
         0,
         7,
-        f"{LABEL_TEXT[verdict.label]}   manipulation score {verdict.p_fake:.3f}",
+        f"{VERDICT_WORDS[verdict.label].upper()}   manipulation score {verdict.p_fake:.3f}",
         new_x="LMARGIN",
         new_y="NEXT",
     )
     pdf.set_text_color(0)
+    marks = custom_marks(analysis, verdict.settings)
+    if marks:
+        pdf.set_font("DejaVu", "B", 9)
+        pdf.set_text_color(*LABEL_RGB["uncertain"])
+        _para(pdf, 5, "Custom settings: " + "; ".join(marks) + ".")
+        pdf.set_text_color(0)
     pdf.set_font("DejaVu", "", 9)
+    deciding = next(t for t in verdict.tracks if t.track_id == verdict.deciding_track_id)
+    n_frames = len({int(i) for i in analysis.scores.frame_indices})
+    y = pdf.get_y() + 1
+    face = best_face(analysis, deciding.track_id)
+    pdf.image(
+        _image(framed(analysis.face(face).crop, person_rgb(deciding.track_id))), x=15, y=y, w=24
+    )
+    pdf.set_xy(42, y)
+    pdf.set_font("DejaVu", "B", 9)
+    pdf.multi_cell(
+        0,
+        5,
+        f"Person {deciding.track_id + 1} decides: seen in {deciding.n_frames} of {n_frames} "
+        f"sampled frames with faces ({deciding.first_timestamp_s:.1f}–"
+        f"{deciding.last_timestamp_s:.1f} s).",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.set_font("DejaVu", "", 9)
+    pdf.set_x(42)
+    pdf.multi_cell(0, 5, f"Who decides: {verdict.rule}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_y(max(pdf.get_y(), y + 26))
     _para(pdf, 5, verdict.explanation)
+    if len(verdict.tracks) > 1 or any(t.excluded for t in verdict.tracks):
+        rows = [["Person", "Frames", "Manipulation score", "Part in the verdict"]]
+        for t in verdict.tracks:
+            rows.append(
+                [
+                    f"Person {t.track_id + 1}",
+                    str(t.n_frames),
+                    f"{t.p_fake:.3f}",
+                    person_role(t, verdict),
+                ]
+            )
+        _table(pdf, rows, widths=(25, 20, 35, 110))
 
 
 def _para(pdf: FPDF, height: float, text: str) -> None:
@@ -298,12 +350,11 @@ def _faces_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
         faces = _scored_faces(analysis, ts.track_id)
         pdf.set_font("DejaVu", "B", 9)
         pdf.set_text_color(*person_rgb(ts.track_id))
-        flag = "" if ts.decisive else " (seen briefly; does not decide)"
         pdf.cell(
             0,
             5,
-            f"Person {ts.track_id + 1}: {len(faces)} frames, manipulation score "
-            f"{ts.p_fake:.3f}{flag}",
+            f"Person {ts.track_id + 1}: {ts.n_frames} frames, manipulation score "
+            f"{ts.p_fake:.3f}; {person_role(ts, verdict)}",
             new_x="LMARGIN",
             new_y="NEXT",
         )

@@ -23,6 +23,7 @@ import numpy as np
 
 from detector.aggregate import compute_verdict
 from detector.errors import (
+    BadSettingsError,
     DetectorError,
     NoFacesFoundError,
     VideoTooShortError,
@@ -33,6 +34,7 @@ from detector.paths import weights_dir as default_weights_dir
 from detector.sandbox import DecodeLimits, InProcessDecoder, IsolatedDecoder
 from detector.types import (
     Analysis,
+    Calibration,
     DecodeGap,
     Face,
     FrameRecord,
@@ -60,11 +62,55 @@ def default_scoring(weights_dir: Path | None = None) -> ScoringSettings:
     if not path.is_file():
         raise WeightsMissingError(f"no ensemble configuration at {path}")
     conf = json.loads(path.read_text("utf-8"))
+    weights = dict(conf["members"])
+    aggregation = conf.get("aggregation", "mean")
+    order = conf.get("order", "aggregate_then_combine")
+    cal = conf.get("calibration")
+    calibration = (
+        Calibration(
+            real_scores=tuple(sorted(float(x) for x in cal["real_video_scores"])),
+            pool=cal["pool"],
+            weights=weights,
+            aggregation=aggregation,
+            order=order,
+            target_false_alarm=float(cal["target_false_alarm"]),
+            rates=cal.get("rates", {}),
+        )
+        if cal
+        else None
+    )
     return ScoringSettings(
-        weights=dict(conf["members"]),
-        aggregation=conf.get("aggregation", "mean"),
-        order=conf.get("order", "aggregate_then_combine"),
+        weights=weights,
+        aggregation=aggregation,
+        order=order,
         threshold=float(conf.get("threshold", 0.5)),
+        inconclusive_band=float(conf.get("inconclusive_band", 0.1)),
+        calibration=calibration,
+    )
+
+
+def presets(weights_dir: Path | None = None) -> dict[str, dict]:
+    """Named scorings beside the default (e.g. ``paper000``: the core paper's pair), from
+    ``weights/ensemble.json``: name -> {"label", "members", "aggregation", "order", "threshold"}."""
+    path = (weights_dir or default_weights_dir()) / "ensemble.json"
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text("utf-8")).get("presets", {}))
+
+
+def preset_scoring(name: str, weights_dir: Path | None = None) -> ScoringSettings:
+    """The scoring of a named preset. Presets are not calibrated: their threshold is their own
+    (the paper's 0.5), and no score is placed against real footage."""
+    known = presets(weights_dir)
+    if name not in known:
+        raise BadSettingsError(f"unknown preset {name!r}; presets: {', '.join(known) or 'none'}")
+    p = known[name]
+    return ScoringSettings(
+        weights=dict(p["members"]),
+        aggregation=p.get("aggregation", "mean"),
+        order=p.get("order", "aggregate_then_combine"),
+        threshold=float(p.get("threshold", 0.5)),
+        inconclusive_band=float(p.get("inconclusive_band", 0.1)),
     )
 
 

@@ -12,8 +12,8 @@ import platform
 from dataclasses import asdict, dataclass
 from importlib import metadata
 
-from detector.aggregate import ensemble_per_face
-from detector.types import Analysis, ScoringSettings, Verdict
+from detector.aggregate import VERDICT_WORDS, ensemble_per_face
+from detector.types import Analysis, ScoringSettings, TrackScore, Verdict
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,65 @@ def verdict_to_dict(v: Verdict) -> dict:
         "per_model": {m: _r(p) for m, p in v.per_model.items()},
         "model_agreement": v.model_agreement,
         "explanation": v.explanation,
+        "words": VERDICT_WORDS[v.label],
+        "real_percentile": None if v.real_percentile is None else _r(v.real_percentile, 4),
+        "calibrated": v.calibrated,
+        "rule": v.rule,
     }
 
 
 def scoring_to_dict(s: ScoringSettings) -> dict:
-    return asdict(s)
+    """The scoring settings; the calibration is summarised (its pool, target and rates)."""
+    d = asdict(s)
+    d["exclusions"] = {str(k + 1): why for k, why in s.exclusions.items()}  # people, 1-based
+    if s.calibration is not None:
+        d["calibration"] = {
+            "pool": s.calibration.pool,
+            "n_real_videos": len(s.calibration.real_scores),
+            "target_false_alarm": s.calibration.target_false_alarm,
+            "rates": s.calibration.rates,
+        }
+    return d
+
+
+def person_role(track: TrackScore, verdict: Verdict) -> str:
+    """A person's part in the verdict, in words."""
+    if track.excluded:
+        return f"excluded by the analyst ({track.exclusion_reason})"
+    if track.track_id == verdict.deciding_track_id:
+        return "decides the verdict"
+    if track.brief and not track.decisive:
+        return "seen briefly: listed, does not decide"
+    return "listed: less suspicious than the person who decides"
+
+
+def best_face(a: Analysis, track_id: int) -> int:
+    """The scored face of a person found with the highest detection confidence (their picture)."""
+    s = a.scores
+    faces = [int(f) for f in s.face_ids[s.track_ids == track_id]]
+    return max(faces, key=lambda f: a.face(f).confidence)
+
+
+def custom_marks(a: Analysis, scoring: ScoringSettings | None = None) -> list[str]:
+    """Everything that differs from the shipped defaults, in plain words ("custom settings: …").
+
+    Models and sampling (which needed their own analysis) as well as the scoring settings
+    (weights, aggregation, order, threshold, the analyst's exclusions).
+    """
+    from detector.aggregate import custom_settings
+    from detector.pipeline import ExtractionSettings, default_scoring
+
+    default = default_scoring()
+    marks = []
+    models = [m.name for m in a.models]
+    if models and set(models) != set(default.weights):
+        marks.append(f"models {', '.join(models)} (default: {', '.join(default.weights)})")
+    if a.sampling != ExtractionSettings().sampling:
+        marks.append(f"frame sampling {a.sampling} (default {ExtractionSettings().sampling})")
+    scoring = scoring or (a.verdict.settings if a.verdict is not None else None)
+    if scoring is not None:
+        marks += custom_settings(scoring, default)
+    return marks
 
 
 def analysis_to_dict(
@@ -63,6 +117,7 @@ def analysis_to_dict(
     doc: dict = {
         "app_version": app_version(),
         "case": case.as_dict() if case is not None else None,
+        "custom_settings": custom_marks(a, verdict.settings if verdict else None),
         "status": a.status,
         "message": a.message if verdict is None else verdict.explanation,
         "verdict": verdict_to_dict(verdict) if verdict else None,
@@ -127,6 +182,10 @@ def analysis_to_dict(
                     "per_model": {m: _r(p) for m, p in t.per_model.items()},
                     "p_fake": _r(t.p_fake),
                     "decisive": t.decisive,
+                    "n_frames": t.n_frames,
+                    "brief": t.brief,
+                    "excluded": t.excluded,
+                    "exclusion_reason": t.exclusion_reason,
                 }
             )
     else:

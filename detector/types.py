@@ -101,6 +101,47 @@ class Track:
     frame_indices: tuple[int, ...]
 
 
+def _normalised(weights: dict[str, float]) -> dict[str, float]:
+    total = sum(weights.values()) or 1.0
+    return {k: round(v / total, 6) for k, v in weights.items() if v > 0}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How the shipped default's threshold was set from real footage (``weights/ensemble.json``).
+
+    Attributes:
+        real_scores: the video scores of the real calibration videos, sorted; a new score is
+            placed against them ("higher than 97 % of the real videos ...").
+        pool: in words, which real videos they are.
+        weights, aggregation, order: the scoring the scores were computed with; the placement
+            holds only for the same scoring.
+        target_false_alarm: the share of real videos allowed at or above the threshold.
+        rates: measured rates at the threshold (reals flagged, fakes flagged per set, ...).
+    """
+
+    real_scores: tuple[float, ...]
+    pool: str
+    weights: dict[str, float]
+    aggregation: str
+    order: str
+    target_false_alarm: float
+    rates: dict = field(default_factory=dict)
+
+    def applies_to(self, weights: dict[str, float], aggregation: str, order: str) -> bool:
+        """Whether scores computed with these settings are on the calibrated scale."""
+        if aggregation != self.aggregation or order != self.order:
+            return False
+        return _normalised(weights) == _normalised(self.weights)
+
+    def real_percentile(self, score: float) -> float:
+        """Share of the real calibration videos scoring strictly below ``score``."""
+        if not self.real_scores:
+            return float("nan")
+        below = sum(s < score for s in self.real_scores)
+        return below / len(self.real_scores)
+
+
 @dataclass(frozen=True)
 class ScoringSettings:
     """Everything that turns raw per-model scores into a verdict. Changing it needs no inference.
@@ -110,26 +151,48 @@ class ScoringSettings:
         aggregation: name of the frame -> track reducer in ``detector.aggregate.AGGREGATORS``.
         order: "aggregate_then_combine" (the core paper's: reduce each model over frames, then
             weight the models) or "combine_then_aggregate" (weight the models per face, then reduce).
-        threshold: p_fake at or above which a track is called fake.
-        uncertain_margin: scores within this distance of the threshold are labelled "uncertain".
-        track_reduction: how tracks combine into the video verdict ("max": the most suspicious
-            person decides, as one manipulated person makes a manipulated video).
-        min_track_share: tracks seen in fewer than this share of face-bearing frames are reported
-            but do not decide the verdict (stray detections).
+        threshold: manipulation score at or above which a person (and so the video) is flagged
+            "Manipulation likely". The shipped default is calibrated on real footage.
+        inconclusive_band: scores in ``[threshold - band, threshold)`` are "Inconclusive": higher
+            than most real footage, below the alarm line.
+        track_reduction: how people combine into the video verdict ("max": the most suspicious
+            person decides, as one manipulated person makes a manipulated video; "largest": the
+            person seen most).
+        min_track_share: people seen in fewer than this share of the frames with faces are
+            "brief": listed, but they decide only with strong evidence (``brief_min_score``).
+        brief_min_score: score a brief person needs to decide; None: halfway from the threshold
+            to 1.
+        exclusions: person (track id) -> the analyst's reason ("not a face", "not relevant"):
+            listed, never scored into the verdict; recorded in the report.
+        calibration: how the default threshold was calibrated (None for settings without one).
     """
 
     weights: dict[str, float]
     aggregation: str = "mean"
     order: Order = "aggregate_then_combine"
     threshold: float = 0.5
-    uncertain_margin: float = 0.1
+    inconclusive_band: float = 0.1
     track_reduction: str = "max"
     min_track_share: float = 0.2
+    brief_min_score: float | None = None
+    exclusions: dict[int, str] = field(default_factory=dict)
+    calibration: Calibration | None = None
+
+    @property
+    def brief_level(self) -> float:
+        if self.brief_min_score is not None:
+            return self.brief_min_score
+        return self.threshold + (1.0 - self.threshold) / 2.0
 
 
 @dataclass(frozen=True)
 class TrackScore:
-    """A person's aggregated scores: one per model and the ensemble's."""
+    """A person's aggregated scores: one per model and the ensemble's.
+
+    ``decisive``: the person could decide the verdict (not excluded; seen often enough, or
+    brief with a score of at least the brief level). ``brief``: seen in fewer than
+    ``min_track_share`` of the frames with faces.
+    """
 
     track_id: int
     n_faces: int
@@ -138,11 +201,21 @@ class TrackScore:
     per_model: dict[str, float]
     p_fake: float
     decisive: bool
+    n_frames: int = 0
+    brief: bool = False
+    excluded: bool = False
+    exclusion_reason: str = ""
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The answer for the video, and the settings and evidence that produced it."""
+    """The answer for the video, and the settings and evidence that produced it.
+
+    ``label``: "fake" (shown as "Manipulation likely"), "uncertain" ("Inconclusive") or "real"
+    ("No manipulation found by these models"; never a bare "real"). ``real_percentile``: share
+    of the real calibration videos that scored below this score, when the scoring is the
+    calibrated one (else None). ``rule``: in words, who decides and why.
+    """
 
     label: Label
     p_fake: float
@@ -153,6 +226,9 @@ class Verdict:
     settings: ScoringSettings
     explanation: str = ""
     model_agreement: dict[str, Label] = field(default_factory=dict)
+    real_percentile: float | None = None
+    calibrated: bool = False
+    rule: str = ""
 
 
 @dataclass(frozen=True, eq=False)

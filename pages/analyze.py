@@ -45,7 +45,7 @@ if analysis is not None:
             "with; press Analyze to run them."
         )
     if analysis.ok:
-        views.verdict_card(analysis, ui.current_verdict(analysis))
+        views.verdict_card(analysis, ui.current_verdict(analysis), controls=True)
         v = analysis.video
         st.caption(
             f"{v.width}x{v.height}, {v.fps:.2f} fps, {v.duration_s:.1f} s, {v.codec}; "

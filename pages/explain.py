@@ -4,6 +4,7 @@ import numpy as np
 import streamlit as st
 
 from detector.models import get_spec
+from detector.report import person_role
 from pages import ui, views
 
 MAX_CAM_FACES = 24  # Grad-CAM runs on at most this many of a person's frames, evenly spaced
@@ -26,14 +27,9 @@ if analysis is not None:
     }
     for ts in verdict.tracks:
         faces = rows_of[ts.track_id]
-        role = (
-            "decides the verdict"
-            if ts.track_id == verdict.deciding_track_id
-            else ("listed" if ts.decisive else "seen briefly: listed, does not decide")
-        )
         st.markdown(
-            f"**Person {ts.track_id + 1}** · in {len(faces)} of {n_frames} sampled frames with "
-            f"faces · manipulation score {ts.p_fake:.3f} · {role}"
+            f"**Person {ts.track_id + 1}** · in {ts.n_frames} of {n_frames} sampled frames with "
+            f"faces · manipulation score {ts.p_fake:.3f} · {person_role(ts, verdict)}"
         )
         shown = faces[:: max(1, len(faces) // 16)][:16]
         views.face_strip(analysis, shown)

@@ -79,6 +79,12 @@ CLIP_WIDGETS = (
     CAM_FRAME,
 )
 
+WEIGHT_PREFIX = "w_"  # + model name: the lab's weight sliders
+EXCLUDE_PREFIX = "exclude_"  # + track id: a person's exclusion choice on the verdict card
+CLIP_WIDGET_PREFIXES = (WEIGHT_PREFIX, EXCLUDE_PREFIX)
+INCLUDED = "counts"
+EXCLUSION_REASONS = (INCLUDED, "not a face", "not relevant")
+
 MAX_KEPT = 5  # analyses kept per session
 MAX_VIDEOS_KEPT = 3  # of which this many keep their video for the player
 
@@ -281,9 +287,13 @@ def show_analysis(key: Key) -> None:
 def _set_current(key: Key | None) -> None:
     """Show another clip; widgets whose values belong to one clip start again from its state."""
     if st.session_state.get(CURRENT) != key:
-        for k in [*CLIP_WIDGETS, *(k for k in st.session_state if str(k).startswith("w_"))]:
-            st.session_state.pop(k, None)
+        _drop_widgets(CLIP_WIDGETS, CLIP_WIDGET_PREFIXES)
     st.session_state[CURRENT] = key
+
+
+def _drop_widgets(keys, prefixes) -> None:
+    for k in [k for k in st.session_state if k in keys or str(k).startswith(prefixes)]:
+        del st.session_state[k]
 
 
 def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Analysis | None:
@@ -408,17 +418,47 @@ def set_scoring(scoring: ScoringSettings) -> None:
 
 
 def reset_scoring() -> None:
-    """Back to the shipped defaults: drop this clip's settings and the lab's widget states (the
-    lab sets them again from the defaults, through session state, so the browser shows them)."""
+    """Back to the shipped defaults, exclusions included: drop this clip's settings and the
+    widget states that showed them (the pages set them again from the defaults, through session
+    state, so the browser shows them)."""
     st.session_state.get(SCORING, {}).pop(current_key(), None)
-    for k in [k for k in st.session_state if str(k).startswith("w_")]:
-        del st.session_state[k]
-    for k in (AGGREGATION, ORDER, THRESHOLD):
-        st.session_state.pop(k, None)
+    _drop_widgets((AGGREGATION, ORDER, THRESHOLD), CLIP_WIDGET_PREFIXES)
+
+
+def custom_marks(analysis: Analysis) -> list[str]:
+    """What differs from the shipped defaults for this clip, in words."""
+    from detector.report import custom_marks as marks
+
+    return marks(analysis, current_scoring(analysis) if analysis.ok else None)
 
 
 def weight_key(model: str) -> str:
-    return f"w_{model}"
+    return f"{WEIGHT_PREFIX}{model}"
+
+
+def exclusion_key(track_id: int) -> str:
+    return f"{EXCLUDE_PREFIX}{track_id}"
+
+
+def init_exclusion_widgets(scoring: ScoringSettings, track_ids) -> None:
+    """Give each person's exclusion choice the clip's setting where it holds none yet."""
+    for tid in track_ids:
+        k = exclusion_key(tid)
+        if k not in st.session_state:
+            st.session_state[k] = scoring.exclusions.get(int(tid), INCLUDED)
+
+
+def apply_exclusion(track_id: int) -> None:
+    """Callback: the analyst included or excluded a person; the verdict is aggregated again."""
+    analysis = current_analysis()
+    if analysis is None or not analysis.ok:
+        return
+    scoring = current_scoring(analysis)
+    why = st.session_state.get(exclusion_key(track_id), INCLUDED)
+    exclusions = {k: v for k, v in scoring.exclusions.items() if k != track_id}
+    if why != INCLUDED:
+        exclusions[track_id] = why
+    set_scoring(replace(scoring, exclusions=exclusions))
 
 
 def init_lab_widgets(scoring: ScoringSettings) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from detector.aggregate import VERDICT_WORDS
 from detector.explain import CamResult
 from detector.faces import FaceSettings
+from detector.report import best_face, person_role
 from detector.types import Analysis, Verdict
 from detector.visual import (
     SCALE_MAX,
@@ -26,29 +28,54 @@ from detector.visual import (
 )
 from pages import ui
 
-LABEL_STYLE = {
-    "fake": ("LIKELY MANIPULATED", "red"),
-    "real": ("NO MANIPULATION FOUND BY THESE MODELS", "green"),
-    "uncertain": ("INCONCLUSIVE", "orange"),
-}
+LABEL_COLOUR = {"fake": "red", "uncertain": "orange", "real": "green"}
 
 
-def verdict_card(analysis: Analysis, verdict: Verdict) -> None:
-    text, colour = LABEL_STYLE[verdict.label]
+def verdict_card(analysis: Analysis, verdict: Verdict, controls: bool = False) -> None:
+    """The verdict, led by the person who decides it; every other person with their own score.
+
+    ``controls`` adds the analyst's exclusion choice per person and a reset to the defaults (on
+    one page only: widget keys are unique).
+    """
+    deciding = next(t for t in verdict.tracks if t.track_id == verdict.deciding_track_id)
+    n_frames = len({int(i) for i in analysis.scores.frame_indices})
+    marks = ui.custom_marks(analysis)
     with st.container(border=True):
         left, right = st.columns([2, 1])
-        left.markdown(f"### :{colour}[{text}]")
-        left.write(verdict.explanation)
+        left.markdown(f"### :{LABEL_COLOUR[verdict.label]}[{VERDICT_WORDS[verdict.label].upper()}]")
+        thumb, who = left.columns([1, 4])
+        thumb.image(face_thumbnail(analysis, best_face(analysis, deciding.track_id)), width=96)
+        who.markdown(
+            f"**Person {deciding.track_id + 1} decides.** Seen in {deciding.n_frames} of "
+            f"{n_frames} sampled frames with faces ({deciding.first_timestamp_s:.1f}–"
+            f"{deciding.last_timestamp_s:.1f} s); manipulation score {deciding.p_fake:.3f}."
+        )
+        who.caption(f"Who decides: {verdict.rule}")
         right.metric(
             "Manipulation score",
             f"{verdict.p_fake:.3f}",
             help="The ensemble's score for the deciding person: 0 = no sign of manipulation, "
             "1 = certainly manipulated (for the methods these models know).",
         )
+        low = max(0.0, verdict.threshold - verdict.settings.inconclusive_band)
         right.caption(
-            f"Threshold {verdict.threshold:.2f}; inconclusive within "
-            f"±{verdict.settings.uncertain_margin:.2f}"
+            f"Alarm threshold {verdict.threshold:.2f}; inconclusive from {low:.2f} up to it."
         )
+        if verdict.real_percentile is not None:
+            right.caption(
+                f"Higher than {100 * verdict.real_percentile:.0f} % of the real videos the "
+                "threshold was calibrated on."
+            )
+        elif not verdict.calibrated:
+            right.caption("Not placed against the calibration videos (custom scoring).")
+        if marks:
+            st.warning("**Custom settings:** " + "; ".join(marks) + ".", icon=":material/tune:")
+            if controls:
+                st.button("Reset to defaults", key="reset_card", on_click=ui.reset_scoring)
+        with st.expander("How this verdict was reached"):
+            st.write(verdict.explanation)
+        people_table(analysis, verdict, controls)
+        st.caption(f"Models for person {deciding.track_id + 1}:")
         cols = st.columns(max(1, len(verdict.per_model)))
         total = max(1e-9, sum(verdict.settings.weights.values()))
         for col, (m, p) in zip(cols, verdict.per_model.items(), strict=True):
@@ -61,6 +88,38 @@ def verdict_card(analysis: Analysis, verdict: Verdict) -> None:
         "A score is evidence, not proof: the models were trained on specific manipulation "
         "methods (see the Models page) and can miss others."
     )
+
+
+def people_table(analysis: Analysis, verdict: Verdict, controls: bool) -> None:
+    """One row per person: face, frames, score, role; with controls, the exclusion choice."""
+    tracks = verdict.tracks
+    if len(tracks) < 2 and not any(t.excluded for t in tracks):
+        return
+    st.markdown(f"**{len(tracks)} people in this clip**")
+    if controls:
+        ui.init_exclusion_widgets(verdict.settings, [t.track_id for t in tracks])
+    included = [t for t in tracks if not t.excluded]
+    for t in tracks:
+        c0, c1, c2 = st.columns([1, 5, 3])
+        c0.image(face_thumbnail(analysis, best_face(analysis, t.track_id)), width=56)
+        c1.markdown(
+            f"**Person {t.track_id + 1}** · {t.n_frames} frame(s) · manipulation score "
+            f"{t.p_fake:.3f} · {person_role(t, verdict)}"
+        )
+        if controls:
+            c2.selectbox(
+                f"Person {t.track_id + 1}",
+                ui.EXCLUSION_REASONS,
+                key=ui.exclusion_key(t.track_id),
+                on_change=ui.apply_exclusion,
+                args=(t.track_id,),
+                disabled=not t.excluded and len(included) == 1,
+                help="Exclude a detection that is not a face, or a person who is not relevant "
+                "to the question. They stay listed and are recorded in the report; the verdict "
+                "is computed again from the others (no new analysis). At least one person "
+                "must count.",
+                label_visibility="collapsed",
+            )
 
 
 def face_thumbnail(analysis: Analysis, face_id: int) -> np.ndarray:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from detector.aggregate import AGGREGATORS, compute_verdict, confident, ensemble_per_face, vote
+from detector.aggregate import (
+    AGGREGATORS,
+    VERDICT_WORDS,
+    compute_verdict,
+    confident,
+    custom_settings,
+    ensemble_per_face,
+    vote,
+)
 from detector.errors import BadSettingsError
-from detector.types import ScoreTable, ScoringSettings
+from detector.types import Calibration, ScoreTable, ScoringSettings
 
 
 def table(p, tracks=None, models=("a", "b")):
@@ -56,13 +66,22 @@ def test_weights_are_normalised_and_zero_weight_ignored():
     assert set(only_a.model_agreement) == {"a"}
 
 
-def test_labels_use_threshold_and_uncertain_band():
-    def lab(p):
-        return compute_verdict(table([[p, p]] * 2), ScoringSettings(weights={"a": 1, "b": 1})).label
+def test_labels_use_threshold_and_inconclusive_band_below_it():
+    def lab(p, **kw):
+        s = ScoringSettings(weights={"a": 1, "b": 1}, **kw)
+        return compute_verdict(table([[p, p]] * 2), s).label
 
     assert lab(0.9) == "fake"
-    assert lab(0.1) == "real"
-    assert lab(0.55) == "uncertain"
+    assert lab(0.5) == "fake"  # at the threshold: flagged
+    assert lab(0.45) == "uncertain"
+    assert lab(0.39) == "real"
+    assert lab(0.3, threshold=0.32, inconclusive_band=0.05) == "uncertain"
+    assert lab(0.26, threshold=0.32, inconclusive_band=0.05) == "real"
+    assert {k: VERDICT_WORDS[k] for k in ("fake", "uncertain")} == {
+        "fake": "Manipulation likely",
+        "uncertain": "Inconclusive",
+    }
+    assert "real" not in VERDICT_WORDS["real"].lower().split()
 
 
 def test_most_suspicious_person_decides_and_stray_tracks_do_not():
@@ -71,7 +90,65 @@ def test_most_suspicious_person_decides_and_stray_tracks_do_not():
     v = compute_verdict(t, ScoringSettings(weights={"a": 1, "b": 1}, min_track_share=0.2))
     assert v.deciding_track_id == 1
     assert v.label == "fake"
-    assert [tr.decisive for tr in v.tracks] == [True, True, False]
+    assert [tr.decisive for tr in v.tracks] == [True, True, False]  # one frame is never enough
+    assert [tr.brief for tr in v.tracks] == [False, False, True]
+    assert "decides" in v.rule
+
+
+def test_a_brief_person_decides_only_with_strong_evidence():
+    # person 0 (main) in 10 frames at 0.3; person 1 in 2 of 12 frames
+    def verdict(p_brief):
+        p = [[0.3, 0.3]] * 10 + [[p_brief, p_brief]] * 2
+        t = table(p, tracks=[0] * 10 + [1] * 2)
+        return compute_verdict(t, ScoringSettings(weights={"a": 1, "b": 1}, threshold=0.4))
+
+    weak = verdict(0.6)  # over the threshold but under the brief level 0.7
+    assert weak.deciding_track_id == 0 and weak.label == "real"
+    strong = verdict(0.9)
+    assert strong.deciding_track_id == 1 and strong.label == "fake"
+
+
+def test_excluded_people_are_listed_but_never_decide():
+    p = [[0.1, 0.1]] * 5 + [[0.9, 0.9]] * 5
+    t = table(p, tracks=[0] * 5 + [1] * 5)
+    s = ScoringSettings(weights={"a": 1, "b": 1}, exclusions={1: "not a face"})
+    v = compute_verdict(t, s)
+    assert v.deciding_track_id == 0 and v.label == "real"
+    excluded = next(tr for tr in v.tracks if tr.track_id == 1)
+    assert excluded.excluded and excluded.exclusion_reason == "not a face" and not excluded.decisive
+    assert custom_settings(s, ScoringSettings(weights={"a": 1, "b": 1})) == [
+        "person 2 excluded (not a face)"
+    ]
+    with pytest.raises(BadSettingsError, match="every person"):
+        compute_verdict(t, ScoringSettings(weights={"a": 1}, exclusions={0: "x", 1: "y"}))
+    with pytest.raises(BadSettingsError, match="not in this video"):
+        compute_verdict(t, ScoringSettings(weights={"a": 1}, exclusions={7: "x"}))
+
+
+def test_calibrated_score_is_placed_against_real_footage():
+    cal = Calibration(
+        real_scores=tuple(np.linspace(0.0, 0.3, 100)),
+        pool="test pool",
+        weights={"a": 1, "b": 1},
+        aggregation="mean",
+        order="aggregate_then_combine",
+        target_false_alarm=0.05,
+    )
+    s = ScoringSettings(weights={"a": 2, "b": 2}, threshold=0.29, calibration=cal)
+    v = compute_verdict(table([[0.32, 0.32]] * 3), s)
+    assert v.calibrated and v.real_percentile == 1.0 and v.label == "fake"
+    assert "higher than 100 % of the real videos" in v.explanation
+    other = compute_verdict(table([[0.32, 0.32]] * 3), replace(s, weights={"a": 1, "b": 2}))
+    assert other.real_percentile is None and not other.calibrated
+
+
+def test_custom_settings_name_every_change_in_words():
+    default = ScoringSettings(weights={"a": 0.5, "b": 0.5}, threshold=0.3)
+    assert custom_settings(replace(default, weights={"a": 1, "b": 1}), default) == []
+    changed = replace(default, weights={"a": 0.6, "b": 0.4}, aggregation="median", threshold=0.4)
+    words = custom_settings(changed, default)
+    assert words[0] == "model weights a 0.60, b 0.40"
+    assert any("median" in w for w in words) and any("threshold 0.40" in w for w in words)
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,15 @@ def _face(size: int = 128, seed: int = 0) -> np.ndarray:
     return img
 
 
-@pytest.mark.parametrize("generator", [data.self_blend, data.face_warp])
+def _swap_other_person(img, marks, rng):
+    """identity_swap with a second, differently drawn face as the source."""
+    other = _face(112, seed=5)
+    other[40:60, 30:80] = (20, 20, 200)  # a feature only the other person has
+    other_marks = data.default_landmarks(112, 112) if marks is not None else None
+    return data.identity_swap(img, marks, other, other_marks, rng)
+
+
+@pytest.mark.parametrize("generator", [data.self_blend, data.face_warp, _swap_other_person])
 @pytest.mark.parametrize("with_landmarks", [True, False])
 def test_generators_change_only_the_masked_face(generator, with_landmarks):
     img = _face(128)
@@ -48,6 +56,42 @@ def test_generators_are_deterministic_given_the_seed():
     a, _ = data.self_blend(img, None, np.random.default_rng(3))
     b, _ = data.self_blend(img, None, np.random.default_rng(3))
     assert np.array_equal(a, b)
+
+
+def test_identity_swap_puts_the_other_face_in_and_is_seeded():
+    target = _face(128)
+    source = _face(128, seed=9)
+    source[44:56, 40:88] = (0, 0, 255)  # a blue band across the source's eyes
+    marks = data.default_landmarks(128, 128)
+    plain = data.SwapParams(
+        seed=1, jitter=0.0, full_affine=False, colour=0.0, blur=0.0, downscale=1.0, ratio=1.0
+    )
+    fake, mask = data.apply_swap(target, marks, source, marks, plain)
+    band = (slice(46, 54), slice(44, 84))
+    assert mask[band].min() > 0.5
+    blue = fake[band].astype(int)
+    assert (blue[..., 2] - blue[..., 0]).mean() > 100, "the source's feature is not in the fake"
+    assert np.abs(fake[:6, :6].astype(int) - target[:6, :6].astype(int)).max() == 0
+    a = data.identity_swap(target, marks, source, marks, np.random.default_rng(4))[0]
+    b = data.identity_swap(target, marks, source, marks, np.random.default_rng(4))[0]
+    assert np.array_equal(a, b)
+
+
+def test_identity_swap_track_repeats_one_swap_and_follows_the_face():
+    target = _face(128)
+    source = _face(128, seed=9)
+    marks = data.default_landmarks(128, 128)
+    shifted = np.roll(target, 10, axis=1)
+    frames = data.identity_swap_track(
+        [target, target, shifted],
+        [marks, marks, marks + np.float32([10, 0])],
+        source,
+        marks,
+        np.random.default_rng(0),
+    )
+    assert np.array_equal(frames[0], frames[1]), "one swap, the same choices on every frame"
+    # the face moved 10 px right: so did the swap (compare away from the image border)
+    assert np.abs(frames[2][:, 20:118].astype(int) - frames[0][:, 10:108].astype(int)).mean() < 3
 
 
 def test_augment_returns_requested_size():

@@ -1,6 +1,7 @@
 """Importing this module registers every model family's specs (one import per family file)."""
 
 from detector.models import (  # noqa: F401
+    clip,
     efficientnet,
     facenet,
     inception_resnet_v2,

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from detector import paths
-from detector.errors import UnknownModelError, WeightsMissingError
+from detector.errors import UnknownModelError, WeightsIntegrityError, WeightsMissingError
 from detector.models.weights import load_state_dict
 
 
@@ -51,6 +51,12 @@ class ModelSpec:
         batch_size: crops per forward pass; the fastest on this project's 2-core CPU, as
             ``python -m detector bench --batch-sweep`` measures it (a speed setting only: scores
             do not depend on it).
+        base_loader: for members whose weights file holds only what training changed (the
+            CLIP member: head and LayerNorms), loads the frozen backbone (sha256-checked) into
+            the bare network first; the file must then hold every key outside ``base_prefix``.
+        base_prefix: the state-dict prefix the base loader fills.
+        gradcam_tokens: the Grad-CAM layer outputs ViT tokens (class token first, then a square
+            grid of patches) rather than a feature map.
     """
 
     name: str
@@ -67,6 +73,9 @@ class ModelSpec:
     default_weight: float = 1.0
     inputs: Literal["crop", "crop_and_flow"] = "crop"
     batch_size: int = 16
+    base_loader: Callable[[nn.Module], None] | None = None
+    base_prefix: str = ""
+    gradcam_tokens: bool = False
 
     @property
     def weights_path(self) -> Path:
@@ -146,7 +155,17 @@ def create_model(
         wdir = weights_dir or paths.weights_dir()
         manifest = read_manifest(name, wdir)
         state = load_state_dict(wdir / f"{name}.safetensors", manifest["sha256"])
-        net.load_state_dict(state)
+        if spec.base_loader is None:
+            net.load_state_dict(state)
+        else:
+            spec.base_loader(net)
+            result = net.load_state_dict(state, strict=False)
+            missing = [k for k in result.missing_keys if not k.startswith(spec.base_prefix)]
+            if result.unexpected_keys or missing:
+                raise WeightsIntegrityError(
+                    f"{name}: the weights file does not fit the network (unexpected "
+                    f"{result.unexpected_keys[:5]}, missing {missing[:5]})"
+                )
     model = FakeLogit(net, spec.positive_class)
     return model.eval().to(device)
 

