@@ -25,13 +25,13 @@ from fpdf import FPDF
 
 from detector.aggregate import (
     AGGREGATOR_LABELS,
-    ORDERS,
     VERDICT_WORDS,
     compute_verdict,
     ensemble_per_face,
 )
 from detector.faces import FaceSettings
 from detector.report import (
+    ORDER_WORDS,
     CaseInfo,
     app_version,
     best_face,
@@ -193,7 +193,7 @@ def render_pdf(
         s = verdict.settings
         settings += [
             ("Frames → person", AGGREGATOR_LABELS[s.aggregation]),
-            ("Order", ORDERS[s.order]),
+            ("Order", ORDER_WORDS[s.order]),
             (
                 "Threshold",
                 f"{s.threshold:.2f} (inconclusive from {max(0.0, s.threshold - s.inconclusive_band):.2f})",
@@ -487,7 +487,7 @@ def _breakdown_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
     _para(
         pdf,
         4,
-        f"Ensemble Average and Median: {ORDERS[verdict.settings.order]}. {table.frame_count} "
+        f"Ensemble Average and Median: {ORDER_WORDS[verdict.settings.order]}. {table.frame_count} "
         "frames; per-frame values in the per-frame table.",
     )
     rows = [["Output", "Average", "Median"]]

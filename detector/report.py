@@ -62,6 +62,14 @@ def scoring_to_dict(s: ScoringSettings) -> dict:
     return d
 
 
+ORDER_WORDS = {
+    "aggregate_then_combine": "each model over the frames first, then the models weighted "
+    "(the core paper's order)",
+    "combine_then_aggregate": "the models weighted in each frame first, then over the frames",
+}
+"""The two orders of ``detector.aggregate.ORDERS`` in the words the app and the report use."""
+
+
 def person_role(track: TrackScore, verdict: Verdict) -> str:
     """A person's part in the verdict, in words."""
     if track.excluded:

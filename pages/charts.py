@@ -31,6 +31,12 @@ def scores_frame(analysis: Analysis, scoring: ScoringSettings) -> pd.DataFrame:
     return df
 
 
+def scores_table(analysis: Analysis, scoring: ScoringSettings) -> pd.DataFrame:
+    """``scores_frame`` with the column names an analyst reads (manipulation scores per model)."""
+    names = {"face_id": "face", "frame_index": "frame", "timestamp_s": "time (s)"}
+    return scores_frame(analysis, scoring).rename(columns=names)
+
+
 def timeline_figure(
     analysis: Analysis, scoring: ScoringSettings, person: int | None = None
 ) -> go.Figure:
@@ -175,7 +181,7 @@ def table5_dataframe(rows) -> pd.DataFrame:
     """Paper 000's Table 5 layout: accuracy per ensemble setting (rows as dicts or Table5Row)."""
     from dataclasses import asdict, is_dataclass
 
-    from detector.aggregate import ORDERS
+    from detector.report import ORDER_WORDS
     from detector.tables import weighting_label
 
     out = []
@@ -185,7 +191,7 @@ def table5_dataframe(rows) -> pd.DataFrame:
             {
                 "Setting": weighting_label(r["weights"]),
                 "Frames": "Average" if r["aggregation"] == "mean" else "Median",
-                "Order": ORDERS[r["order"]],
+                "Order": ORDER_WORDS[r["order"]],
                 "Accuracy": f"{r['accuracy']:.4f}",
                 "TPR": "—" if r.get("tpr") is None else f"{r['tpr']:.3f}",
                 "TNR": "—" if r.get("tnr") is None else f"{r['tnr']:.3f}",

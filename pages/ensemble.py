@@ -5,8 +5,9 @@ from dataclasses import replace
 
 import streamlit as st
 
-from detector.aggregate import AGGREGATOR_LABELS, ORDERS
+from detector.aggregate import AGGREGATOR_LABELS
 from detector.paper000 import PRINTED_TABLE5, reproduce_tables
+from detector.report import ORDER_WORDS
 from detector.tables import breakdown_table
 from pages import charts, ui, views
 
@@ -36,7 +37,7 @@ if analysis is not None and analysis.ok:
             format_func=AGGREGATOR_LABELS.get,
             key=ui.AGGREGATION,
         )
-        order = c2.radio("Order", list(ORDERS), format_func=ORDERS.get, key=ui.ORDER)
+        order = c2.radio("Order", list(ORDER_WORDS), format_func=ORDER_WORDS.get, key=ui.ORDER)
         threshold = c3.slider("Threshold", 0.05, 0.95, step=0.01, key=ui.THRESHOLD)
         new = replace(
             scoring, weights=raw, aggregation=aggregation, order=order, threshold=threshold
@@ -56,7 +57,7 @@ if analysis is not None and analysis.ok:
             f"Your clip, person {person + 1}: per-frame outputs", per_model, weightings, order=order
         )
         st.subheader("Your clip in the core paper's layout")
-        st.caption(f"Ensemble Average/Median: {ORDERS[order]}.")
+        st.caption(f"Ensemble Average/Median: {ORDER_WORDS[order]}.")
         st.dataframe(charts.breakdown_dataframe(clip_table))
 elif analysis is not None:
     ui.show_status(analysis)
@@ -72,7 +73,10 @@ st.caption(
     "paper; 4 decimals, rounded half up."
 )
 paper_order = st.radio(
-    "Ensemble Average/Median computed as", list(ORDERS), format_func=ORDERS.get, key=ui.PAPER_ORDER
+    "Ensemble Average/Median computed as",
+    list(ORDER_WORDS),
+    format_func=ORDER_WORDS.get,
+    key=ui.PAPER_ORDER,
 )
 for table in reproduce_tables(order=paper_order):
     st.markdown(f"**{table.title}**")

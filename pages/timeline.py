@@ -38,7 +38,8 @@ if analysis is not None:
     else:
         views.frame_viewer(analysis, face_id)
     st.subheader("Per-frame scores")
-    st.dataframe(charts.scores_frame(analysis, scoring), hide_index=True)
+    st.caption("Manipulation score of every face, per model and for the weighted ensemble.")
+    st.dataframe(charts.scores_table(analysis, scoring), hide_index=True)
     st.download_button(
         "Download CSV",
         frame_scores_csv(analysis, scoring),

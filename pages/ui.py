@@ -296,12 +296,13 @@ def _drop_widgets(keys, prefixes) -> None:
         del st.session_state[k]
 
 
-def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Analysis | None:
-    """Analyse uploaded bytes (staged privately, then deleted) or a local example file."""
+def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> None:
+    """Analyse uploaded bytes (staged privately, then deleted) or a local example file, show it,
+    and run the page again so that everything (the sidebar's list of clips too) shows it."""
     models = selected_models()
     if not models:
         st.error("Select at least one model in the sidebar.")
-        return None
+        return
     if data is None:
         data = path.read_bytes()
     sampling = st.session_state.get(SAMPLING, DEFAULT_SAMPLING)
@@ -315,7 +316,7 @@ def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Ana
             bar.empty()
     _keep(key, data)
     _set_current(key)
-    return cache[key]
+    st.rerun()
 
 
 def _analyse(data: bytes, label: str, sampling: str, models, bar) -> Analysis:

@@ -66,8 +66,13 @@ def verdict_card(analysis: Analysis, verdict: Verdict, controls: bool = False) -
                 f"Higher than {100 * verdict.real_percentile:.0f} % of the real videos the "
                 "threshold was calibrated on."
             )
-        elif not verdict.calibrated:
-            right.caption("Not placed against the calibration videos (custom scoring).")
+        elif verdict.settings.calibration is None:
+            right.caption("No calibration on real footage is recorded for this threshold.")
+        else:
+            right.caption(
+                "Not placed against the calibration videos: the scoring differs from the one "
+                "the threshold was calibrated with."
+            )
         if marks:
             st.warning("**Custom settings:** " + "; ".join(marks) + ".", icon=":material/tune:")
             if controls:
@@ -97,6 +102,12 @@ def people_table(analysis: Analysis, verdict: Verdict, controls: bool) -> None:
         return
     st.markdown(f"**{len(tracks)} people in this clip**")
     if controls:
+        st.caption(
+            'Everyone counts unless you exclude them: choose "not a face" for a detection '
+            'that is not one, "not relevant" for a person outside the question. The verdict '
+            "is computed again from the others, without a new analysis, and the report records it."
+        )
+    if controls:
         ui.init_exclusion_widgets(verdict.settings, [t.track_id for t in tracks])
     included = [t for t in tracks if not t.excluded]
     for t in tracks:
@@ -114,10 +125,7 @@ def people_table(analysis: Analysis, verdict: Verdict, controls: bool) -> None:
                 on_change=ui.apply_exclusion,
                 args=(t.track_id,),
                 disabled=not t.excluded and len(included) == 1,
-                help="Exclude a detection that is not a face, or a person who is not relevant "
-                "to the question. They stay listed and are recorded in the report; the verdict "
-                "is computed again from the others (no new analysis). At least one person "
-                "must count.",
+                help="At least one person must count.",
                 label_visibility="collapsed",
             )
 
@@ -189,7 +197,7 @@ def video_player(analysis: Analysis, start_s: float) -> None:
                 args=(key,),
             )
             return
-    st.video(data, start_time=int(start_s))
+    st.video(data, start_time=int(start_s), width=640)
     st.caption(f"The player starts at {int(start_s)} s (this frame is at {start_s:.2f} s).")
 
 

@@ -125,9 +125,9 @@ class App:
     def settle(self, timeout_ms: int = 180_000) -> None:
         """Wait until the script run the last action started has finished."""
         self.page.wait_for_timeout(400)
-        running = self.page.locator('[data-testid="stStatusWidget"]')
+        busy = self.page.locator('[data-testid="stStatusWidgetRunningIcon"], [data-stale="true"]')
         deadline = time.time() + timeout_ms / 1000
-        while running.count() and running.first.is_visible() and time.time() < deadline:
+        while busy.count() and time.time() < deadline:
             self.page.wait_for_timeout(200)
         self.no_exception()
 
@@ -143,15 +143,20 @@ class App:
     def shot(self, name: str) -> None:
         """A screenshot of the whole page (the app scrolls inside its main block)."""
         height = self.page.evaluate(
-            "() => Math.max(...[...document.querySelectorAll('*')].map(e => e.scrollHeight || 0))"
+            "() => Math.ceil(document.querySelector('[data-testid=\"stMainBlockContainer\"]')"
+            ".getBoundingClientRect().height) + 200"
         )
         self.page.set_viewport_size({"width": WIDTH, "height": min(12000, max(HEIGHT, height))})
         self.page.wait_for_timeout(500)
         self.page.screenshot(path=str(OUT / name), full_page=True)
         self.page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
 
-    def select(self, label: str, option: str | re.Pattern) -> None:
-        box = self.page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    def select(self, label: str, option: str | re.Pattern, hidden_label: bool = False) -> None:
+        """Choose ``option`` in the select box labelled ``label`` (or whose hidden label is)."""
+        if hidden_label:
+            box = self.page.get_by_role("combobox", name=label, exact=True)
+        else:
+            box = self.page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
         box.scroll_into_view_if_needed()
         listbox = self.page.get_by_role("listbox")
         for _ in range(3):  # a click that lands during a rerun does not open the list
@@ -164,10 +169,14 @@ class App:
         self.page.get_by_role("option", name=option).first.click()
         self.settle()
 
-    def slider(self, container, key: str) -> None:
-        handle = container.get_by_role("slider").first
-        handle.focus()
-        self.page.keyboard.press(key)
+    def slider(self, container, fraction: float) -> None:
+        """Click a slider's track at ``fraction`` of its width (the thumb jumps there)."""
+        container.scroll_into_view_if_needed()
+        thumb = container.get_by_role("slider").first.bounding_box()
+        track = container.bounding_box()  # the track spans the widget's width
+        assert thumb is not None and track is not None, "the slider is not drawn"
+        y = thumb["y"] + thumb["height"] / 2
+        self.page.mouse.click(track["x"] + fraction * track["width"], y)
         self.settle()
 
     def click_point(self, trace: int, point: int) -> None:
@@ -231,6 +240,10 @@ def test_every_widget_on_every_page(server, clips):
     assert "App version" in text and "Appendix A" in text
     assert "p_fake" not in text and "paper 000" not in text
     assert "Grad-CAM explanations" in text
+    assert "Custom settings: person 2 excluded (not relevant)" in flat
+    assert "excluded by the analyst (not relevant)" in flat
+    assert doc["custom_settings"] == ["person 2 excluded (not relevant)"]
+    assert doc["settings"]["scoring"]["exclusions"] == {"2": "not relevant"}
     assert doc["case"] == {
         "case_id": "CASE-2026-042",
         "analyst": "A. Analyst",
@@ -281,27 +294,37 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     app.goto("Ensemble lab", "Ensemble lab")
     assert abs(_metric(page, "Manipulation score") - first) < 1e-3
     sliders = page.locator('[data-testid="stSlider"]')
+    values = []
     for k in range(sliders.count()):
-        app.slider(sliders.nth(k), "ArrowLeft")
+        shown = sliders.nth(k).get_by_test_id("stSliderThumbValue")
+        before = shown.inner_text()
+        app.slider(sliders.nth(k), 0.3)
+        values.append((before, shown.inner_text()))
+    assert all(a != b for a, b in values), f"a slider did not move: {values}"
     app.select("Frames → person", "Median over frames")
-    page.get_by_text("weight models per frame, then aggregate frames").first.click()
+    page.get_by_text("the models weighted in each frame first").first.click()
     app.settle()
     page.get_by_text("Ensemble Average/Median computed as").wait_for()
     page.locator('[data-testid="stRadio"]').last.get_by_text(
-        "weight models per frame, then aggregate frames"
+        "the models weighted in each frame first"
     ).click()
     app.settle()
+    page.get_by_text(
+        re.compile("Custom settings:.*model weights.*frames combined by median.*threshold")
+    ).first.wait_for()
     app.shot("4-ensemble-lab.png")
     page.get_by_role("button", name="Reset to defaults").first.click()
     app.settle()
     assert abs(_metric(page, "Manipulation score") - first) < 1e-3
+    assert page.get_by_text("Custom settings").count() == 0
 
     # Table 5 from uploaded labelled clips (never a server path).
     assert page.get_by_text("local folder").count() == 0
     uploads = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
-    uploads.nth(0).set_input_files(str(clips["real"]))
-    uploads.nth(1).set_input_files(str(clips["fake"]))
-    page.get_by_text(clips["fake"].name).first.wait_for()
+    for k, name in enumerate(("real", "fake")):  # one at a time: each upload reruns the page
+        uploads.nth(k).set_input_files(str(clips[name]))
+        page.get_by_text(clips[name].name).first.wait_for()
+        app.settle()
     page.get_by_role("button", name="Evaluate these clips").click()
     app.settle()
     page.get_by_text(re.compile(r"2 clips; clip-level AUC")).wait_for()
@@ -310,6 +333,21 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     uploads.nth(2).set_input_files(str(table5))
     app.settle()
     app.shot("5-ensemble-lab-table5.png")
+
+    # Analyze: exclude a person (re-aggregated, marked), reset, exclude again for the report.
+    app.goto("Analyze", "Analyze a video")
+    page.get_by_text("2 people in this clip").wait_for()
+    assert page.get_by_text("Custom settings").count() == 0
+    app.select("Person 2", "not a face", hidden_label=True)
+    page.get_by_text("excluded by the analyst (not a face)").first.wait_for()
+    page.get_by_text(re.compile("Custom settings:.*person 2 excluded")).first.wait_for()
+    page.get_by_text("Person 1 decides").first.wait_for()
+    page.get_by_role("button", name="Reset to defaults").click()
+    app.settle()
+    assert page.get_by_text("Custom settings").count() == 0
+    app.select("Person 2", "not relevant", hidden_label=True)
+    page.get_by_text("excluded by the analyst (not relevant)").first.wait_for()
+    app.shot("5b-exclusion.png")
 
     # Report: case fields, every export.
     app.goto("Report", "Report")
