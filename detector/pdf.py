@@ -36,6 +36,7 @@ from detector.report import (
     app_version,
     best_face,
     custom_marks,
+    describe_init,
     person_role,
     software_versions,
 )
@@ -457,7 +458,7 @@ def _models_appendix(pdf: FPDF, analysis: Analysis) -> None:
             pdf,
             [
                 ("Trained on", m.trained_on or "—"),
-                ("Initialised from", str(m.init_from or "—")),
+                ("Initialised from", describe_init(m.init_from)),
                 ("Licence", m.licence or "—"),
                 ("Data terms", m.data_terms or "—"),
                 ("Measured", "; ".join(measured) or "no measured metrics recorded"),

@@ -88,6 +88,18 @@ def best_face(a: Analysis, track_id: int) -> int:
     return max(faces, key=lambda f: a.face(f).confidence)
 
 
+def describe_init(init) -> str:
+    """A manifest's ``init_from`` in words (it may be a string or a record)."""
+    if not init:
+        return "—"
+    if isinstance(init, str):
+        return init
+    source = init.get("source") if isinstance(init.get("source"), dict) else {}
+    if source.get("package"):
+        return f"{source['package']} {source.get('version', '')} (PyPI), {source.get('file', '')}"
+    return str(init.get("file") or init)
+
+
 def custom_marks(a: Analysis, scoring: ScoringSettings | None = None) -> list[str]:
     """Everything that differs from the shipped defaults, in plain words ("custom settings: …").
 

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from detector.models import get_spec, list_models, model_card
+from detector.report import describe_init
 from pages import ui, views
 
 ui.page_setup()
@@ -41,7 +42,7 @@ for name in list_models():
             f"**Scores** {scores}  \n"
             f"**Input** {card.input_size}×{card.input_size} px  \n"
             f"**Trained on** {card.trained_on}  \n"
-            f"**Initialised from** {views.describe_init(card.init_from)}"
+            f"**Initialised from** {describe_init(card.init_from)}"
         )
         c2.markdown(
             f"**Licence** {card.licence or '—'}  \n"

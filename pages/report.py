@@ -4,6 +4,7 @@ import json
 
 import streamlit as st
 
+from detector.aggregate import VERDICT_WORDS
 from detector.pdf import render_pdf
 from detector.report import analysis_to_dict, frame_scores_csv
 from pages import ui
@@ -19,6 +20,14 @@ else:
     if not analysis.ok:
         ui.show_status(analysis)
         st.write("The report below records that no verdict could be given, and why.")
+    if analysis.ok:
+        verdict = ui.current_verdict(analysis)
+        st.markdown(
+            f"Verdict to be filed: **{VERDICT_WORDS[verdict.label]}** (manipulation score "
+            f"{verdict.p_fake:.3f}, person {verdict.deciding_track_id + 1} decides)."
+        )
+        if marks := ui.custom_marks(analysis):
+            st.warning("**Custom settings:** " + "; ".join(marks) + ".", icon=":material/tune:")
     case = ui.case_info()
     st.subheader("Case")
     c1, c2 = st.columns(2)

@@ -268,15 +268,3 @@ def headline_metrics(metrics: dict) -> dict[str, str]:
     if "frame_auc" in ffpp:
         out["FF++ frame AUC (all 200 videos)"] = f"{ffpp['frame_auc']:.3f}"
     return out
-
-
-def describe_init(init) -> str:
-    """A manifest's ``init_from`` in words (it may be a string or a record)."""
-    if not init:
-        return "—"
-    if isinstance(init, str):
-        return init
-    source = init.get("source") if isinstance(init.get("source"), dict) else {}
-    if source.get("package"):
-        return f"{source['package']} {source.get('version', '')} (PyPI), {source.get('file', '')}"
-    return str(init.get("file") or init)
