@@ -119,9 +119,12 @@ Key = tuple[str, str, tuple[str, ...]]  # (sha256, sampling, models)
 # ---- models: loaded once per selection, in the background ----------------------------------
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, max_entries=2)
 def analyzer_future(models: tuple[str, ...]) -> Future:
-    """A future of the loaded analyzer for ``models``; loading starts on the first call."""
+    """A future of the loaded analyzer for ``models``; loading starts on the first call.
+
+    At most two model selections stay loaded (each holds its networks in memory).
+    """
     future: Future = Future()
 
     def load() -> None:

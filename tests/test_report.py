@@ -104,3 +104,19 @@ def test_default_settings_carry_no_custom_mark(crowd):
     assert custom_marks(crowd, default_scoring()) == []
     text = " ".join(_pdf_text(render_pdf(crowd)).split())
     assert "Custom settings" not in text and "Case id — (not entered)" in text
+
+
+def test_uploaded_labelled_clips_score_like_folders(crowd):
+    """The app's Table 5 on uploaded clips uses the deciding person's faces, as the CLI does."""
+    from detector.evaluate import scores_from_analyses
+    from detector.types import Analysis
+
+    bad = Analysis(status="no_faces", message="x.mp4: no face", video=None, sampling="1fps")
+    models = crowd.scores.models
+    scored = scores_from_analyses(
+        [("a.mp4", 0, crowd), ("b.mp4", 1, crowd), ("x.mp4", 1, bad)], models, log=lambda *_: None
+    )
+    per_clip = int((crowd.scores.track_ids == crowd.verdict.deciding_track_id).sum())
+    assert scored.scores.shape == (2 * per_clip, len(models))
+    assert set(scored.videos) == {"real/a", "fake/b"}
+    assert scored.skipped == ("x.mp4: no_faces: x.mp4: no face",)
