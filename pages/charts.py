@@ -31,6 +31,14 @@ def scores_frame(analysis: Analysis, scoring: ScoringSettings) -> pd.DataFrame:
     return df
 
 
+def evenly_spaced(items: list, n: int) -> list:
+    """At most ``n`` of ``items``, evenly spaced, first and last included."""
+    if len(items) <= n:
+        return list(items)
+    picks = np.unique(np.linspace(0, len(items) - 1, n).round().astype(int))
+    return [items[i] for i in picks]
+
+
 def scores_table(analysis: Analysis, scoring: ScoringSettings) -> pd.DataFrame:
     """``scores_frame`` with the column names an analyst reads (manipulation scores per model)."""
     names = {"face_id": "face", "frame_index": "frame", "timestamp_s": "time (s)"}

@@ -1,11 +1,10 @@
 """Faces / Explain: every person's faces over time, and Grad-CAM on all of a person's frames."""
 
-import numpy as np
 import streamlit as st
 
 from detector.models import get_spec
 from detector.report import person_role
-from pages import ui, views
+from pages import charts, ui, views
 
 MAX_CAM_FACES = 24  # Grad-CAM runs on at most this many of a person's frames, evenly spaced
 
@@ -65,28 +64,16 @@ if analysis is not None:
     )
     model = c2.selectbox("Model", frame_models, key=ui.CAM_MODEL)
     faces = rows_of[person]
-    chosen = [
-        int(f)
-        for f in np.array(faces)[
-            np.unique(np.linspace(0, len(faces) - 1, MAX_CAM_FACES).round().astype(int))
-        ]
-    ]
+    chosen = charts.evenly_spaced(faces, MAX_CAM_FACES)
     if not frame_models:
         st.info("None of the selected models has a Grad-CAM layer.")
     else:
         more = (
             f" ({len(chosen)} of {len(faces)}, evenly spaced)" if len(chosen) < len(faces) else ""
         )
-        if st.button(
-            f"Run Grad-CAM on person {person + 1}'s frames{more}", type="primary", key="run_gradcam"
-        ):
-            bar = st.progress(0.0, text="Grad-CAM…")
-            for k, fid in enumerate(chosen):
-                bar.progress(
-                    k / len(chosen), text=f"Grad-CAM with {model}: face {k + 1} of {len(chosen)}"
-                )
-                ui.gradcam(analysis, fid, model)
-            bar.empty()
+        label = f"Run Grad-CAM on person {person + 1}'s frames{more}"
+        if st.button(label, type="primary", key="run_gradcam"):
+            ui.run_gradcams(analysis, chosen, model)
         done = [(fid, ui.cached_gradcam(fid, model)) for fid in chosen]
         done = [(fid, cam) for fid, cam in done if cam is not None]
         if done:

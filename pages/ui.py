@@ -501,6 +501,19 @@ def gradcam(analysis: Analysis, face_id: int, model: str) -> CamResult:
     return cams[key]
 
 
+def run_gradcams(analysis: Analysis, face_ids: list[int], model: str) -> None:
+    """Grad-CAM for several faces with one model, behind a progress bar."""
+    bar = st.progress(0.0, text="Grad-CAM…")
+    try:
+        for k, fid in enumerate(face_ids):
+            bar.progress(
+                k / len(face_ids), text=f"Grad-CAM with {model}: face {k + 1} of {len(face_ids)}"
+            )
+            gradcam(analysis, fid, model)
+    finally:
+        bar.empty()
+
+
 def cached_gradcam(face_id: int, model: str) -> CamResult | None:
     return st.session_state.get(GRADCAMS, {}).get((current_key(), face_id, model))
 
