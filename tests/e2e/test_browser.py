@@ -124,11 +124,12 @@ class App:
 
     def settle(self, timeout_ms: int = 180_000) -> None:
         """Wait until the script run the last action started has finished."""
-        self.page.wait_for_timeout(400)
         busy = self.page.locator('[data-testid="stStatusWidgetRunningIcon"], [data-stale="true"]')
         deadline = time.time() + timeout_ms / 1000
-        while busy.count() and time.time() < deadline:
-            self.page.wait_for_timeout(200)
+        quiet = 0
+        while quiet < 3 and time.time() < deadline:  # idle on three checks in a row
+            self.page.wait_for_timeout(250)
+            quiet = 0 if busy.count() else quiet + 1
         self.no_exception()
 
     def no_exception(self) -> None:
@@ -172,6 +173,7 @@ class App:
     def slider(self, container, fraction: float) -> None:
         """Click a slider's track at ``fraction`` of its width (the thumb jumps there)."""
         container.scroll_into_view_if_needed()
+        self.page.wait_for_timeout(300)  # the layout after scrolling
         thumb = container.get_by_role("slider").first.bounding_box()
         track = container.bounding_box()  # the track spans the widget's width
         assert thumb is not None and track is not None, "the slider is not drawn"
@@ -221,7 +223,7 @@ def test_every_widget_on_every_page(server, clips):
         try:
             pdf, doc = _operate_every_widget(app, clips)
         except BaseException:
-            page.screenshot(path=str(OUT / "failure.png"))
+            app.shot("failure.png")
             raise
         finally:
             browser.close()
@@ -294,6 +296,9 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     app.goto("Ensemble lab", "Ensemble lab")
     assert abs(_metric(page, "Manipulation score") - first) < 1e-3
     sliders = page.locator('[data-testid="stSlider"]')
+    sliders.first.wait_for()
+    page.get_by_text("Threshold").first.wait_for()
+    assert sliders.count() == 5, "a weight slider per model and the threshold"
     values = []
     for k in range(sliders.count()):
         shown = sliders.nth(k).get_by_test_id("stSliderThumbValue")
@@ -365,6 +370,8 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     # Models: open every card's metrics.
     app.goto("Models", "Models")
     expanders = page.locator('[data-testid="stExpander"] summary')
+    expanders.first.wait_for()
+    assert expanders.count() >= 4
     for k in range(expanders.count()):
         expanders.nth(k).click()
     app.settle()
