@@ -1,4 +1,9 @@
-"""Deepfake video analysis: navigation and the shared sidebar. Pages live in ``pages/``."""
+"""Deepfake video analysis: navigation and the shared sidebar. Pages live in ``pages/``.
+
+Everything the browser loads comes from this server (air-gapped machines): the page icon is a
+bundled PNG (a ``:material/...:`` page icon would make the browser fetch it from Google's font
+servers; the material icons of the navigation are in Streamlit's own bundled font).
+"""
 
 import os
 
@@ -6,11 +11,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import streamlit as st
 
+from detector.paths import PROJECT_ROOT
 from pages import ui
 
 st.set_page_config(
-    page_title="Deepfake video analysis", page_icon=":material/policy:", layout="wide"
+    page_title="Deepfake video analysis",
+    page_icon=PROJECT_ROOT / "assets" / "icon.png",
+    layout="wide",
 )
+ui.start_preload()
 
 navigation = st.navigation(
     [

@@ -20,10 +20,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detector.errors import BadSettingsError
+
+if TYPE_CHECKING:
+    from detector.types import Analysis
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
@@ -343,6 +347,35 @@ def _video_then_frame(path: Path) -> tuple[str, int, str]:
     return ffpp_video_id(path), int(tail) if tail.isdigit() else -1, path.name
 
 
+def scores_from_analyses(
+    analysed: Sequence[tuple[str, int, Analysis]], models: Sequence[str], log=print
+) -> ScoredSet:
+    """Per-frame scores of analysed clips: each clip's frames are its deciding person's faces.
+
+    ``analysed`` holds (clip name, label, analysis); clips without a verdict are listed in
+    ``skipped`` with their status and message.
+    """
+    videos, labels, names, rows, skipped = [], [], [], [], []
+    for name, label, analysis in analysed:
+        if not analysis.ok or analysis.scores is None:
+            skipped.append(f"{name}: {analysis.status}: {analysis.message}")
+            log(f"skipped {name}: {analysis.status}")
+            continue
+        table = analysis.scores
+        keep = table.track_ids == analysis.verdict.deciding_track_id
+        cols = [table.models.index(m) for m in models]
+        for r in np.flatnonzero(keep):
+            videos.append(f"{'fake' if label else 'real'}/{Path(name).stem}")
+            labels.append(label)
+            names.append(f"{name}@{float(table.timestamps_s[r]):.2f}s")
+            rows.append(table.p_fake[r, cols])
+        log(f"scored {name}: {int(keep.sum())} faces of the deciding track")
+    scores = np.array(rows).reshape(len(rows), len(models))
+    return ScoredSet(
+        tuple(models), tuple(videos), tuple(labels), tuple(names), scores, tuple(skipped)
+    )
+
+
 def score_clip_folders(
     folders: Sequence[tuple[Path, int]],
     models: Sequence[str],
@@ -353,32 +386,16 @@ def score_clip_folders(
     log=print,
 ) -> ScoredSet:
     """Run the full pipeline on every clip; its frames are the deciding track's faces."""
-    from detector.data import list_images  # noqa: F401  (keeps import order light)
     from detector.pipeline import Analyzer, ExtractionSettings
 
     analyzer = Analyzer(list(models), device=device, weights_dir=weights_dir)
-    videos, labels, names, rows, skipped = [], [], [], [], []
+    analysed = []
     for folder, label in folders:
         clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
         for clip in clips:
             analysis = analyzer.analyze(clip, ExtractionSettings(sampling=sampling))
-            if not analysis.ok or analysis.scores is None:
-                skipped.append(f"{clip.name}: {analysis.status}: {analysis.message}")
-                log(f"skipped {clip.name}: {analysis.status}")
-                continue
-            table = analysis.scores
-            keep = table.track_ids == analysis.verdict.deciding_track_id
-            cols = [table.models.index(m) for m in models]
-            for r in np.flatnonzero(keep):
-                videos.append(f"{'fake' if label else 'real'}/{clip.stem}")
-                labels.append(label)
-                names.append(f"{clip.name}@{float(table.timestamps_s[r]):.2f}s")
-                rows.append(table.p_fake[r, cols])
-            log(f"scored {clip.name}: {int(keep.sum())} faces of the deciding track")
-    scores = np.array(rows).reshape(len(rows), len(models))
-    return ScoredSet(
-        tuple(models), tuple(videos), tuple(labels), tuple(names), scores, tuple(skipped)
-    )
+            analysed.append((clip.name, label, analysis))
+    return scores_from_analyses(analysed, models, log=log)
 
 
 def score_folders(

@@ -1,8 +1,11 @@
-"""The PDF report an analyst files: verdict, evidence, settings, limitations, provenance.
+"""The PDF report an analyst files: the case, the verdict and who decided it, the evidence, the
+settings, limitations and provenance; the models' training details and the core paper's table
+layout in an appendix.
 
 Rendered with fpdf2 and matplotlib (no browser needed), with the DejaVu font that matplotlib ships
 so that any file name or language prints. A failed analysis still yields a report that records
-what was tried and why there is no verdict.
+what was tried and why there is no verdict. People keep the colours of the app
+(:mod:`detector.visual`).
 """
 
 from __future__ import annotations
@@ -19,19 +22,41 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from fpdf import FPDF
-from PIL import Image
 
-from detector.aggregate import AGGREGATOR_LABELS, ORDERS, compute_verdict, ensemble_per_face
-from detector.report import software_versions
+from detector.aggregate import (
+    AGGREGATOR_LABELS,
+    VERDICT_WORDS,
+    compute_verdict,
+    ensemble_per_face,
+)
+from detector.faces import FaceSettings
+from detector.report import (
+    ORDER_WORDS,
+    CaseInfo,
+    app_version,
+    best_face,
+    custom_marks,
+    describe_init,
+    person_role,
+    software_versions,
+)
 from detector.tables import breakdown_table, round_half_up
 from detector.types import Analysis, ScoringSettings, Verdict
+from detector.visual import (
+    SCALE_MAX,
+    STANDS_OUT_AT,
+    annotated_frame,
+    colour_bar_png,
+    frame_image,
+    frame_record,
+    framed,
+    overlay_on_frame,
+    person_colour,
+    person_rgb,
+    png_bytes,
+)
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-LABEL_TEXT = {
-    "fake": "LIKELY MANIPULATED",
-    "real": "NO MANIPULATION DETECTED",
-    "uncertain": "UNCERTAIN",
-}
 LABEL_RGB = {"fake": (179, 38, 30), "real": (30, 120, 50), "uncertain": (200, 120, 0)}
 MAX_TABLE_ROWS = 300
 
@@ -40,7 +65,9 @@ class _Report(FPDF):
     def header(self) -> None:
         self.set_font("DejaVu", "", 8)
         self.set_text_color(120)
-        self.cell(0, 5, "Deepfake video analysis report", align="R")
+        self.cell(
+            0, 5, f"Deepfake video analysis report · deepfake-detector {app_version()}", align="R"
+        )
         self.ln(7)
         self.set_text_color(0)
 
@@ -63,12 +90,13 @@ def timeline_png(analysis: Analysis, scoring: ScoringSettings) -> bytes:
     s = analysis.scores
     ens = ensemble_per_face(s, scoring.weights)
     fig, ax = plt.subplots(figsize=(7.5, 2.8))
+    temporal = {c.name for c in analysis.models if c.kind == "track"}
+    one_person = len(np.unique(s.track_ids)) == 1
     for tid in np.unique(s.track_ids):
         rows = s.track_ids == tid
         order = np.argsort(s.timestamps_s[rows])
         t = s.timestamps_s[rows][order]
-        temporal = {c.name for c in analysis.models if c.kind == "track"}
-        if len(np.unique(s.track_ids)) == 1:
+        if one_person:
             for j, m in enumerate(s.models):
                 if scoring.weights.get(m, 0) <= 0:
                     continue
@@ -77,21 +105,26 @@ def timeline_png(analysis: Analysis, scoring: ScoringSettings) -> bytes:
                     ax.fill_between(t, 0, y, step="post", alpha=0.18, label=f"{m} (per window)")
                 else:
                     ax.plot(t, y, lw=0.8, ls=":", marker=".", label=m)
-        ax.plot(t, ens[rows][order], lw=2.2, marker="o", ms=3, label=f"ensemble, person {tid + 1}")
+        ax.plot(
+            t,
+            ens[rows][order],
+            lw=2.2,
+            marker="o",
+            ms=3,
+            color=person_colour(int(tid)),
+            label=f"ensemble, person {tid + 1}",
+        )
     ax.axhline(scoring.threshold, color="k", ls="--", lw=1, label="threshold")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("p_fake")
+    ax.set_ylabel("manipulation score")
     ax.legend(fontsize=6, ncol=3, loc="upper right")
     ax.grid(alpha=0.3)
     return _png(fig)
 
 
-def _image_bytes(arr: np.ndarray) -> io.BytesIO:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    buf.seek(0)
-    return buf
+def _image(arr: np.ndarray) -> io.BytesIO:
+    return io.BytesIO(png_bytes(arr))
 
 
 def render_pdf(
@@ -99,6 +132,7 @@ def render_pdf(
     scoring: ScoringSettings | None = None,
     gradcams: Sequence[tuple[int, object]] = (),
     now: datetime | None = None,
+    case: CaseInfo | None = None,
 ) -> bytes:
     """The report as PDF bytes. ``gradcams`` holds (face_id, CamResult) pairs to include."""
     pdf = _Report(format="A4")
@@ -108,14 +142,21 @@ def render_pdf(
     pdf.alias_nb_pages()
     pdf.add_page()
     when = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    case = case or CaseInfo()
 
     pdf.set_font("DejaVu", "B", 16)
     pdf.cell(0, 9, "Deepfake video analysis", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("DejaVu", "", 9)
     v = analysis.video
-    facts = [("Date", when), ("Status", analysis.status)]
+    facts = [
+        ("Case id", case.case_id or "— (not entered)"),
+        ("Analyst", case.analyst or "— (not entered)"),
+        ("Date", when),
+        ("App version", f"deepfake-detector {app_version()}"),
+        ("Status", analysis.status),
+    ]
     if v is not None:
-        facts[1:1] = [
+        facts[4:4] = [
             ("File", v.name),
             ("SHA-256", v.sha256),
             ("Size", f"{v.size_bytes:,} bytes"),
@@ -127,6 +168,9 @@ def render_pdf(
             ),
         ]
     _facts(pdf, facts)
+    if case.notes:
+        _heading(pdf, "Analyst's notes")
+        _para(pdf, 5, case.notes)
 
     verdict: Verdict | None = None
     if analysis.ok:
@@ -142,27 +186,15 @@ def render_pdf(
         _para(pdf, 5, analysis.message)
         _para(pdf, 5, "No score is given: the tool does not turn missing evidence into a number.")
     else:
-        pdf.set_font("DejaVu", "B", 13)
-        pdf.set_text_color(*LABEL_RGB[verdict.label])
-        pdf.cell(
-            0,
-            7,
-            f"{LABEL_TEXT[verdict.label]}   p_fake = {verdict.p_fake:.3f}",
-            new_x="LMARGIN",
-            new_y="NEXT",
-        )
-        pdf.set_text_color(0)
-        pdf.set_font("DejaVu", "", 9)
-        _para(pdf, 5, verdict.explanation)
+        _verdict_section(pdf, analysis, verdict)
 
     _heading(pdf, "Settings")
     settings = [("Sampling", analysis.sampling), ("Frames sampled", str(len(analysis.frames)))]
     if verdict is not None:
         s = verdict.settings
-        total = sum(s.weights.values())
         settings += [
             ("Frames → person", AGGREGATOR_LABELS[s.aggregation]),
-            ("Order", ORDERS[s.order]),
+            ("Order", ORDER_WORDS[s.order]),
             (
                 "Threshold",
                 f"{s.threshold:.2f} (inconclusive from {max(0.0, s.threshold - s.inconclusive_band):.2f})",
@@ -174,70 +206,107 @@ def render_pdf(
         ]
     _facts(pdf, settings)
     if analysis.models:
-        rows = [["Model", "Weight", "Weights sha256", "Trained on"]]
+        total = sum(verdict.settings.weights.values()) if verdict is not None else 0.0
+        rows = [["Model", "Weight", "Weights sha256"]]
         for m in analysis.models:
             w = verdict.settings.weights.get(m.name, 0) / total if verdict is not None else None
             rows.append(
                 [
                     m.name + (" (temporal, per window)" if m.kind == "track" else ""),
                     "—" if w is None else f"{w:.2f}",
-                    (m.sha256 or "")[:16] + "…",
-                    m.trained_on,
+                    m.sha256 or "—",
                 ]
             )
-        _table(pdf, rows, widths=(35, 14, 36, 105))
+        _table(pdf, rows, widths=(55, 15, 120))
+        _para(pdf, 4, "What each model is and what it was trained on: Appendix A.")
 
     if verdict is not None:
         pdf.add_page()
         _heading(pdf, "Timeline")
         pdf.image(io.BytesIO(timeline_png(analysis, verdict.settings)), w=180)
         _faces_section(pdf, analysis, verdict)
+        _frame_section(pdf, analysis, verdict)
         if gradcams:
-            _heading(pdf, "Grad-CAM explanations")
-            pdf.set_font("DejaVu", "", 8)
-            _para(
-                pdf,
-                4,
-                "Red areas weighed most in the model's 'fake' score (Grad-CAM on its last convolutional layer).",
-            )
-            for fid, cam in gradcams:
-                face = analysis.face(fid)
-                y = pdf.get_y()
-                if y > 230:
-                    pdf.add_page()
-                    y = pdf.get_y()
-                pdf.image(_image_bytes(face.crop), x=15, y=y, w=40)
-                pdf.image(_image_bytes(cam.overlay), x=60, y=y, w=40)
-                pdf.set_xy(105, y)
-                pdf.multi_cell(
-                    90,
-                    5,
-                    f"Person {face.track_id + 1}, t = {face.timestamp_s:.2f} s, frame {face.frame_index}\nModel {cam.model}: p_fake {cam.p_fake:.3f}",
-                )
-                pdf.set_y(y + 43)
-        _breakdown_section(pdf, analysis, verdict)
+            _gradcam_section(pdf, analysis, gradcams)
         _frame_table(pdf, analysis, verdict)
 
     _heading(pdf, "Limitations")
     pdf.set_font("DejaVu", "", 9)
     lines = [
         "A score is evidence, not proof. The models learned the artefacts of the manipulation "
-        "methods in their training data and can miss methods, compressions or resolutions they "
-        "have not seen; a low score does not certify a video as authentic.",
+        "methods in their training data (Appendix A) and can miss methods, compressions or "
+        "resolutions they have not seen; a low score does not certify a video as authentic.",
         "Only faces are examined; manipulated backgrounds, voices or edits without a face are "
         "outside the scope of this tool.",
     ]
-    for m in analysis.models:
-        lines.append(
-            f"{m.name}: trained on {m.trained_on}. Licence: {m.licence or 'see weights/'}."
-        )
-    for note in analysis.notes:
-        lines.append(f"Note: {note}")
+    lines += [f"Note: {note}" for note in analysis.notes]
     for line in lines:
         _para(pdf, 5, "• " + line)
+
+    pdf.add_page()
+    _heading(pdf, "Appendix A. The models: training data, licences, measured performance")
+    _models_appendix(pdf, analysis)
+    if verdict is not None:
+        _breakdown_section(pdf, analysis, verdict)
     _heading(pdf, "Software")
     _facts(pdf, list(software_versions().items()))
     return bytes(pdf.output())
+
+
+def _verdict_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
+    """The verdict led by the person who decides it, every person's score, the custom mark."""
+    pdf.set_font("DejaVu", "B", 13)
+    pdf.set_text_color(*LABEL_RGB[verdict.label])
+    pdf.cell(
+        0,
+        7,
+        f"{VERDICT_WORDS[verdict.label].upper()}   manipulation score {verdict.p_fake:.3f}",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.set_text_color(0)
+    marks = custom_marks(analysis, verdict.settings)
+    if marks:
+        pdf.set_font("DejaVu", "B", 9)
+        pdf.set_text_color(*LABEL_RGB["uncertain"])
+        _para(pdf, 5, "Custom settings: " + "; ".join(marks) + ".")
+        pdf.set_text_color(0)
+    pdf.set_font("DejaVu", "", 9)
+    deciding = next(t for t in verdict.tracks if t.track_id == verdict.deciding_track_id)
+    n_frames = len({int(i) for i in analysis.scores.frame_indices})
+    y = pdf.get_y() + 1
+    face = best_face(analysis, deciding.track_id)
+    pdf.image(
+        _image(framed(analysis.face(face).crop, person_rgb(deciding.track_id))), x=15, y=y, w=24
+    )
+    pdf.set_xy(42, y)
+    pdf.set_font("DejaVu", "B", 9)
+    pdf.multi_cell(
+        0,
+        5,
+        f"Person {deciding.track_id + 1} decides: seen in {deciding.n_frames} of {n_frames} "
+        f"sampled frames with faces ({deciding.first_timestamp_s:.1f}–"
+        f"{deciding.last_timestamp_s:.1f} s).",
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
+    pdf.set_font("DejaVu", "", 9)
+    pdf.set_x(42)
+    pdf.multi_cell(0, 5, f"Who decides: {verdict.rule}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_y(max(pdf.get_y(), y + 26))
+    _para(pdf, 5, verdict.explanation)
+    if len(verdict.tracks) > 1 or any(t.excluded for t in verdict.tracks):
+        rows = [["Person", "Frames", "Manipulation score", "Part in the verdict"]]
+        for t in verdict.tracks:
+            rows.append(
+                [
+                    f"Person {t.track_id + 1}",
+                    str(t.n_frames),
+                    f"{t.p_fake:.3f}",
+                    person_role(t, verdict),
+                ]
+            )
+        _table(pdf, rows, widths=(25, 20, 35, 110))
 
 
 def _para(pdf: FPDF, height: float, text: str) -> None:
@@ -271,26 +340,132 @@ def _table(pdf: FPDF, rows: Sequence[Sequence[str]], widths: Sequence[float]) ->
     pdf.set_font("DejaVu", "", 9)
 
 
+def _scored_faces(analysis: Analysis, track_id: int) -> list[int]:
+    s = analysis.scores
+    return [int(f) for f in s.face_ids[s.track_ids == track_id]]
+
+
 def _faces_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
     _heading(pdf, "Faces per person")
     for ts in verdict.tracks:
-        track = next(t for t in analysis.tracks if t.track_id == ts.track_id)
-        pdf.set_font("DejaVu", "", 9)
-        flag = "" if ts.decisive else " (seen briefly; not used for the verdict)"
+        faces = _scored_faces(analysis, ts.track_id)
+        pdf.set_font("DejaVu", "B", 9)
+        pdf.set_text_color(*person_rgb(ts.track_id))
         pdf.cell(
             0,
             5,
-            f"Person {ts.track_id + 1}: {ts.n_faces} faces, p_fake {ts.p_fake:.3f}{flag}",
+            f"Person {ts.track_id + 1}: {ts.n_frames} frames, manipulation score "
+            f"{ts.p_fake:.3f}; {person_role(ts, verdict)}",
             new_x="LMARGIN",
             new_y="NEXT",
         )
-        step = max(1, len(track.face_ids) // 8)
+        pdf.set_text_color(0)
+        pdf.set_font("DejaVu", "", 9)
+        step = max(1, len(faces) // 8)
         if pdf.get_y() > 250:
             pdf.add_page()
         y = pdf.get_y()
-        for k, fid in enumerate(track.face_ids[::step][:8]):
-            pdf.image(_image_bytes(analysis.face(fid).crop), x=15 + k * 22.5, y=y, w=21)
+        for k, fid in enumerate(faces[::step][:8]):
+            img = framed(analysis.face(fid).crop, person_rgb(ts.track_id))
+            pdf.image(_image(img), x=15 + k * 22.5, y=y, w=21)
         pdf.set_y(y + 23)
+
+
+def _frame_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
+    """The deciding person's most suspicious frame, whole, with every face box."""
+    s = analysis.scores
+    ens = ensemble_per_face(s, verdict.settings.weights)
+    rows = np.flatnonzero(s.track_ids == verdict.deciding_track_id)
+    if not len(rows):
+        return
+    top = rows[int(np.argmax(ens[rows]))]
+    face = analysis.face(int(s.face_ids[top]))
+    image = annotated_frame(analysis, face.frame_index, highlight_face_id=face.face_id)
+    if image is None:
+        return
+    if pdf.get_y() > 170:
+        pdf.add_page()
+    _heading(pdf, "The deciding person's most suspicious frame")
+    pdf.image(_image(image), w=120)
+    _para(
+        pdf,
+        4,
+        f"Frame {face.frame_index} at {face.timestamp_s:.2f} s: every face found in it, boxed in "
+        f"its person's colour; person {face.track_id + 1} (thick box) scored {ens[top]:.3f} here.",
+    )
+
+
+def _gradcam_section(pdf: FPDF, analysis: Analysis, gradcams) -> None:
+    pdf.add_page()
+    _heading(pdf, "Grad-CAM explanations")
+    pdf.set_font("DejaVu", "", 8)
+    _para(
+        pdf,
+        4,
+        "Where a model found evidence for 'fake' (Grad-CAM on its last convolutional layer), on "
+        f"one fixed scale from 0 to {SCALE_MAX:.0f} for every face and model. A map whose "
+        f"strongest region is below {STANDS_OUT_AT:g}, or from a model that does not lean "
+        "towards 'fake' on that face, is reported as 'nothing stands out' and not coloured.",
+    )
+    pdf.image(io.BytesIO(colour_bar_png(SCALE_MAX, STANDS_OUT_AT)), w=90)
+    for fid, cam in gradcams:
+        face = analysis.face(fid)
+        if pdf.get_y() > 235:
+            pdf.add_page()
+        y = pdf.get_y() + 2
+        colour = person_rgb(face.track_id)
+        pdf.image(_image(framed(face.crop, colour)), x=15, y=y, w=38)
+        text = (
+            f"Person {face.track_id + 1}, t = {face.timestamp_s:.2f} s, frame {face.frame_index}\n"
+            f"Model {cam.model}: score {cam.p_fake:.3f}, strongest region {cam.peak:.2f}"
+        )
+        if cam.stands_out:
+            pdf.image(_image(framed(cam.overlay, colour)), x=57, y=y, w=38)
+            fr = frame_record(analysis, face.frame_index)
+            base = frame_image(fr)
+            if base is not None:
+                whole = overlay_on_frame(
+                    base, fr.preview_scale, face.box_xyxy, cam.heatmap, FaceSettings().crop_margin
+                )
+                whole = annotated_frame(
+                    analysis, face.frame_index, image=whole, highlight_face_id=fid
+                )
+                pdf.image(_image(whole), x=99, y=y, w=60)
+        else:
+            text += f"\nNothing stands out: {cam.why_nothing}."
+        pdf.set_xy(162 if cam.stands_out else 57, y)
+        pdf.multi_cell(0 if not cam.stands_out else 33, 4, text)
+        pdf.set_y(y + 42)
+
+
+def _models_appendix(pdf: FPDF, analysis: Analysis) -> None:
+    if not analysis.models:
+        _para(pdf, 5, "No model was loaded for this analysis.")
+        return
+    for m in analysis.models:
+        pdf.set_font("DejaVu", "B", 9)
+        _para(pdf, 5, f"{m.name} ({m.family})")
+        pdf.set_font("DejaVu", "", 8)
+        _para(pdf, 4, m.description)
+        metrics = m.metrics or {}
+        measured = []
+        for split in ("val", "test"):
+            part = metrics.get(split) or {}
+            for key in ("frame_auc", "video_auc"):
+                if part.get(key) is not None:
+                    measured.append(f"{split} {key.replace('_', ' ').upper()} {part[key]:.3f}")
+        _facts(
+            pdf,
+            [
+                ("Trained on", m.trained_on or "—"),
+                ("Initialised from", describe_init(m.init_from)),
+                ("Licence", m.licence or "—"),
+                ("Data terms", m.data_terms or "—"),
+                ("Measured", "; ".join(measured) or "no measured metrics recorded"),
+                ("Weights sha256", m.sha256 or "—"),
+            ],
+        )
+        pdf.ln(2)
 
 
 def _breakdown_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
@@ -306,13 +481,15 @@ def _breakdown_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
     )
     _heading(
         pdf,
-        f"Breakdown in the layout of paper 000, Tables 3-4 (person {verdict.deciding_track_id + 1})",
+        "Appendix B. The deciding person in the core paper's layout "
+        f"(Latipova & Yadryshnikova, Tables 3-4; person {verdict.deciding_track_id + 1})",
     )
     pdf.set_font("DejaVu", "", 8)
     _para(
         pdf,
         4,
-        f"Ensemble Average and Median: {ORDERS[verdict.settings.order]}. {table.frame_count} frames; per-frame values in the table below.",
+        f"Ensemble Average and Median: {ORDER_WORDS[verdict.settings.order]}. {table.frame_count} "
+        "frames; per-frame values in the per-frame table.",
     )
     rows = [["Output", "Average", "Median"]]
     rows += [[r.label, round_half_up(r.average), round_half_up(r.median)] for r in table.rows]
@@ -322,7 +499,7 @@ def _breakdown_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
 def _frame_table(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
     s = analysis.scores
     ens = ensemble_per_face(s, verdict.settings.weights)
-    _heading(pdf, "Per-frame scores (p_fake)")
+    _heading(pdf, "Per-frame manipulation scores")
     header = ["t (s)", "frame", "person", *s.models, "ensemble"]
     rows = [header]
     for i in range(min(len(s.face_ids), MAX_TABLE_ROWS)):

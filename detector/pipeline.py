@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from detector.identity import FaceEmbedder
 
 MAX_GAPS = 100  # decode gaps kept in an analysis (a badly damaged file can have thousands)
+PREVIEW_MAX_SIDE = 640  # px, longest side of the whole-frame preview kept per sampled frame
 
 Progress = Callable[[str, float, str], None]
 """``progress(stage, fraction_done, message)``; stages: "probe", "faces", "scoring", "done"."""
@@ -453,7 +454,26 @@ class Analyzer:
             )
             faces.append(face)
             face_ids.append(face.face_id)
-        return FrameRecord(frame.index, frame.timestamp_s, tuple(face_ids))
+        preview, scale = frame_preview(frame.image)
+        return FrameRecord(frame.index, frame.timestamp_s, tuple(face_ids), preview, scale)
+
+
+def frame_preview(image: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> tuple[bytes, float]:
+    """A downscaled JPEG of a whole RGB frame, and the scale from frame to preview pixels.
+
+    Full frames are not kept (memory); this preview, about 30-60 kB, lets the app and the report
+    show every face box in its frame.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    small = image
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return (buf.tobytes(), small.shape[1] / w) if ok else (b"", 1.0)
 
 
 def _needs_next_frames(models: Sequence[str]) -> bool:

@@ -10,11 +10,23 @@ from __future__ import annotations
 import csv
 import io
 import platform
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib import metadata
 
 from detector.aggregate import VERDICT_WORDS, ensemble_per_face
-from detector.types import Analysis, ScoringSettings, Verdict
+from detector.types import Analysis, ScoringSettings, TrackScore, Verdict
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    """What the analyst records about the case (entered on the Report page, printed as given)."""
+
+    case_id: str = ""
+    analyst: str = ""
+    notes: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"case_id": self.case_id, "analyst": self.analyst, "notes": self.notes}
 
 
 def _r(x: float, nd: int = 6) -> float:
@@ -51,14 +63,82 @@ def scoring_to_dict(s: ScoringSettings) -> dict:
     return d
 
 
-def analysis_to_dict(a: Analysis, scoring: ScoringSettings | None = None) -> dict:
-    """The JSON document for one analysis. ``verdict`` is null whenever ``status != "ok"``."""
+ORDER_WORDS = {
+    "aggregate_then_combine": "each model over the frames first, then the models weighted "
+    "(the core paper's order)",
+    "combine_then_aggregate": "the models weighted in each frame first, then over the frames",
+}
+"""The two orders of ``detector.aggregate.ORDERS`` in the words the app and the report use."""
+
+
+def person_role(track: TrackScore, verdict: Verdict) -> str:
+    """A person's part in the verdict, in words."""
+    if track.excluded:
+        return f"excluded by the analyst ({track.exclusion_reason})"
+    if track.track_id == verdict.deciding_track_id:
+        return "decides the verdict"
+    if track.brief and not track.decisive:
+        return "seen briefly: listed, does not decide"
+    return "listed: less suspicious than the person who decides"
+
+
+def best_face(a: Analysis, track_id: int) -> int:
+    """The scored face of a person found with the highest detection confidence (their picture)."""
+    s = a.scores
+    faces = [int(f) for f in s.face_ids[s.track_ids == track_id]]
+    return max(faces, key=lambda f: a.face(f).confidence)
+
+
+def describe_init(init) -> str:
+    """A manifest's ``init_from`` in words (it may be a string or a record)."""
+    if not init:
+        return "—"
+    if isinstance(init, str):
+        return init
+    source = init.get("source") if isinstance(init.get("source"), dict) else {}
+    if source.get("package"):
+        return f"{source['package']} {source.get('version', '')} (PyPI), {source.get('file', '')}"
+    return str(init.get("file") or init)
+
+
+def custom_marks(a: Analysis, scoring: ScoringSettings | None = None) -> list[str]:
+    """Everything that differs from the shipped defaults, in plain words ("custom settings: …").
+
+    Models and sampling (which needed their own analysis) as well as the scoring settings
+    (weights, aggregation, order, threshold, the analyst's exclusions).
+    """
+    from detector.aggregate import custom_settings
+    from detector.pipeline import ExtractionSettings, default_scoring
+
+    default = default_scoring()
+    marks = []
+    models = [m.name for m in a.models]
+    if models and set(models) != set(default.weights):
+        marks.append(f"models {', '.join(models)} (default: {', '.join(default.weights)})")
+    if a.sampling != ExtractionSettings().sampling:
+        marks.append(f"frame sampling {a.sampling} (default {ExtractionSettings().sampling})")
+    scoring = scoring or (a.verdict.settings if a.verdict is not None else None)
+    if scoring is not None:
+        marks += custom_settings(scoring, default)
+    return marks
+
+
+def analysis_to_dict(
+    a: Analysis, scoring: ScoringSettings | None = None, case: CaseInfo | None = None
+) -> dict:
+    """The JSON document for one analysis. ``verdict`` is null whenever ``status != "ok"``.
+
+    ``case`` (case id, analyst, notes) is recorded as given; ``null`` when none was entered.
+    """
     verdict = a.verdict
     if scoring is not None and a.ok:
         from detector.aggregate import compute_verdict
 
         verdict = compute_verdict(a.scores, scoring)
     doc: dict = {
+        "app_version": app_version(),
+        "case": case.as_dict() if case is not None else None,
+        "custom_settings": custom_marks(a, verdict.settings if verdict else None),
         "status": a.status,
         "message": a.message if verdict is None else verdict.explanation,
         "verdict": verdict_to_dict(verdict) if verdict else None,
@@ -184,9 +264,22 @@ def frame_scores_csv(a: Analysis, scoring: ScoringSettings | None = None) -> str
     return out.getvalue()
 
 
+def app_version() -> str:
+    """This tool's version: the installed package's, else the checkout's ``pyproject.toml``."""
+    try:
+        return metadata.version("deepfake-detector")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        from detector.paths import PROJECT_ROOT
+
+        with open(PROJECT_ROOT / "pyproject.toml", "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+
+
 def software_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for pkg in ("deepfake-detector", "torch", "timm", "facenet-pytorch", "grad-cam", "av", "numpy"):
+    versions = {"deepfake-detector": app_version(), "python": platform.python_version()}
+    for pkg in ("torch", "timm", "facenet-pytorch", "grad-cam", "av", "numpy"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -95,11 +95,18 @@ class RejectedDetection:
 
 @dataclass(frozen=True)
 class FrameRecord:
-    """A sampled frame: which faces it holds (by id). ``face_ids == ()`` means no face found."""
+    """A sampled frame: which faces it holds (by id). ``face_ids == ()`` means no face found.
+
+    ``preview_jpeg`` is a small JPEG of the whole frame (longest side at most 640 px) so the app
+    and the report can show where each face was; ``preview_scale`` maps frame pixels (the
+    coordinates of ``Face.box_xyxy``) to preview pixels. Empty when no preview was made.
+    """
 
     index: int
     timestamp_s: float
     face_ids: tuple[int, ...]
+    preview_jpeg: bytes = field(default=b"", repr=False)
+    preview_scale: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import ui
+from pages import ui, views
 
 ui.page_setup()
 
@@ -12,27 +12,40 @@ st.write(
     "by each model of the ensemble, and the scores are combined into a verdict."
 )
 
-source = st.radio("Source", ["Upload a file", "Example clip"], horizontal=True, key="source")
+source = st.radio(
+    "Source",
+    ["Upload a file", "Example clip"],
+    horizontal=True,
+    key=ui.SOURCE,
+    on_change=ui.clear_current,
+)
 if source == "Upload a file":
     upload = st.file_uploader(
         "Video file",
         type=["mp4", "mov", "avi", "mkv", "webm"],
-        key="upload",
-        help="Checked by content, not by extension. The file is deleted after analysis.",
+        key=ui.UPLOAD,
+        on_change=ui.clear_current,
+        help="Checked by content, not by extension. The file is deleted after analysis; the "
+        "video stays in this browser session's memory for the player.",
     )
     if upload is not None and st.button("Analyze", type="primary", key="run_upload"):
         ui.run_analysis(upload.getvalue(), upload.name)
 else:
     examples = ui.example_choices()
-    choice = st.selectbox("Example", list(examples), key="example")
+    choice = st.selectbox("Example", list(examples), key=ui.EXAMPLE, on_change=ui.clear_current)
     if st.button("Analyze", type="primary", key="run_example"):
         ui.run_analysis(None, examples[choice].name, path=examples[choice])
 
 analysis = ui.current_analysis()
 if analysis is not None:
     st.subheader(analysis.video.name if analysis.video else "Result")
+    if ui.settings_differ(analysis):
+        st.info(
+            "The sidebar now asks for other models or sampling than this result was made "
+            "with; press Analyze to run them."
+        )
     if analysis.ok:
-        ui.verdict_card(analysis, ui.current_verdict(analysis))
+        views.verdict_card(analysis, ui.current_verdict(analysis), controls=True)
         v = analysis.video
         st.caption(
             f"{v.width}x{v.height}, {v.fps:.2f} fps, {v.duration_s:.1f} s, {v.codec}; "

@@ -5,10 +5,11 @@ from dataclasses import replace
 
 import streamlit as st
 
-from detector.aggregate import AGGREGATOR_LABELS, ORDERS
+from detector.aggregate import AGGREGATOR_LABELS
 from detector.paper000 import PRINTED_TABLE5, reproduce_tables
+from detector.report import ORDER_WORDS
 from detector.tables import breakdown_table
-from pages import charts, ui
+from pages import charts, ui, views
 
 ui.page_setup()
 
@@ -18,37 +19,33 @@ if analysis is not None and analysis.ok:
     scoring = ui.current_scoring(analysis)
     models = list(analysis.scores.models)
     st.subheader("Weights and aggregation")
+    st.caption("Changes apply to this clip only and are marked on its verdict and report.")
+    ui.init_lab_widgets(scoring)
     cols = st.columns(len(models))
     raw = {}
     for col, m in zip(cols, models, strict=True):
-        raw[m] = col.slider(m, 0.0, 1.0, float(scoring.weights.get(m, 0.0)), 0.05, key=f"w_{m}")
+        raw[m] = col.slider(m, 0.0, 1.0, step=0.05, key=ui.weight_key(m))
     total = sum(raw.values())
     if total <= 0:
         st.error("Give at least one model a weight above zero.")
     else:
         st.caption("Normalised: " + ", ".join(f"{m} {w / total:.2f}" for m, w in raw.items()))
         c1, c2, c3 = st.columns(3)
-        aggs = list(AGGREGATOR_LABELS)
         aggregation = c1.selectbox(
             "Frames → person",
-            aggs,
-            index=aggs.index(scoring.aggregation),
+            list(AGGREGATOR_LABELS),
             format_func=AGGREGATOR_LABELS.get,
-            key="aggregation",
+            key=ui.AGGREGATION,
         )
-        orders = list(ORDERS)
-        order = c2.radio(
-            "Order", orders, index=orders.index(scoring.order), format_func=ORDERS.get, key="order"
-        )
-        threshold = c3.slider(
-            "Threshold", 0.05, 0.95, float(scoring.threshold), 0.01, key="threshold"
-        )
+        order = c2.radio("Order", list(ORDER_WORDS), format_func=ORDER_WORDS.get, key=ui.ORDER)
+        threshold = c3.slider("Threshold", 0.05, 0.95, step=0.01, key=ui.THRESHOLD)
         new = replace(
             scoring, weights=raw, aggregation=aggregation, order=order, threshold=threshold
         )
         ui.set_scoring(new)
+        st.button("Reset to defaults", key="reset_lab", on_click=ui.reset_scoring)
         verdict = ui.current_verdict(analysis)
-        ui.verdict_card(analysis, verdict)
+        views.verdict_card(analysis, verdict)
         st.plotly_chart(
             charts.timeline_figure(analysis, new, verdict.deciding_track_id + 1), key="lab_timeline"
         )
@@ -59,8 +56,8 @@ if analysis is not None and analysis.ok:
         clip_table = breakdown_table(
             f"Your clip, person {person + 1}: per-frame outputs", per_model, weightings, order=order
         )
-        st.subheader("Your clip in the paper's layout")
-        st.caption(f"Ensemble Average/Median: {ORDERS[order]}.")
+        st.subheader("Your clip in the core paper's layout")
+        st.caption(f"Ensemble Average/Median: {ORDER_WORDS[order]}.")
         st.dataframe(charts.breakdown_dataframe(clip_table))
 elif analysis is not None:
     ui.show_status(analysis)
@@ -70,46 +67,63 @@ else:
     )
 
 st.divider()
-st.subheader("Paper 000 reproduced: Tables 3 and 4")
+st.subheader("The core paper (Latipova & Yadryshnikova) reproduced: Tables 3 and 4")
 st.caption(
-    "Rebuilt from the per-photo outputs of Inception-ResNet-v2 and Xception printed in "
-    "Latipova & Yadryshnikova; 4 decimals, rounded half up."
+    "Rebuilt from the per-photo outputs of Inception-ResNet-v2 and Xception printed in the "
+    "paper; 4 decimals, rounded half up."
 )
 paper_order = st.radio(
-    "Ensemble Average/Median computed as", list(ORDERS), format_func=ORDERS.get, key="paper_order"
+    "Ensemble Average/Median computed as",
+    list(ORDER_WORDS),
+    format_func=ORDER_WORDS.get,
+    key=ui.PAPER_ORDER,
 )
 for table in reproduce_tables(order=paper_order):
     st.markdown(f"**{table.title}**")
     st.dataframe(charts.breakdown_dataframe(table))
-st.subheader("Paper 000, Table 5 (as printed)")
+st.subheader("The core paper's Table 5 (as printed)")
 st.dataframe(
     [{"Setting": r.setting, "Accuracy": f"{r.accuracy:.4f}"} for r in PRINTED_TABLE5],
     hide_index=True,
 )
 st.caption("The paper's test videos are not published, so its Table 5 cannot be recomputed.")
 
-st.subheader("Table 5 on your labelled evaluation set")
+st.subheader("Table 5 on your labelled clips")
 st.write(
-    "Accuracy per ensemble setting (equal weights and 0.6/0.4 on the first two models, "
-    "your current weights; average and median; both orders) on labelled videos. Either load "
-    "the output of `python -m detector evaluate --real DIR --fake DIR --json`, or evaluate a "
-    "local folder holding `real/` and `fake/` subfolders of clips or face images."
+    "Accuracy per ensemble setting (equal weights and 0.6/0.4 on the first two models, your "
+    "current weights; average and median; both orders) on clips whose truth you know. Upload "
+    "them below (analysed with the sidebar's models, then forgotten), or evaluate a folder on "
+    "the server from the command line, `python -m detector evaluate --real DIR --fake DIR "
+    "--json`, and load its output here."
 )
-uploaded = st.file_uploader("Evaluation output (JSON)", type=["json"], key="eval_json")
+c1, c2 = st.columns(2)
+real = c1.file_uploader(
+    "Real clips",
+    type=["mp4", "mov", "avi", "mkv", "webm"],
+    accept_multiple_files=True,
+    key=ui.EVAL_REAL,
+)
+fake = c2.file_uploader(
+    "Manipulated clips",
+    type=["mp4", "mov", "avi", "mkv", "webm"],
+    accept_multiple_files=True,
+    key=ui.EVAL_FAKE,
+)
+if st.button("Evaluate these clips", key="run_eval", disabled=not (real and fake)):
+    ui.evaluate_uploads(real, fake)
+result = st.session_state.get(ui.EVALUATION)
+if result is not None:
+    st.dataframe(charts.table5_dataframe(result.table5), hide_index=True)
+    st.caption(
+        f"{len(result.video_scores)} clips; clip-level AUC {result.video_auc:.3f}, "
+        f"frame-level AUC {result.frame_auc:.3f} (ensemble, models {', '.join(result.models)})."
+    )
+    for line in result.skipped:
+        st.warning(f"Not counted: {line}")
+uploaded = st.file_uploader("Evaluation output (JSON)", type=["json"], key=ui.EVAL_JSON)
 if uploaded is not None:
     rows = ui.table5_from_json(uploaded.getvalue())
     if rows is None:
         st.error("This JSON has no `table5`: is it the output of `detector evaluate --json`?")
     else:
         st.dataframe(charts.table5_dataframe(rows), hide_index=True)
-folder = st.text_input(
-    "Or a local folder with real/ and fake/", ui.default_eval_folder(), key="eval_dir"
-)
-if st.button("Evaluate the folder", key="run_eval") and folder:
-    result = ui.evaluate_folder(folder)
-    if result is not None:
-        st.dataframe(charts.table5_dataframe(result.table5), hide_index=True)
-        st.caption(
-            f"{len(result.video_scores)} videos; video-level AUC {result.video_auc:.3f}, "
-            f"frame-level AUC {result.frame_auc:.3f} (ensemble, current models)."
-        )

@@ -1,9 +1,12 @@
-"""Faces / Explain: every person's face crops over time, and Grad-CAM for a chosen face and model."""
+"""Faces / Explain: every person's faces over time, and Grad-CAM on all of a person's frames."""
 
 import streamlit as st
 
 from detector.models import get_spec
-from pages import ui
+from detector.report import person_role
+from pages import charts, ui, views
+
+MAX_CAM_FACES = 24  # Grad-CAM runs on at most this many of a person's frames, evenly spaced
 
 ui.page_setup()
 
@@ -12,38 +15,31 @@ analysis = ui.require_ok_analysis()
 if analysis is not None:
     verdict = ui.current_verdict(analysis)
     scores = analysis.scores
-    row_of = {int(f): i for i, f in enumerate(scores.face_ids)}
-    for track in analysis.tracks:
-        ts = next(t for t in verdict.tracks if t.track_id == track.track_id)
-        with st.expander(
-            f"Person {track.track_id + 1}: {len(track.face_ids)} faces, ensemble p_fake "
-            f"{ts.p_fake:.3f}"
-            + ("" if ts.decisive else " (seen briefly: not used for the verdict)"),
-            expanded=track.track_id == verdict.deciding_track_id,
-        ):
-            shown = track.face_ids[:: max(1, len(track.face_ids) // 12)][:12]
-            cols = st.columns(6)
-            for k, fid in enumerate(shown):
-                face = analysis.face(fid)
-                cols[k % 6].image(face.crop, caption=f"{face.timestamp_s:.1f} s", width=110)
+    n_frames = len({int(i) for i in scores.frame_indices})
+    st.caption(
+        "Each person keeps one colour on every page and in the report (timeline lines, face "
+        "borders, boxes in the frames)."
+    )
+    rows_of = {
+        t.track_id: [int(f) for f in scores.face_ids[scores.track_ids == t.track_id]]
+        for t in verdict.tracks
+    }
+    for ts in verdict.tracks:
+        faces = rows_of[ts.track_id]
+        st.markdown(
+            f"**Person {ts.track_id + 1}** · in {ts.n_frames} of {n_frames} sampled frames with "
+            f"faces · manipulation score {ts.p_fake:.3f} · {person_role(ts, verdict)}"
+        )
+        shown = faces[:: max(1, len(faces) // 16)][:16]
+        views.face_strip(analysis, shown)
 
     st.subheader("Grad-CAM")
     st.caption(
-        "Where a model looked when it scored this face as fake (Grad-CAM on its last "
-        "convolutional layer). Computed on demand for the face and model you choose."
+        "Where a model found evidence for 'fake' in a face (Grad-CAM on its last convolutional "
+        "layer), drawn on one fixed scale for every face and model, so a weak map stays faint. "
+        "Only scored faces are explained."
     )
-    default_face = st.session_state.get(ui.SELECTED_FACE, int(scores.face_ids[0]))
-    face_ids = [int(f) for f in scores.face_ids]
-    c1, c2 = st.columns(2)
-    face_id = c1.selectbox(
-        "Face",
-        face_ids,
-        index=face_ids.index(default_face) if default_face in face_ids else 0,
-        format_func=lambda f: (
-            f"person {analysis.face(f).track_id + 1} at {analysis.face(f).timestamp_s:.1f} s "
-            f"(frame {analysis.face(f).frame_index})"
-        ),
-    )
+    views.colour_bar()
     frame_models = [m for m in scores.models if get_spec(m).gradcam_layer]
     without = [m for m in scores.models if m not in frame_models]
     if without:
@@ -53,13 +49,52 @@ if analysis is not None:
             "two-stream members also look at motion, so one heatmap on one crop would not show "
             "what they used."
         )
-    model = c2.selectbox("Model", frame_models)
+    people = [ts.track_id for ts in verdict.tracks]
+    opened = ui.selected_face()
+    default_person = (
+        analysis.face(opened).track_id if opened is not None else (verdict.deciding_track_id)
+    )
+    c1, c2 = st.columns(2)
+    person = c1.selectbox(
+        "Person",
+        people,
+        index=people.index(default_person),
+        format_func=lambda t: f"Person {t + 1} ({len(rows_of[t])} frames)",
+        key=ui.CAM_PERSON,
+    )
+    model = c2.selectbox("Model", frame_models, key=ui.CAM_MODEL)
+    faces = rows_of[person]
+    chosen = charts.evenly_spaced(faces, MAX_CAM_FACES)
     if not frame_models:
         st.info("None of the selected models has a Grad-CAM layer.")
-    elif st.button("Compute Grad-CAM", type="primary"):
-        ui.gradcam(analysis, face_id, model)
-    cams = [(f, c) for f, c in ui.gradcams_for_current() if f == face_id]
-    for fid, cam in cams:
-        left, right = st.columns(2)
-        left.image(analysis.face(fid).crop, caption="face crop", width=260)
-        right.image(cam.overlay, caption=f"{cam.model}: p_fake {cam.p_fake:.3f}", width=260)
+    else:
+        more = (
+            f" ({len(chosen)} of {len(faces)}, evenly spaced)" if len(chosen) < len(faces) else ""
+        )
+        label = f"Run Grad-CAM on person {person + 1}'s frames{more}"
+        if st.button(label, type="primary", key="run_gradcam"):
+            ui.run_gradcams(analysis, chosen, model)
+        done = [(fid, ui.cached_gradcam(fid, model)) for fid in chosen]
+        done = [(fid, cam) for fid, cam in done if cam is not None]
+        if done:
+            quiet = [cam for _, cam in done if not cam.stands_out]
+            st.write(
+                f"{model} on person {person + 1}: {len(done)} frame(s); nothing stands out in "
+                f"{len(quiet)} of them."
+            )
+            for reason in sorted({cam.why_nothing for cam in quiet}):
+                st.caption(f"Nothing stands out: {reason}.")
+            cols = st.columns(6)
+            for k, (fid, cam) in enumerate(done):
+                views.gradcam_tile(analysis, fid, cam, cols[k % 6])
+            ids = [fid for fid, _ in done]
+            shown = st.selectbox(
+                "Shown on the whole frame",
+                ids,
+                index=ids.index(opened) if opened in ids else 0,
+                format_func=lambda f: (
+                    f"{analysis.face(f).timestamp_s:.2f} s (frame {analysis.face(f).frame_index})"
+                ),
+                key=ui.CAM_FRAME,
+            )
+            views.gradcam_on_frame(analysis, shown, dict(done)[shown])

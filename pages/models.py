@@ -3,7 +3,8 @@
 import streamlit as st
 
 from detector.models import get_spec, list_models, model_card
-from pages import ui
+from detector.report import describe_init
+from pages import ui, views
 
 ui.page_setup()
 
@@ -21,7 +22,7 @@ for name in list_models():
         state = "selected" if name in loaded else ("available" if card.available else "no weights")
         st.markdown(f"#### {name} · {card.family} · _{state}_")
         st.write(card.description)
-        headline = ui.headline_metrics(card.metrics)
+        headline = views.headline_metrics(card.metrics)
         if headline:
             cols = st.columns(len(headline))
             for col, (label, value) in zip(cols, headline.items(), strict=True):
@@ -41,7 +42,7 @@ for name in list_models():
             f"**Scores** {scores}  \n"
             f"**Input** {card.input_size}×{card.input_size} px  \n"
             f"**Trained on** {card.trained_on}  \n"
-            f"**Initialised from** {ui.describe_init(card.init_from)}"
+            f"**Initialised from** {describe_init(card.init_from)}"
         )
         c2.markdown(
             f"**Licence** {card.licence or '—'}  \n"

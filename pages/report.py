@@ -1,9 +1,10 @@
-"""Report: the PDF an analyst files, plus JSON and CSV exports of the same analysis."""
+"""Report: the case details, then the PDF an analyst files, plus JSON and CSV of the same analysis."""
 
 import json
 
 import streamlit as st
 
+from detector.aggregate import VERDICT_WORDS
 from detector.pdf import render_pdf
 from detector.report import analysis_to_dict, frame_scores_csv
 from pages import ui
@@ -19,14 +20,31 @@ else:
     if not analysis.ok:
         ui.show_status(analysis)
         st.write("The report below records that no verdict could be given, and why.")
+    if analysis.ok:
+        verdict = ui.current_verdict(analysis)
+        st.markdown(
+            f"Verdict to be filed: **{VERDICT_WORDS[verdict.label]}** (manipulation score "
+            f"{verdict.p_fake:.3f}, person {verdict.deciding_track_id + 1} decides)."
+        )
+        if marks := ui.custom_marks(analysis):
+            st.warning("**Custom settings:** " + "; ".join(marks) + ".", icon=":material/tune:")
+    case = ui.case_info()
+    st.subheader("Case")
+    c1, c2 = st.columns(2)
+    c1.text_input("Case id", case.case_id, key=ui.CASE_ID_INPUT)
+    c2.text_input("Analyst", case.analyst, key=ui.ANALYST_INPUT)
+    st.text_area("Notes", case.notes, key=ui.NOTES_INPUT, help="Printed in the report as written.")
+    ui.save_case_info()  # widget values vanish when the page is left; the session keeps them
+    case = ui.case_info()
     cams = ui.gradcams_for_current()
     st.write(
-        f"The PDF holds the verdict and its explanation, the settings, the timeline, face "
-        f"thumbnails per person, {len(cams)} Grad-CAM image(s) computed on the Faces page, the "
-        "per-frame table, the paper-style breakdown, limitations and software versions."
+        f"The PDF holds the case, the verdict and who decided it, the settings, the timeline, "
+        f"face thumbnails per person, {len(cams)} Grad-CAM image(s) computed on the Faces page, "
+        "the per-frame table, limitations, the app version; the models' training details and "
+        "the core paper's layout are in an appendix."
     )
     stem = analysis.video.sha256[:12] if analysis.video else "analysis"
-    pdf = render_pdf(analysis, scoring, gradcams=cams)
+    pdf = render_pdf(analysis, scoring, gradcams=cams, case=case)
     st.download_button(
         "Download PDF report",
         pdf,
@@ -35,11 +53,11 @@ else:
         type="primary",
         key="download_pdf",
     )
-    doc = analysis_to_dict(analysis, scoring)
+    doc = analysis_to_dict(analysis, scoring, case=case)
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download JSON",
-        json.dumps(doc, indent=2),
+        json.dumps(doc, indent=2, ensure_ascii=False),
         file_name=f"deepfake-report-{stem}.json",
         mime="application/json",
         key="download_json",

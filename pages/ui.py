@@ -1,14 +1,23 @@
-"""Streamlit glue the pages share: cached loaders, the session-state keys (owned here), the
-analysis runner and the verdict card. Logic lives in ``detector``; this module only wires it to
-widgets. Models are cached with ``st.cache_resource`` (shared by all sessions, never mutated);
-analyses live in each session's own state, keyed by file content hash and extraction settings, so
-returning to a page or moving a weight slider never runs inference again. A refused upload or
-weights that fail their check end as an ``Analysis`` with a status, shown in words like any other;
-outcomes that may change on a second try (a timeout on a busy machine) are not kept.
+"""Streamlit glue the pages share: cached loaders, the session-state keys (owned here) and the
+actions that change them. Logic lives in ``detector``; rendering lives in ``pages/views.py``.
+
+Models are loaded once per model selection by a background thread started when the app starts
+(``st.cache_resource`` holds the future: shared by all sessions, never mutated by them), so the
+first analysis shows a progress step instead of a silent wait. Analyses live in each session's own
+state, keyed by file content hash and extraction settings, so returning to a page or moving a
+weight slider never runs inference again; the session keeps its last few analyses to switch
+between, and an upload's bytes (for the video player) stay in that session's memory only, never
+on disk. A refused upload or weights that fail their check end as an ``Analysis`` with a status,
+shown in words like any other; outcomes that may change on a second try are not kept.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,30 +25,77 @@ import streamlit as st
 
 from detector.aggregate import compute_verdict
 from detector.errors import DetectorError
-from detector.explain import Explainer
-from detector.models import list_models, model_card
+from detector.explain import CamResult, Explainer
+from detector.models import list_models
 from detector.paths import cache_dir, data_dir
-from detector.pipeline import Analyzer, ExtractionSettings, default_scoring
+from detector.pipeline import Analyzer, ExtractionSettings, default_models, default_scoring
+from detector.report import CaseInfo
 from detector.types import Analysis, ScoringSettings, Verdict
 from detector.uploads import display_name, staged_upload
 
-# Session-state keys: this module is their only writer.
-SAMPLING = "sampling"
-MODELS = "models"
-ANALYSES = "analyses"  # dict[(sha256, sampling, models)] -> Analysis
+# ---- session-state keys: this module is their only owner -----------------------------------
+SAMPLING = "sampling"  # sidebar widget
+MODELS = "models"  # sidebar widget
+ANALYSES = "analyses"  # dict[key, Analysis], oldest first, at most MAX_KEPT
+VIDEOS = "video_bytes"  # dict[key, bytes]: what the player plays (session memory only)
+PLAYABLE = "playable_copies"  # dict[key, bytes]: H.264 copies of videos browsers cannot play
 CURRENT = "current_analysis_key"
-SCORING = "scoring"
-SELECTED_FACE = "selected_face_id"
+SCORING = "scoring"  # dict[key, ScoringSettings]: each clip keeps its own settings
+SELECTED_FACE = "selected_face_id"  # dict[key, face id] opened from the timeline
 VIA_NAVIGATION = "via_navigation"  # set by app.py; see page_setup()
-GRADCAMS = "gradcams"  # dict[(analysis key, face_id, model)] -> CamResult, for the report
+GRADCAMS = "gradcams"  # dict[(key, face_id, model)] -> CamResult, for the report
+CASE = "case_info"  # CaseInfo entered on the Report page
+EVALUATION = "evaluation"  # the last EvaluationResult of uploaded labelled clips
+# widget keys
+SOURCE = "source"
+UPLOAD = "upload"
+EXAMPLE = "example"
+TIMELINE_CHART = "timeline_chart"
+PERSON_SHOWN = "timeline_person"
+AGGREGATION = "aggregation"
+ORDER = "order"
+THRESHOLD = "threshold"
+PAPER_ORDER = "paper_order"
+EVAL_JSON = "eval_json"
+EVAL_REAL = "eval_real"
+EVAL_FAKE = "eval_fake"
+CAM_PERSON = "cam_person"
+CAM_MODEL = "cam_model"
+CAM_FRAME = "cam_frame"
+CASE_ID_INPUT = "case_id_input"
+ANALYST_INPUT = "analyst_input"
+NOTES_INPUT = "notes_input"
+
+# Widgets whose values belong to the clip shown: dropped when another clip is shown, so that no
+# setting of one clip flows silently into another (weight sliders "w_<model>" too).
+CLIP_WIDGETS = (
+    TIMELINE_CHART,
+    PERSON_SHOWN,
+    AGGREGATION,
+    ORDER,
+    THRESHOLD,
+    CAM_PERSON,
+    CAM_MODEL,
+    CAM_FRAME,
+)
+
+WEIGHT_PREFIX = "w_"  # + model name: the lab's weight sliders
+EXCLUDE_PREFIX = "exclude_"  # + track id: a person's exclusion choice on the verdict card
+CLIP_WIDGET_PREFIXES = (WEIGHT_PREFIX, EXCLUDE_PREFIX)
+INCLUDED = "counts"
+EXCLUSION_REASONS = (INCLUDED, "not a face", "not relevant")
+
+MAX_KEPT = 5  # analyses kept per session
+MAX_VIDEOS_KEPT = 3  # of which this many keep their video for the player
 
 SAMPLING_CHOICES = {
-    "1fps": "1 frame per second (paper 000, default)",
-    "even:16": "16 evenly spaced frames (paper 004)",
-    "even:40": "40 evenly spaced frames (paper 003)",
-    "first:20": "first 20 frames (paper 001)",
+    "1fps": "1 frame per second (as the core paper; default)",
+    "even:16": "16 evenly spaced frames (as Notshe, Xiao et al.)",
+    "even:40": "40 evenly spaced frames (as Bing, Kim, Petrov)",
+    "first:20": "first 20 frames (as Likith P et al.)",
     "all": "every frame (slow)",
 }
+DEFAULT_SAMPLING = "1fps"
 
 STATUS_TITLES = {
     "no_faces": "No face found: nothing to judge",
@@ -57,16 +113,61 @@ STATUS_TITLES = {
 # Outcomes that do not depend on the file alone: analysing it again may give another answer.
 RETRYABLE = {"timeout", "weights_missing", "weights_tampered", "bad_settings"}
 
-LABEL_STYLE = {
-    "fake": ("LIKELY MANIPULATED", "red"),
-    "real": ("NO MANIPULATION DETECTED", "green"),
-    "uncertain": ("UNCERTAIN", "orange"),
-}
+Key = tuple[str, str, tuple[str, ...]]  # (sha256, sampling, models)
 
 
-@st.cache_resource(show_spinner="Loading models…")
-def get_analyzer(models: tuple[str, ...]) -> Analyzer:
-    return Analyzer(models, device="auto").load()
+# ---- models: loaded once per selection, in the background ----------------------------------
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def analyzer_future(models: tuple[str, ...]) -> Future:
+    """A future of the loaded analyzer for ``models``; loading starts on the first call.
+
+    At most two model selections stay loaded (each holds its networks in memory).
+    """
+    future: Future = Future()
+
+    def load() -> None:
+        try:
+            future.set_result(Analyzer(models, device="auto").load())
+        except BaseException as exc:  # handed to whoever waits; shown there in words
+            future.set_exception(exc)
+
+    threading.Thread(target=load, name=f"load-{'+'.join(models)}", daemon=True).start()
+    return future
+
+
+def start_preload() -> None:
+    """Start loading the default ensemble when the app starts, so the first click finds it ready."""
+    models = tuple(m for m in default_models() if m in available_models())
+    if models:
+        analyzer_future(models)
+
+
+def get_analyzer(models: tuple[str, ...], bar=None) -> Analyzer:
+    """The loaded analyzer, waiting for it behind a progress step when it is still loading.
+
+    A loading failure is raised (and forgotten, so the next attempt loads again).
+    """
+    future = analyzer_future(models)
+    t0 = time.monotonic()
+    while not future.done():
+        if bar is not None:
+            bar.progress(
+                0.02,
+                text=f"Loading and checking {len(models)} models (once after the app starts, "
+                f"about 15 s on a laptop): {time.monotonic() - t0:.0f} s",
+            )
+        try:
+            future.result(timeout=0.5)
+        except FutureTimeout:
+            continue
+        except BaseException:
+            break
+    if future.exception() is not None:
+        analyzer_future.clear()
+        raise future.exception()
+    return future.result()
 
 
 @st.cache_resource(show_spinner="Preparing Grad-CAM…")
@@ -100,11 +201,19 @@ def available_models() -> list[str]:
     return list_models(available_only=True)
 
 
+def shipped_models() -> list[str]:
+    return [m for m in default_scoring().weights if m in available_models()]
+
+
+# ---- the sidebar ---------------------------------------------------------------------------
+
+
 def sidebar_settings() -> ExtractionSettings:
-    """The shared sidebar: sampling and model selection (changing them means new inference)."""
-    defaults = default_scoring()
-    st.session_state.setdefault(SAMPLING, "1fps")
-    st.session_state.setdefault(MODELS, [m for m in defaults.weights if m in available_models()])
+    """The shared sidebar: sampling, model selection, and the clips analysed in this session."""
+    from detector.models import model_card
+
+    st.session_state.setdefault(SAMPLING, DEFAULT_SAMPLING)
+    st.session_state.setdefault(MODELS, shipped_models())
     with st.sidebar:
         st.header("Analysis settings")
         st.selectbox(
@@ -120,96 +229,375 @@ def sidebar_settings() -> ExtractionSettings:
             format_func=lambda n: f"{n} ({model_card(n).family})",
             help="Only models with verified weights are listed. See the Models page.",
         )
-        analysis = current_analysis()
-        if analysis is not None and analysis.video is not None:
-            st.caption(f"Current clip: **{analysis.video.name}** ({analysis.status})")
+        st.caption("Changing these means a new analysis (press Analyze again).")
+        analysed = st.session_state.get(ANALYSES, {})
+        if analysed:
+            keys = list(analysed)[::-1]
+            current = st.session_state.get(CURRENT)
+            choice = st.selectbox(
+                "Clips analysed in this session",
+                keys,
+                index=keys.index(current) if current in keys else None,
+                format_func=lambda k: clip_label(analysed[k]),
+                placeholder="Choose a clip to show again",
+                help=f"The session keeps its last {MAX_KEPT} analyses (in memory only).",
+            )
+            if choice is not None and choice != current:
+                show_analysis(choice)
+                st.rerun()
     return ExtractionSettings(sampling=st.session_state[SAMPLING])
+
+
+def clip_label(analysis: Analysis) -> str:
+    name = analysis.video.name if analysis.video else "upload"
+    return f"{name} · {analysis.sampling} · {analysis.status.replace('_', ' ')}"
 
 
 def selected_models() -> tuple[str, ...]:
     return tuple(st.session_state.get(MODELS) or ())
 
 
+def settings_differ(analysis: Analysis) -> bool:
+    """Whether the sidebar now asks for other models or sampling than ``analysis`` was made with."""
+    models = tuple(m.name for m in analysis.models)
+    return analysis.sampling != st.session_state.get(SAMPLING, DEFAULT_SAMPLING) or (
+        bool(models) and set(models) != set(selected_models())
+    )
+
+
+# ---- analyses ------------------------------------------------------------------------------
+
+
+def current_key() -> Key | None:
+    return st.session_state.get(CURRENT)
+
+
 def current_analysis() -> Analysis | None:
-    key = st.session_state.get(CURRENT)
+    key = current_key()
     return st.session_state.get(ANALYSES, {}).get(key) if key else None
 
 
-def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Analysis | None:
-    """Analyse uploaded bytes (staged privately, then deleted) or a local example file."""
-    import hashlib
+def clear_current() -> None:
+    """Hide the shown result (a new file or example was chosen); it stays in the session's list."""
+    _set_current(None)
 
+
+def show_analysis(key: Key) -> None:
+    if key in st.session_state.get(ANALYSES, {}):
+        _set_current(key)
+
+
+def _set_current(key: Key | None) -> None:
+    """Show another clip; widgets whose values belong to one clip start again from its state."""
+    if st.session_state.get(CURRENT) != key:
+        _drop_widgets(CLIP_WIDGETS, CLIP_WIDGET_PREFIXES)
+    st.session_state[CURRENT] = key
+
+
+def _drop_widgets(keys, prefixes) -> None:
+    for k in [k for k in st.session_state if k in keys or str(k).startswith(prefixes)]:
+        del st.session_state[k]
+
+
+def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> None:
+    """Analyse uploaded bytes (staged privately, then deleted) or a local example file, show it,
+    and run the page again so that everything (the sidebar's list of clips too) shows it."""
     models = selected_models()
     if not models:
         st.error("Select at least one model in the sidebar.")
-        return None
-    sampling = st.session_state.get(SAMPLING, "1fps")
-    digest = hashlib.sha256(data if data is not None else path.read_bytes()).hexdigest()
-    key = (digest, sampling, models)
+        return
+    if data is None:
+        data = path.read_bytes()
+    sampling = st.session_state.get(SAMPLING, DEFAULT_SAMPLING)
+    key: Key = (hashlib.sha256(data).hexdigest(), sampling, models)
     cache = st.session_state.setdefault(ANALYSES, {})
     if key not in cache or cache[key].status in RETRYABLE:
-        bar = st.progress(0.0, text="Starting…")
-        stages = {
-            "probe": (0.0, 0.05),
-            "faces": (0.05, 0.8),
-            "scoring": (0.8, 0.98),
-            "done": (1, 1),
-        }
-
-        def progress(stage: str, frac: float, message: str) -> None:
-            lo, hi = stages.get(stage, (0.0, 1.0))
-            bar.progress(min(1.0, lo + (hi - lo) * frac), text=f"{stage.title()}: {message}")
-
-        settings = ExtractionSettings(sampling=sampling)
-        label = display_name(name)
+        bar = st.progress(0.0, text="Checking the file…")
         try:
-            analyzer = get_analyzer(models)
-            if data is not None:
-                with staged_upload(data, label) as staged:
-                    analysis = analyzer.analyze(staged, settings, progress=progress, name=label)
-            else:
-                analysis = analyzer.analyze(path, settings, progress=progress, name=label)
-        except DetectorError as exc:  # refused upload, weights that fail their check ...
-            analysis = Analysis(status=exc.status, message=str(exc), video=None, sampling=sampling)
+            cache[key] = _analyse(data, display_name(name), sampling, models, bar)
         finally:
             bar.empty()
-        cache[key] = analysis
-    st.session_state[CURRENT] = key
-    st.session_state.pop(SELECTED_FACE, None)
-    return cache[key]
+    _keep(key, data)
+    _set_current(key)
+    st.rerun()
 
 
-def gradcam(analysis: Analysis, face_id: int, model: str):
-    """Grad-CAM for one face and model, computed once on demand and kept for the report."""
+def _analyse(data: bytes, label: str, sampling: str, models, bar) -> Analysis:
+    stages = {"probe": (0.05, 0.1), "faces": (0.1, 0.8), "scoring": (0.8, 0.98), "done": (1, 1)}
+    words = {"probe": "Reading the file", "faces": "Finding faces", "scoring": "Scoring faces"}
+
+    def progress(stage: str, frac: float, message: str) -> None:
+        lo, hi = stages.get(stage, (0.0, 1.0))
+        title = words.get(stage, stage.title())
+        bar.progress(min(1.0, lo + (hi - lo) * frac), text=f"{title}: {message}")
+
+    settings = ExtractionSettings(sampling=sampling)
+    try:
+        with staged_upload(data, label) as staged:  # refuses a non-video before any model loads
+            analyzer = get_analyzer(models, bar)
+            return analyzer.analyze(staged, settings, progress=progress, name=label)
+    except DetectorError as exc:  # refused upload, weights that fail their check ...
+        return Analysis(status=exc.status, message=str(exc), video=None, sampling=sampling)
+
+
+def _keep(key: Key, data: bytes) -> None:
+    """Keep the newest analyses (and the newest videos) of this session; forget the rest."""
+    analyses = st.session_state[ANALYSES]
+    analyses[key] = analyses.pop(key)  # most recent last
+    videos = st.session_state.setdefault(VIDEOS, {})
+    videos.pop(key, None)
+    if analyses[key].ok:
+        videos[key] = data
+    while len(analyses) > MAX_KEPT:
+        _forget(next(iter(analyses)))
+    for old in list(videos)[:-MAX_VIDEOS_KEPT]:
+        videos.pop(old, None)
+        st.session_state.get(PLAYABLE, {}).pop(old, None)
+
+
+def _forget(key: Key) -> None:
+    for name in (ANALYSES, VIDEOS, PLAYABLE, SCORING, SELECTED_FACE):
+        st.session_state.get(name, {}).pop(key, None)
+    cams = st.session_state.get(GRADCAMS, {})
+    for k in [k for k in cams if k[0] == key]:
+        del cams[k]
+
+
+def video_bytes(key: Key) -> bytes | None:
+    return st.session_state.get(VIDEOS, {}).get(key)
+
+
+def playable_video(key: Key) -> bytes | None:
+    return st.session_state.get(PLAYABLE, {}).get(key)
+
+
+def make_playable(key: Key) -> None:
+    """Re-encode the kept video to H.264 (in a capped child process) for the player."""
+    from detector.playback import playable_copy
+
+    data = video_bytes(key)
+    if data is None:
+        return
+    with st.spinner("Re-encoding to H.264 for the browser…"):
+        try:
+            st.session_state.setdefault(PLAYABLE, {})[key] = playable_copy(data)
+        except DetectorError as exc:
+            st.error(str(exc))
+
+
+# ---- the face opened from the timeline -----------------------------------------------------
+
+
+def selected_face() -> int | None:
+    return st.session_state.get(SELECTED_FACE, {}).get(current_key())
+
+
+def select_face(face_id: int | None) -> None:
+    faces = st.session_state.setdefault(SELECTED_FACE, {})
+    if face_id is None:
+        faces.pop(current_key(), None)
+    else:
+        faces[current_key()] = int(face_id)
+
+
+# ---- scoring settings (per analysis) -------------------------------------------------------
+
+
+def default_scoring_for(analysis: Analysis) -> ScoringSettings:
+    """The shipped default scoring, with equal weights if the clip was scored by other models."""
+    base = default_scoring()
+    models = analysis.scores.models
+    if set(base.weights) == set(models):
+        return base
+    return replace(base, weights=dict.fromkeys(models, 1.0))
+
+
+def current_scoring(analysis: Analysis) -> ScoringSettings:
+    """This clip's scoring settings: the default until the analyst changes them."""
+    return st.session_state.get(SCORING, {}).get(current_key()) or default_scoring_for(analysis)
+
+
+def set_scoring(scoring: ScoringSettings) -> None:
+    st.session_state.setdefault(SCORING, {})[current_key()] = scoring
+
+
+def reset_scoring() -> None:
+    """Back to the shipped defaults, exclusions included: drop this clip's settings and the
+    widget states that showed them (the pages set them again from the defaults, through session
+    state, so the browser shows them)."""
+    st.session_state.get(SCORING, {}).pop(current_key(), None)
+    _drop_widgets((AGGREGATION, ORDER, THRESHOLD), CLIP_WIDGET_PREFIXES)
+
+
+def custom_marks(analysis: Analysis) -> list[str]:
+    """What differs from the shipped defaults for this clip, in words."""
+    from detector.report import custom_marks as marks
+
+    return marks(analysis, current_scoring(analysis) if analysis.ok else None)
+
+
+def weight_key(model: str) -> str:
+    return f"{WEIGHT_PREFIX}{model}"
+
+
+def exclusion_key(track_id: int) -> str:
+    return f"{EXCLUDE_PREFIX}{track_id}"
+
+
+def init_exclusion_widgets(scoring: ScoringSettings, track_ids) -> None:
+    """Give each person's exclusion choice the clip's setting where it holds none yet."""
+    for tid in track_ids:
+        k = exclusion_key(tid)
+        if k not in st.session_state:
+            st.session_state[k] = scoring.exclusions.get(int(tid), INCLUDED)
+
+
+def apply_exclusion(track_id: int) -> None:
+    """Callback: the analyst included or excluded a person; the verdict is aggregated again."""
+    analysis = current_analysis()
+    if analysis is None or not analysis.ok:
+        return
+    scoring = current_scoring(analysis)
+    why = st.session_state.get(exclusion_key(track_id), INCLUDED)
+    exclusions = {k: v for k, v in scoring.exclusions.items() if k != track_id}
+    if why != INCLUDED:
+        exclusions[track_id] = why
+    set_scoring(replace(scoring, exclusions=exclusions))
+
+
+def init_lab_widgets(scoring: ScoringSettings) -> None:
+    """Give the Ensemble lab's widgets the clip's settings where they hold none yet.
+
+    Set through session state (not the widgets' default values) so a reset also reaches the
+    browser: a widget whose state was only deleted keeps showing, and later sends back, its old
+    value.
+    """
+    values = {weight_key(m): float(w) for m, w in scoring.weights.items()}
+    values |= {
+        AGGREGATION: scoring.aggregation,
+        ORDER: scoring.order,
+        THRESHOLD: float(scoring.threshold),
+    }
+    for k, v in values.items():
+        if k not in st.session_state:
+            st.session_state[k] = v
+
+
+def current_verdict(analysis: Analysis) -> Verdict:
+    return compute_verdict(analysis.scores, current_scoring(analysis))
+
+
+# ---- Grad-CAM ------------------------------------------------------------------------------
+
+
+def gradcam(analysis: Analysis, face_id: int, model: str) -> CamResult:
+    """Grad-CAM for one scored face and model, computed once on demand and kept for the report."""
+    if face_id not in {int(f) for f in analysis.scores.face_ids}:
+        raise KeyError(f"face {face_id} was not scored")  # rejected detections are never explained
     cams = st.session_state.setdefault(GRADCAMS, {})
-    key = (st.session_state.get(CURRENT), face_id, model)
+    key = (current_key(), face_id, model)
     if key not in cams:
         cams[key] = get_explainer(model).explain(analysis.face(face_id).crop)
     return cams[key]
 
 
-def gradcams_for_current() -> list:
+def run_gradcams(analysis: Analysis, face_ids: list[int], model: str) -> None:
+    """Grad-CAM for several faces with one model, behind a progress bar."""
+    bar = st.progress(0.0, text="Grad-CAM…")
+    try:
+        for k, fid in enumerate(face_ids):
+            bar.progress(
+                k / len(face_ids), text=f"Grad-CAM with {model}: face {k + 1} of {len(face_ids)}"
+            )
+            gradcam(analysis, fid, model)
+    finally:
+        bar.empty()
+
+
+def cached_gradcam(face_id: int, model: str) -> CamResult | None:
+    return st.session_state.get(GRADCAMS, {}).get((current_key(), face_id, model))
+
+
+def gradcams_for_current() -> list[tuple[int, CamResult]]:
     """(face_id, CamResult) pairs computed for the current analysis, in the order they were made."""
-    current = st.session_state.get(CURRENT)
+    current = current_key()
     return [(k[1], v) for k, v in st.session_state.get(GRADCAMS, {}).items() if k[0] == current]
 
 
-def current_scoring(analysis: Analysis) -> ScoringSettings:
-    """The session's scoring settings, fitted to the models of this analysis."""
-    scoring = st.session_state.get(SCORING) or analysis.verdict.settings
-    models = analysis.scores.models
-    if set(scoring.weights) != set(models):
-        base = analysis.verdict.settings
-        scoring = replace(scoring, weights=dict(base.weights))
-    return scoring
+# ---- the case (Report page) ----------------------------------------------------------------
 
 
-def set_scoring(scoring: ScoringSettings) -> None:
-    st.session_state[SCORING] = scoring
+def case_info() -> CaseInfo:
+    return st.session_state.get(CASE) or CaseInfo()
 
 
-def current_verdict(analysis: Analysis) -> Verdict:
-    return compute_verdict(analysis.scores, current_scoring(analysis))
+def save_case_info() -> None:
+    """Copy the Report page's fields into the session (widget states vanish with the page)."""
+    st.session_state[CASE] = CaseInfo(
+        case_id=st.session_state.get(CASE_ID_INPUT, "").strip(),
+        analyst=st.session_state.get(ANALYST_INPUT, "").strip(),
+        notes=st.session_state.get(NOTES_INPUT, "").strip(),
+    )
+
+
+# ---- evaluation on uploaded labelled clips (Table 5) ---------------------------------------
+
+
+def table5_from_json(data: bytes) -> list[dict] | None:
+    """The ``table5`` rows of an ``evaluate --json`` document, or None if it has none."""
+    import json
+
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    rows = doc.get("table5") if isinstance(doc, dict) else None
+    return rows if isinstance(rows, list) and rows else None
+
+
+def evaluate_uploads(real: list, fake: list) -> None:
+    """Analyse uploaded labelled clips with the selected models and keep their Table 5."""
+    from detector.evaluate import evaluate_scores, scores_from_analyses
+
+    models = selected_models()
+    if not models:
+        st.error("Select at least one model in the sidebar.")
+        return
+    if not real or not fake:
+        st.error("Upload at least one real and one fake clip.")
+        return
+    sampling = st.session_state.get(SAMPLING, DEFAULT_SAMPLING)
+    uploads = [(f, 0) for f in real] + [(f, 1) for f in fake]
+    bar = st.progress(0.0, text="Loading the models…")
+    analysed = []
+    try:
+        for k, (f, label) in enumerate(uploads):
+            name = display_name(f.name)
+            bar.progress(k / len(uploads), text=f"Analysing {name} ({k + 1} of {len(uploads)})")
+            analysed.append((name, label, _analyse(f.getvalue(), name, sampling, models, bar)))
+        scored = scores_from_analyses(analysed, models, log=lambda *_: None)
+        if len({lab for lab in scored.labels}) < 2:
+            st.session_state.pop(EVALUATION, None)
+            st.error(
+                "Both real and fake clips need a verdict to compare them. Without one: "
+                + "; ".join(scored.skipped)
+            )
+            return
+        weights = None
+        analysis = current_analysis()
+        if analysis is not None and analysis.ok and set(analysis.scores.models) == set(models):
+            weights = current_scoring(analysis).weights
+        result = evaluate_scores(
+            scored.videos, scored.labels, scored.scores, scored.models, weights=weights
+        )
+        st.session_state[EVALUATION] = replace(result, skipped=scored.skipped)
+    except DetectorError as exc:
+        st.error(str(exc))
+    finally:
+        bar.empty()
+
+
+# ---- shared states -------------------------------------------------------------------------
 
 
 def require_ok_analysis() -> Analysis | None:
@@ -233,108 +621,6 @@ def show_status(analysis: Analysis) -> None:
             f"{len(analysis.frames)} frames were sampled ({analysis.sampling}). Try denser "
             "sampling (e.g. every frame) if faces appear only briefly."
         )
-
-
-def verdict_card(analysis: Analysis, verdict: Verdict) -> None:
-    text, colour = LABEL_STYLE[verdict.label]
-    with st.container(border=True):
-        left, right = st.columns([2, 1])
-        left.markdown(f"### :{colour}[{text}]")
-        left.write(verdict.explanation)
-        right.metric("Ensemble p_fake", f"{verdict.p_fake:.3f}", help="0 = real, 1 = fake")
-        right.caption(
-            f"Threshold {verdict.threshold:.2f}; inconclusive from {max(0.0, verdict.threshold - verdict.settings.inconclusive_band):.2f}"
-        )
-        cols = st.columns(max(1, len(verdict.per_model)))
-        for col, (m, p) in zip(cols, verdict.per_model.items(), strict=True):
-            w = verdict.settings.weights.get(m, 0.0) / max(
-                1e-9, sum(verdict.settings.weights.values())
-            )
-            col.metric(m, f"{p:.3f}", help=f"weight {w:.2f}")
-    untrained = [c.name for c in analysis.models if not c.metrics]
-    if untrained:
-        st.caption(f"Models without measured metrics: {', '.join(untrained)}.")
-    st.caption(
-        "A score is evidence, not proof: the models were trained on specific manipulation "
-        "methods (see the Models page) and can miss others."
-    )
-
-
-def table5_from_json(data: bytes) -> list[dict] | None:
-    """The ``table5`` rows of an ``evaluate --json`` document, or None if it has none."""
-    import json
-
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    rows = doc.get("table5") if isinstance(doc, dict) else None
-    return rows if isinstance(rows, list) and rows else None
-
-
-def default_eval_folder() -> str:
-    clips = data_dir() / "clips" / "ffpp_c23"
-    return str(clips) if clips.is_dir() else ""
-
-
-def evaluate_folder(folder: str):
-    """Run the evaluation on ``folder``/real and ``folder``/fake with the selected models."""
-    from detector.evaluate import evaluate_scores, score_folders
-
-    root = Path(folder).expanduser()
-    real, fake = root / "real", root / "fake"
-    if not (real.is_dir() and fake.is_dir()):
-        st.error(f"{root} needs both a real/ and a fake/ subfolder.")
-        return None
-    models = selected_models()
-    if not models:
-        st.error("Select at least one model in the sidebar.")
-        return None
-    with st.spinner("Scoring the evaluation set…"):
-        try:
-            scored = score_folders([real], [fake], models)
-            analysis = current_analysis()
-            weights = None
-            if analysis is not None and analysis.ok and set(analysis.scores.models) == set(models):
-                weights = current_scoring(analysis).weights
-            return evaluate_scores(
-                scored.videos, scored.labels, scored.scores, scored.models, weights=weights
-            )
-        except DetectorError as exc:
-            st.error(str(exc))
-            return None
-
-
-def headline_metrics(metrics: dict) -> dict[str, str]:
-    """The few numbers a model card leads with, from whichever the manifest records."""
-    out: dict[str, str] = {}
-
-    def with_ci(m: dict, key: str) -> str:
-        ci = m.get(f"{key}_ci95") or []
-        return f"{m[key]:.3f}" + (f" (95% CI {ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else "")
-
-    for split, label in (("val", "val"), ("test", "test"), ("cv", "cross-validated")):
-        m = metrics.get(split) or {}
-        if m.get("frame_auc") is not None:
-            out[f"{label} frame AUC"] = with_ci(m, "frame_auc")
-        if m.get("video_auc") is not None:
-            out[f"{label} video AUC"] = with_ci(m, "video_auc")
-    ffpp = metrics.get("ffpp_c23_shared_frames") or {}
-    if "frame_auc" in ffpp:
-        out["FF++ frame AUC (all 200 videos)"] = f"{ffpp['frame_auc']:.3f}"
-    return out
-
-
-def describe_init(init) -> str:
-    """A manifest's ``init_from`` in words (it may be a string or a record)."""
-    if not init:
-        return "—"
-    if isinstance(init, str):
-        return init
-    source = init.get("source") if isinstance(init.get("source"), dict) else {}
-    if source.get("package"):
-        return f"{source['package']} {source.get('version', '')} (PyPI), {source.get('file', '')}"
-    return str(init.get("file") or init)
 
 
 def page_setup() -> None:

@@ -6,7 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from detector.paths import PROJECT_ROOT
-from detector.pipeline import ExtractionSettings
+from detector.pipeline import ExtractionSettings, default_scoring
 from detector.types import Analysis
 from pages import ui
 
@@ -25,10 +25,21 @@ def analysis(analyzer, videos) -> Analysis:
     return analyzer.analyze(videos["face"], ExtractionSettings(sampling="1fps"))
 
 
+@pytest.fixture(autouse=True)
+def no_preload(monkeypatch):
+    """The app starts loading the default ensemble in the background; these tests need not."""
+    monkeypatch.setattr(ui, "start_preload", lambda: None)
+
+
+def _key(analysis: Analysis) -> tuple:
+    models = tuple(m.name for m in analysis.models) or ("meso4_df",)
+    return (analysis.video.sha256 if analysis.video else "x", "1fps", models)
+
+
 def _app(analysis: Analysis | None = None) -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
     if analysis is not None:
-        key = (analysis.video.sha256 if analysis.video else "x", "1fps", ("meso4_df",))
+        key = _key(analysis)
         at.session_state[ui.ANALYSES] = {key: analysis}
         at.session_state[ui.CURRENT] = key
     return at
@@ -64,7 +75,7 @@ def test_analyze_page_shows_the_verdict_card(analysis):
     at = _app(analysis)
     at.run()
     text = _texts(at)
-    assert "Ensemble p_fake" in "\n".join(m.label for m in at.metric)
+    assert "Manipulation score" in "\n".join(m.label for m in at.metric)
     assert analysis.verdict.explanation[:40] in text
 
 
@@ -73,13 +84,13 @@ def test_ensemble_lab_reweights_without_inference(analysis, monkeypatch):
     at.run()
     at.switch_page("pages/ensemble.py")
     at.run()
-    before = at.session_state[ui.SCORING]
+    before = at.session_state[ui.SCORING][_key(analysis)]
     models = analysis.scores.models
     monkeypatch.setattr(ui, "get_analyzer", lambda *_: pytest.fail("inference ran"))
-    at.slider(key=f"w_{models[0]}").set_value(1.0).run()
-    at.slider(key=f"w_{models[1]}").set_value(0.0).run()
-    at.selectbox(key="aggregation").set_value("median").run()
-    after = at.session_state[ui.SCORING]
+    at.slider(key=ui.weight_key(models[0])).set_value(1.0).run()
+    at.slider(key=ui.weight_key(models[1])).set_value(0.0).run()
+    at.selectbox(key=ui.AGGREGATION).set_value("median").run()
+    after = at.session_state[ui.SCORING][_key(analysis)]
     assert after.aggregation == "median" and before.aggregation == "mean"
     assert after.weights[models[1]] == 0.0
     assert not at.exception
@@ -117,7 +128,7 @@ def test_states_without_a_verdict_are_words_not_numbers(status):
 def test_upload_of_a_non_video_is_refused_in_words():
     at = _app()
     at.run()
-    at.radio(key="source").set_value("Upload a file").run()
+    at.radio(key=ui.SOURCE).set_value("Upload a file").run()
     uploader = at.get("file_uploader")[0]
     uploader.upload("photo.mp4", b"\x89PNG\r\n\x1a\n" + b"0" * 100, "video/mp4").run()
     # AppTest drops sidebar widgets after the first rerun of a multipage app: re-seed them.
@@ -125,3 +136,163 @@ def test_upload_of_a_non_video_is_refused_in_words():
     at.button(key="run_upload").click().run()
     assert "this is a PNG image, not a video file" in _texts(at)
     assert not at.exception
+
+
+@pytest.fixture(scope="module")
+def crowd(analyzer, videos) -> Analysis:
+    """Three people."""
+    return analyzer.analyze(videos["three_faces"], ExtractionSettings(sampling="1fps"))
+
+
+def _warnings(at: AppTest) -> str:
+    return "\n".join(w.value for w in at.warning)
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        {"customdata": [3, 25]},  # a list, as documented
+        {"customdata": {"0": 3, "1": 25}},  # a typed-array row serialised by the browser
+        {"customdata": 3},  # one-column custom data
+        {"customdata": "3"},
+        {"curve_number": "ensemble", "point_index": 1},  # no custom data: found in the figure
+    ],
+)
+def test_a_timeline_click_finds_its_face_whatever_shape_it_arrives_in(analysis, point):
+    from pages import charts
+
+    scoring = default_scoring()
+    fig = charts.timeline_figure(analysis, scoring)
+    ensemble = next(i for i, t in enumerate(fig.data) if t.name.startswith("Ensemble"))
+    if point.get("curve_number") == "ensemble":
+        point = {"curve_number": ensemble, "point_index": 1}
+        expected = int(fig.data[ensemble].customdata[1][0])
+    else:
+        expected = 3
+    selection = {"points": [point], "point_indices": [0], "box": [], "lasso": []}
+    assert charts.face_id_from_selection(selection, fig, analysis.scores.face_ids) == expected
+
+
+def test_a_click_left_over_from_another_clip_is_ignored(analysis):
+    from pages import charts
+
+    fig = charts.timeline_figure(analysis, default_scoring())
+    foreign = {"points": [{"customdata": [10_000, 1]}]}
+    assert charts.face_id_from_selection(foreign, fig, analysis.scores.face_ids) is None
+    assert charts.face_id_from_selection(None, fig, analysis.scores.face_ids) is None
+    assert charts.face_id_from_selection({"points": [{}]}, fig, analysis.scores.face_ids) is None
+
+
+def test_the_opened_face_shows_its_frame_and_the_video_there(analysis, videos):
+    at = _app(analysis)
+    face_id = int(analysis.scores.face_ids[2])
+    at.session_state[ui.VIDEOS] = {_key(analysis): videos["face"].read_bytes()}
+    at.session_state[ui.SELECTED_FACE] = {_key(analysis): face_id}
+    at.run()
+    at.switch_page("pages/timeline.py")
+    at.run()
+    assert not at.exception
+    t = int(analysis.face(face_id).timestamp_s)
+    assert f"The player starts at {t} s" in _texts(at)
+
+
+def test_a_newly_chosen_file_clears_the_shown_result(analysis):
+    at = _app(analysis)
+    at.run()
+    assert at.metric
+    at.get("file_uploader")[0].upload("next.mp4", b"\x00" * 64, "video/mp4").run()
+    assert not at.metric and at.session_state[ui.CURRENT] is None
+    assert _key(analysis) in at.session_state[ui.ANALYSES]  # still in the session's list
+
+
+def test_excluding_a_person_recomputes_without_inference_and_is_marked(crowd, monkeypatch):
+    monkeypatch.setattr(ui, "get_analyzer", lambda *_: pytest.fail("inference ran"))
+    at = _app(crowd)
+    at.run()
+    decider = crowd.verdict.deciding_track_id
+    at.selectbox(key=ui.exclusion_key(decider)).set_value("not a face").run()
+    assert not at.exception
+    scoring = at.session_state[ui.SCORING][_key(crowd)]
+    assert scoring.exclusions == {decider: "not a face"}
+    assert f"person {decider + 1} excluded (not a face)" in _warnings(at)
+    assert f"Person {decider + 1} decides" not in _texts(at)
+    at.button(key="reset_card").click().run()
+    assert "Custom settings" not in _warnings(at)
+    assert at.session_state[ui.exclusion_key(decider)] == ui.INCLUDED
+    assert f"Person {decider + 1} decides" in _texts(at)
+
+
+def test_lab_changes_are_marked_and_reset_to_defaults(analysis):
+    at = _app(analysis)
+    at.run()
+    at.switch_page("pages/ensemble.py")
+    at.run()
+    assert "Custom settings" not in _warnings(at)
+    at.selectbox(key=ui.AGGREGATION).set_value("median").run()
+    assert "frames combined by median over frames" in _warnings(at)
+    at.button(key="reset_lab").click().run()
+    assert "Custom settings" not in _warnings(at)
+    assert at.session_state[ui.AGGREGATION] == default_scoring().aggregation
+
+
+def test_no_server_path_can_be_typed_in_the_browser(analysis):
+    at = _app(analysis)
+    at.run()
+    for page in PAGES:
+        at.switch_page(page)
+        at.run()
+        labels = [t.label for t in at.text_input]
+        assert all("folder" not in label.lower() for label in labels), labels
+
+
+def test_gradcam_runs_on_all_of_a_persons_frames(analysis):
+    at = _app(analysis)
+    at.run()
+    at.switch_page("pages/explain.py")
+    at.run()
+    at.selectbox(key=ui.CAM_MODEL).set_value("mesoinception4_f2f").run()
+    at.button(key="run_gradcam").click().run()
+    assert not at.exception
+    cams = at.session_state[ui.GRADCAMS]
+    assert len(cams) == len(analysis.tracks[0].face_ids)
+    assert f"mesoinception4_f2f on person 1: {len(cams)} frame(s)" in _texts(at)
+
+
+def test_the_session_keeps_its_last_clips(analysis, monkeypatch):
+    monkeypatch.setattr(ui, "_analyse", lambda *_: analysis)
+    at = _app()
+    old = {(f"sha{k}", "1fps", ("m",)): analysis for k in range(ui.MAX_KEPT)}
+    at.session_state[ui.ANALYSES] = dict(old)
+    at.session_state[ui.VIDEOS] = {k: b"v" for k in list(old)[-ui.MAX_VIDEOS_KEPT :]}
+    at.run()
+    at.radio(key=ui.SOURCE).set_value("Example clip").run()
+    at.session_state[ui.MODELS] = ["meso4_df"]  # see test_upload_of_a_non_video...
+    at.button(key="run_example").click().run()
+    assert not at.exception
+    kept = at.session_state[ui.ANALYSES]
+    assert len(kept) == ui.MAX_KEPT and ("sha0", "1fps", ("m",)) not in kept
+    assert len(at.session_state[ui.VIDEOS]) <= ui.MAX_VIDEOS_KEPT
+    new = at.session_state[ui.CURRENT]
+    assert new == list(kept)[-1] and new in at.session_state[ui.VIDEOS]
+    # Switching between them (the sidebar's list) is operated by the browser test: AppTest
+    # drops sidebar widgets after the first rerun of a multipage app.
+
+
+def test_case_fields_outlive_a_page_change(analysis):
+    at = _app(analysis)
+    at.run()
+    at.switch_page("pages/report.py")
+    at.run()
+    at.text_input(key=ui.CASE_ID_INPUT).input("CASE-9").run()
+    at.switch_page("pages/analyze.py")
+    at.run()
+    at.switch_page("pages/report.py")
+    at.run()
+    assert at.text_input(key=ui.CASE_ID_INPUT).value == "CASE-9"
+    assert at.session_state[ui.CASE].case_id == "CASE-9"
+
+
+def test_the_page_icon_is_a_bundled_file():
+    icon = PROJECT_ROOT / "assets" / "icon.png"
+    assert icon.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "page_icon=PROJECT_ROOT" in (PROJECT_ROOT / "app.py").read_text()

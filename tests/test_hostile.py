@@ -169,7 +169,7 @@ def test_the_app_explains_bad_uploads_and_stays_usable(hostile):
         shown = "\n".join([e.value for e in at.error] + [m.value for m in at.markdown])
         if case.status == "ok":
             assert not at.error, (name, [e.value for e in at.error])
-            assert "Ensemble p_fake" in [m.label for m in at.metric]
+            assert "Manipulation score" in [m.label for m in at.metric]
             shown_name = display_name(upload_name)  # "passwd.mp4", never the path
             assert shown_name in [s.value for s in at.subheader]
         else:
@@ -181,7 +181,7 @@ def test_the_app_explains_bad_uploads_and_stays_usable(hostile):
     at.button(key="run_example").click().run()
     assert not at.exception, at.exception
     assert not at.error
-    assert "Ensemble p_fake" in [m.label for m in at.metric]
+    assert "Manipulation score" in [m.label for m in at.metric]
     assert set(Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*")) == uploads_before
 
 

@@ -1,0 +1,122 @@
+"""What the app and the report show: frame previews, person colours, playable copies, the PDF
+and JSON records (case, app version, custom settings, exclusions, plain words, appendix)."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from pypdf import PdfReader
+
+from detector import synthetic
+from detector.errors import VideoReadError
+from detector.pdf import render_pdf
+from detector.pipeline import ExtractionSettings, default_scoring
+from detector.playback import browser_can_play, playable_copy
+from detector.report import CaseInfo, analysis_to_dict, app_version, custom_marks
+from detector.video import probe
+from detector.visual import annotated_frame, frame_image, person_rgb
+
+
+@pytest.fixture(scope="module")
+def crowd(analyzer, videos):
+    """Three people, default models and sampling."""
+    return analyzer.analyze(videos["three_faces"], ExtractionSettings(sampling="1fps"))
+
+
+def test_every_sampled_frame_keeps_a_small_preview(crowd):
+    assert crowd.ok and len(crowd.tracks) >= 2
+    for fr in crowd.frames:
+        img = frame_image(fr)
+        assert img is not None and max(img.shape[:2]) <= 640
+        assert fr.preview_scale == pytest.approx(img.shape[1] / crowd.video.display_size[0])
+
+
+def test_whole_frame_boxes_each_person_in_their_colour(crowd):
+    fr = next(f for f in crowd.frames if len(f.face_ids) >= 2)
+    image = annotated_frame(crowd, fr.index)
+    plain = frame_image(fr)
+    for fid in fr.face_ids:
+        face = crowd.face(fid)
+        x1, y1 = (round(c * fr.preview_scale) for c in face.box_xyxy[:2])
+        x2 = round(face.box_xyxy[2] * fr.preview_scale)
+        y = (y1 + round(face.box_xyxy[3] * fr.preview_scale)) // 2
+        left_edge = image[y, max(0, x1 - 1) : x1 + 2].astype(int)
+        assert np.abs(left_edge - person_rgb(face.track_id)).sum(axis=1).min() < 40
+        assert not np.array_equal(image[y, x1 : x2 + 1], plain[y, x1 : x2 + 1])
+
+
+def test_browsers_play_h264_and_get_a_copy_of_anything_else(tmp_path):
+    h264 = synthetic.astronaut_clip(tmp_path / "a.mp4", seconds=1)
+    old = synthetic.write_video(
+        tmp_path / "b.avi", synthetic.face_frames(320, 240, 20), codec="mpeg4"
+    )
+    assert browser_can_play(probe(h264, name="a.mp4"))
+    assert not browser_can_play(probe(old, name="b.avi"))
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(playable_copy(old.read_bytes()))
+    info = probe(copy, name="copy.mp4")
+    assert info.codec == "h264" and browser_can_play(info)
+    with pytest.raises(VideoReadError):
+        playable_copy(b"not a video" * 50)
+
+
+def _pdf_text(pdf: bytes) -> str:
+    return "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_report_records_the_case_version_and_exclusions(crowd):
+    default = default_scoring()
+    person = int(crowd.verdict.deciding_track_id)
+    scoring = replace(default, exclusions={person: "not relevant"})
+    case = CaseInfo("CASE-7", "R. Checker", "From a tip line; see ticket 12.")
+    doc = json.loads(json.dumps(analysis_to_dict(crowd, scoring, case=case)))
+    assert doc["case"] == case.as_dict() and doc["app_version"] == app_version()
+    assert doc["custom_settings"] == [f"person {person + 1} excluded (not relevant)"]
+    assert doc["settings"]["scoring"]["exclusions"] == {str(person + 1): "not relevant"}
+    assert doc["verdict"]["deciding_track_id"] != person  # another person decides now
+    excluded = [t for t in doc["tracks"] if t["excluded"]]
+    assert [t["track_id"] for t in excluded] == [person]
+
+    text = _pdf_text(render_pdf(crowd, scoring, case=case))
+    flat = " ".join(text.split())
+    for expected in (
+        "CASE-7",
+        "R. Checker",
+        "From a tip line; see ticket 12.",
+        f"deepfake-detector {app_version()}",
+        f"Custom settings: person {person + 1} excluded (not relevant).",
+        "excluded by the analyst (not relevant)",
+        "Who decides:",
+        "Appendix A. The models",
+        "Appendix B.",
+    ):
+        assert expected in flat, expected
+    assert "p_fake" not in text and "paper 000" not in text
+    main_body = flat.split("Appendix A.")[0]
+    assert "Trained on" not in main_body and "Licence" not in main_body  # in the appendix
+
+
+def test_default_settings_carry_no_custom_mark(crowd):
+    assert custom_marks(crowd, default_scoring()) == []
+    text = " ".join(_pdf_text(render_pdf(crowd)).split())
+    assert "Custom settings" not in text and "Case id — (not entered)" in text
+
+
+def test_uploaded_labelled_clips_score_like_folders(crowd):
+    """The app's Table 5 on uploaded clips uses the deciding person's faces, as the CLI does."""
+    from detector.evaluate import scores_from_analyses
+    from detector.types import Analysis
+
+    bad = Analysis(status="no_faces", message="x.mp4: no face", video=None, sampling="1fps")
+    models = crowd.scores.models
+    scored = scores_from_analyses(
+        [("a.mp4", 0, crowd), ("b.mp4", 1, crowd), ("x.mp4", 1, bad)], models, log=lambda *_: None
+    )
+    per_clip = int((crowd.scores.track_ids == crowd.verdict.deciding_track_id).sum())
+    assert scored.scores.shape == (2 * per_clip, len(models))
+    assert set(scored.videos) == {"real/a", "fake/b"}
+    assert scored.skipped == ("x.mp4: no_faces: x.mp4: no face",)
