@@ -85,7 +85,7 @@ AGGREGATOR_LABELS: dict[str, str] = {
 }
 
 ORDERS: dict[str, str] = {
-    "aggregate_then_combine": "aggregate frames per model, then weight models (paper 000)",
+    "aggregate_then_combine": "aggregate frames per model, then weight models (the core paper's order)",
     "combine_then_aggregate": "weight models per frame, then aggregate frames",
 }
 

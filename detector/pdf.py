@@ -203,6 +203,7 @@ def render_pdf(
                 "People → video",
                 "most suspicious person" if s.track_reduction == "max" else s.track_reduction,
             ),
+            ("Calibration", _calibration_words(verdict)),
         ]
     _facts(pdf, settings)
     if analysis.models:
@@ -518,3 +519,20 @@ def _frame_table(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
             5,
             f"First {MAX_TABLE_ROWS} of {len(s.face_ids)} faces shown; the CSV export holds all.",
         )
+
+
+def _calibration_words(verdict) -> str:
+    """Where the threshold came from, in one sentence."""
+    cal = verdict.settings.calibration
+    if cal is None:
+        return "none recorded: the threshold is not calibrated on real footage"
+    if not verdict.calibrated:
+        return "does not apply: the scoring differs from the calibrated default"
+    real = cal.rates.get("real", {})
+    fakes = cal.rates.get("all_fakes", {})
+    return (
+        f"threshold reached by at most {100 * cal.target_false_alarm:.0f} % of "
+        f"{len(cal.real_scores)} real videos (measured: {real.get('flagged_count', '?')} "
+        f"flagged); it flagged {fakes.get('flagged_count', '?')} of {fakes.get('n', '?')} "
+        "validation fakes (optimistic: measured on the videos that set it)"
+    )

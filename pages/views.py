@@ -268,3 +268,61 @@ def headline_metrics(metrics: dict) -> dict[str, str]:
     if "frame_auc" in ffpp:
         out["FF++ frame AUC (all 200 videos)"] = f"{ffpp['frame_auc']:.3f}"
     return out
+
+
+CROSSVAL_LABELS = {
+    "celebdf_vs_all_reals": "Celeb-DF fakes",
+    "ffpp_clips_vs_all_reals": "FF++ DF/FS/NT clips",
+    "all": "all validation fakes",
+}
+
+
+def crossval_metrics(metrics: dict) -> dict[str, str]:
+    """Cross-dataset video AUCs (with 95 % CIs) against all real validation videos, from the
+    manifest's ``metrics.crossval`` (``python -m scripts.calibrate``)."""
+    table = ((metrics.get("crossval") or {}).get("video_auc")) or {}
+    out = {}
+    for key, label in CROSSVAL_LABELS.items():
+        m = table.get(key)
+        if m:
+            ci = m.get("ci95") or []
+            extra = f" ({ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else ""
+            out[f"cross-dataset AUC: {label}"] = f"{m['auc']:.2f}{extra}"
+    return out
+
+
+def calibration_summary() -> None:
+    """How the default verdict's threshold was set, and what it catches, in words."""
+    from detector.pipeline import default_scoring
+
+    s = default_scoring()
+    cal = s.calibration
+    with st.container(border=True):
+        st.markdown("#### The default ensemble and its threshold")
+        members = ", ".join(f"{m} {w:.2f}" for m, w in s.weights.items())
+        st.write(f"Members: {members}; frames combined by the {s.aggregation}.")
+        if cal is None:
+            st.caption("No calibration on real footage is recorded for this threshold.")
+            return
+        r = cal.rates
+        real, fakes = r.get("real", {}), r.get("all_fakes", {})
+        st.write(
+            f"Alarm threshold {s.threshold:.3f}: the score that at most "
+            f"{100 * cal.target_false_alarm:.0f} % of {len(cal.real_scores)} real videos reach "
+            f'({cal.pool}). "Inconclusive" from {s.threshold - s.inconclusive_band:.3f}.'
+        )
+        lines = [
+            f"- real videos flagged: {real.get('flagged_count', '?')} of {real.get('n', '?')}",
+        ]
+        for key, label in (("celebdf", "Celeb-DF fakes"), ("ffpp_clips", "FF++ DF/FS/NT clips")):
+            if key in r:
+                lines.append(f"- {label} flagged: {r[key]['flagged_count']} of {r[key]['n']}")
+        if fakes:
+            lines.append(
+                f"- all validation fakes flagged: {fakes['flagged_count']} of {fakes['n']}"
+            )
+        st.markdown("\n".join(lines))
+        st.caption(
+            "Measured on the same videos that set the threshold, so these rates are optimistic; "
+            "on manipulation methods and footage unlike these, expect fewer fakes caught."
+        )

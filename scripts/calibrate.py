@@ -175,6 +175,57 @@ def objective(vs: dict[str, float], faces: dict[str, tuple]) -> tuple[float, flo
     return float(np.mean(caught)), float(roc_auc_score(y, list(vs.values())))
 
 
+def clip_scorer(check: int = 12):
+    """Scores of the shipped CLIP member from cached backbone features (the frozen part of the
+    network is the same for every recipe, so it runs once per crop, not once per candidate).
+    Checked against the app's own path (:class:`detector.ensemble.Ensemble`) on ``check`` crops:
+    the largest difference is printed and must stay under 0.01."""
+    import hashlib
+
+    import torch
+
+    from detector.ensemble import Ensemble
+    from detector.models import create_model, read_manifest
+    from detector.paths import cache_dir
+    from detector.train_clip import ClipTrainConfig, _CachedHead, extract_features, predict_cached
+
+    conf = read_manifest("clip_vit_b16")["config"]
+    cfg = ClipTrainConfig(
+        recipe=conf["recipe"], layers=tuple(conf["layers"]), tune_from=conf["tune_from"]
+    )
+    det = create_model("clip_vit_b16").net.eval()
+    head = _CachedHead(det, cfg)
+    folder = cache_dir() / "crossval" / f"clipfeat_{cfg.tune_from - 1}"
+    checked = []
+
+    def scorer(crops, tracks):
+        names = [hashlib.sha1(c.tobytes()).hexdigest() for c in crops]
+        feats = []
+        for c, n in zip(crops, names, strict=True):
+            f = folder / f"{n}.npz"
+            if f.is_file():
+                z = np.load(f)
+                feats.append({k: z[k] for k in z.files})
+            else:
+                one = extract_features(c[None], cfg.tune_from - 1, log=lambda *a: None)
+                feats.append({k: v[0] for k, v in one.items()})
+        stacked = {k: np.stack([f[k] for f in feats]) for k in feats[0]}
+        with torch.enable_grad():
+            p = predict_cached(head, stacked, cfg.recipe == "ln")
+        if not checked:
+            ref = Ensemble(["clip_vit_b16"]).score(crops[:check])[:, 0]
+            diff = float(np.abs(ref - p[:check]).max())
+            print(
+                f"clip_vit_b16: cached path vs the app's path on {len(ref)} crops: max |dp| {diff:.4f}"
+            )
+            if diff > 0.01:
+                raise RuntimeError("the cached CLIP path does not reproduce the app's scores")
+            checked.append(diff)
+        return p
+
+    return scorer
+
+
 def simplex(n: int, step: float):
     k = round(1 / step)
     for cut in itertools.combinations(range(k + n - 1), n - 1):
@@ -194,7 +245,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     faces: dict[str, tuple[object, Faces]] = all_faces(log=lambda *a: None)
     cands = [c for c in args.candidates.split(",") if c]
-    scores = {m: member_scores(m, faces) for m in cands}
+    scores = {
+        m: member_scores(m, faces, scorer=clip_scorer() if m == "clip_vit_b16" else None)
+        for m in cands
+    }
     base = ScoringSettings(weights={})
     results = []
     per_member = {}

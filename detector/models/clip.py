@@ -271,7 +271,7 @@ register_model(
     ModelSpec(
         name="clip_vit_b16",
         family="CLIP ViT",
-        factory=partial(CLIPDetector, (4, 6, 8, 10, 12), 9),
+        factory=partial(CLIPDetector, (4, 6, 8, 10, 12)),
         input_size=224,
         mean=CLIP_MEAN,
         std=CLIP_STD,
@@ -281,9 +281,9 @@ register_model(
         base_loader=_load_base,
         base_prefix="backbone.",
         description=(
-            "CLIP ViT-B/16 (OpenAI image-text pretraining), LayerNorms of the last blocks and a "
-            "multi-layer linear head tuned on FaceForensics++ (four methods) plus self-blended, "
-            "face-warped and identity-swapped fakes of real faces."
+            "CLIP ViT-B/16 (OpenAI image-text pretraining), frozen, with a linear head on the "
+            "class tokens of five blocks and the image embedding, trained on FaceForensics++ "
+            "(four methods) plus self-blended, face-warped and identity-swapped fakes of real faces."
         ),
     )
 )

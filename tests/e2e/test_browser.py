@@ -306,7 +306,7 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
         app.slider(sliders.nth(k), 0.3)
         values.append((before, shown.inner_text()))
     assert all(a != b for a, b in values), f"a slider did not move: {values}"
-    app.select("Frames → person", "Median over frames")
+    app.select("Frames → person", "Mean over frames")  # the default is the median
     page.get_by_text("the models weighted in each frame first").first.click()
     app.settle()
     page.get_by_text("Ensemble Average/Median computed as").wait_for()
@@ -315,7 +315,7 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     ).click()
     app.settle()
     page.get_by_text(
-        re.compile("Custom settings:.*model weights.*frames combined by median.*threshold")
+        re.compile("Custom settings:.*model weights.*frames combined by mean.*threshold")
     ).first.wait_for()
     app.shot("4-ensemble-lab.png")
     page.get_by_role("button", name="Reset to defaults").first.click()
