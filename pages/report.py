@@ -52,6 +52,7 @@ else:
         mime="application/pdf",
         type="primary",
         key="download_pdf",
+        on_click="ignore",  # a rerun would re-render and replace the file mid-download
     )
     doc = analysis_to_dict(analysis, scoring, case=case)
     c1, c2 = st.columns(2)
@@ -61,6 +62,7 @@ else:
         file_name=f"deepfake-report-{stem}.json",
         mime="application/json",
         key="download_json",
+        on_click="ignore",  # a rerun would re-render and replace the file mid-download
     )
     c2.download_button(
         "Download CSV",
@@ -68,4 +70,5 @@ else:
         file_name=f"frame-scores-{stem}.csv",
         mime="text/csv",
         key="download_csv",
+        on_click="ignore",  # a rerun would re-render and replace the file mid-download
     )

@@ -45,4 +45,5 @@ if analysis is not None:
         frame_scores_csv(analysis, scoring),
         file_name="frame_scores.csv",
         mime="text/csv",
+        on_click="ignore",
     )
