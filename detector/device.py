@@ -43,3 +43,111 @@ def release_free_memory() -> None:
     except (OSError, AttributeError):  # not glibc (musl, macOS)
         return
     trim(0)
+
+
+# --- CPU instruction sets -----------------------------------------------------------------------
+
+# the flags (as /proc/cpuinfo spells them) that change which kernels run, and so speed and the
+# precision worth using: bf16 is native only with AVX-512 BF16 or AMX, int8 is fast with VNNI/AMX
+ISA_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_bf16",
+    "amx_int8",
+)
+# oneDNN's ISA names, weakest first; ONEDNN_MAX_CPU_ISA caps the kernels at one of them
+ONEDNN_ISAS = (
+    "SSE41",
+    "AVX",
+    "AVX2",
+    "AVX2_VNNI",
+    "AVX2_VNNI_2",
+    "AVX512_CORE",
+    "AVX512_CORE_VNNI",
+    "AVX512_CORE_BF16",
+    "AVX10_1_512",
+    "AVX512_CORE_FP16",
+    "AVX10_1_512_AMX",
+    "AVX512_CORE_AMX",
+    "AVX10_1_512_AMX_FP16",
+    "AVX512_CORE_AMX_FP16",
+)
+# the environment that emulates a weaker CPU: oneDNN (convolutions, frozen graphs), torch's own
+# vectorised kernels and MKL (matrix multiplies) each have their own switch
+ISA_CAPS = {
+    "AVX2": {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    },
+    "AVX512_CORE": {
+        "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
+        "ATEN_CPU_CAPABILITY": "avx512",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+    },
+    "AVX512_CORE_VNNI": {
+        "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI",
+        "ATEN_CPU_CAPABILITY": "avx512",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+    },
+}
+
+
+def cpu_flags() -> tuple[str, ...]:
+    """The instruction-set flags of :data:`ISA_FLAGS` this CPU reports (Linux; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="ignore") as fh:
+            text = fh.read()
+    except OSError:
+        return ()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            have = set(line.split(":", 1)[1].split())
+            return tuple(f for f in ISA_FLAGS if f in have)
+    return ()
+
+
+def isa_cap() -> str | None:
+    """The oneDNN ISA cap set in the environment (``ONEDNN_MAX_CPU_ISA`` or ``DNNL_MAX_CPU_ISA``)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return cap.upper() if cap and cap.upper() != "ALL" else None
+
+
+def _allowed(isa: str) -> bool:
+    cap = isa_cap()
+    if cap is None or cap not in ONEDNN_ISAS:
+        return True
+    return ONEDNN_ISAS.index(isa) <= ONEDNN_ISAS.index(cap)
+
+
+def native_bf16() -> bool:
+    """Whether bf16 runs natively (AVX-512 BF16 or AMX, not capped away); elsewhere it is
+    emulated and slower than float32."""
+    flags = cpu_flags()
+    return ("avx512_bf16" in flags and _allowed("AVX512_CORE_BF16")) or (
+        "amx_bf16" in flags and _allowed("AVX512_CORE_AMX")
+    )
+
+
+def cpu_path() -> str:
+    """A short name of the kernels this process can use: the cap if one is set, else the best
+    of AMX / AVX512_BF16 / AVX512_VNNI / AVX512 / AVX2_VNNI / AVX2 the CPU has."""
+    cap = isa_cap()
+    if cap:
+        return cap
+    flags = cpu_flags()
+    for flag, name in (
+        ("amx_bf16", "AMX"),
+        ("avx512_bf16", "AVX512_BF16"),
+        ("avx512_vnni", "AVX512_VNNI"),
+        ("avx512f", "AVX512"),
+        ("avx_vnni", "AVX2_VNNI"),
+        ("avx2", "AVX2"),
+    ):
+        if flag in flags:
+            return name
+    return "baseline"

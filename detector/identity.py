@@ -67,17 +67,29 @@ class FaceEmbedder:
     def __init__(self, weights_dir: Path | None = None, device: str = "cpu") -> None:
         import torch
 
+        from detector.frozen import cache_key, cached, file_stamps
         from detector.models.backbones import facenet_irv1
         from detector.models.weights import load_state_dict
 
         wdir = weights_dir or default_weights_dir()
         self.manifest = read_identity_manifest(wdir)
-        state = load_state_dict(wdir / f"{IDENTITY_WEIGHTS}.safetensors", self.manifest["sha256"])
-        net = facenet_irv1(num_classes=0)
-        net.load_state_dict(state, strict=True)
         self.device = torch.device(device)
-        net = net.eval().to(self.device)
-        self._net = _frozen_for_cpu(net) if self.device.type == "cpu" else net
+        file = wdir / f"{IDENTITY_WEIGHTS}.safetensors"
+
+        def build():
+            state = load_state_dict(file, self.manifest["sha256"])
+            net = facenet_irv1(num_classes=0)
+            net.load_state_dict(state, strict=True)
+            net = net.eval().to(self.device)
+            return (_frozen_for_cpu(net) if self.device.type == "cpu" else net), {}
+
+        if self.device.type == "cpu":  # the frozen graph is cached on disk (detector.frozen)
+            key = cache_key(
+                name=IDENTITY_WEIGHTS, weights=self.manifest["sha256"], files=file_stamps([file])
+            )
+            self._net, _ = cached(IDENTITY_WEIGHTS, key, build)
+        else:
+            self._net, _ = build()
 
     def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(N, 128) float32 unit vectors for RGB uint8 face crops of any square size."""

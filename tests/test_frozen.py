@@ -1,0 +1,121 @@
+"""The on-disk cache of frozen graphs, the per-core work split, and the CPU-path facts."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from detector import device, frozen
+from detector.ensemble import Ensemble, work_split
+
+
+@pytest.fixture()
+def frozen_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFAKE_FROZEN_DIR", str(tmp_path / "frozen"))
+    return tmp_path / "frozen"
+
+
+def _graph() -> nn.Module:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    with torch.inference_mode():
+        return torch.jit.freeze(torch.jit.trace(net, torch.zeros(1, 3, 8, 8)))
+
+
+def test_cached_builds_once_then_loads_the_same_graph(frozen_dir):
+    calls = []
+
+    def build():
+        calls.append(1)
+        return _graph(), {"cost": 7.0}
+
+    key = frozen.cache_key(name="toy")
+    first, _ = frozen.cached("toy", key, build)
+    second, info2 = frozen.cached("toy", key, build)
+    assert len(calls) == 1 and info2["cost"] == 7.0 and len(info2["sha256"]) == 64
+    x = torch.randn(2, 3, 8, 8)
+    with torch.inference_mode():
+        assert torch.equal(first(x), second(x))
+    assert not list(frozen_dir.glob("*.part")), "no temporary file is left behind"
+
+
+def test_a_corrupted_graph_is_rebuilt_never_loaded(frozen_dir):
+    key = frozen.cache_key(name="toy")
+    frozen.cached("toy", key, lambda: (_graph(), {}))
+    graph = next(frozen_dir.glob("toy-*.pt"))
+    graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")
+    assert frozen.load_frozen("toy", key) is None
+    rebuilt = []
+    frozen.cached("toy", key, lambda: (rebuilt.append(1) or _graph(), {}))
+    assert rebuilt and frozen.load_frozen("toy", key) is not None
+
+
+def test_the_key_follows_weights_files_precision_and_the_isa_cap(tmp_path, monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    f = tmp_path / "w.safetensors"
+    f.write_bytes(b"a")
+    base = frozen.cache_key(name="m", precision="fp32", files=frozen.file_stamps([f]))
+    assert base == frozen.cache_key(name="m", precision="fp32", files=frozen.file_stamps([f]))
+    assert base != frozen.cache_key(name="m", precision="bf16", files=frozen.file_stamps([f]))
+    f.write_bytes(b"ab")  # another size: the weights are read and verified again
+    assert base != frozen.cache_key(name="m", precision="fp32", files=frozen.file_stamps([f]))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert device.isa_cap() == "AVX2"
+    assert frozen.cache_key(name="m") != base
+
+
+def test_old_graphs_of_a_network_are_pruned(frozen_dir):
+    for k in range(frozen.KEEP_PER_NAME + 2):
+        frozen.cached("toy", frozen.cache_key(name="toy", k=k), lambda: (_graph(), {}))
+    assert len(list(frozen_dir.glob("toy-*.pt"))) == frozen.KEEP_PER_NAME
+    assert len(list(frozen_dir.glob("toy-*.json"))) == frozen.KEEP_PER_NAME
+
+
+def test_a_second_ensemble_loads_the_cached_graph_with_the_same_scores(frozen_dir, monkeypatch):
+    import detector.ensemble as ens_mod
+
+    crops = np.random.default_rng(0).integers(0, 255, (5, 320, 320, 3), dtype=np.uint8)
+    first = Ensemble(["mesoinception4_f2f"], device="cpu")
+    assert len(list(frozen_dir.glob("mesoinception4_f2f-*.pt"))) == 1
+
+    def no_freezing(*args, **kwargs):
+        raise AssertionError("a cached member must not be traced and frozen again")
+
+    monkeypatch.setattr(ens_mod, "freeze_for_cpu", no_freezing)
+    second = Ensemble(["mesoinception4_f2f"], device="cpu")
+    assert second.members["mesoinception4_f2f"].frozen
+    np.testing.assert_array_equal(first.score(crops), second.score(crops))
+
+
+@pytest.mark.parametrize(
+    ("n", "batch", "cores", "sizes"),
+    [
+        (10, 8, 2, [5, 5]),  # one member on both cores, not 8 + 2
+        (16, 8, 2, [8, 8]),
+        (3, 16, 2, [2, 1]),
+        (1, 8, 2, [1]),
+        (20, 4, 2, [4, 4, 4, 4, 4]),
+        (7, 8, 1, [7]),
+        (0, 8, 2, []),
+    ],
+)
+def test_work_split_gives_every_core_a_share_within_the_batch_size(n, batch, cores, sizes):
+    parts = work_split(n, batch, cores)
+    assert [s.stop - s.start for s in parts] == sizes
+    assert sum(sizes) == n and all(a.stop == b.start for a, b in itertools.pairwise(parts))
+
+
+def test_bf16_is_native_only_with_the_flags_and_not_when_capped(monkeypatch):
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(device, "cpu_flags", lambda: ("avx2", "fma", "avx512f", "avx512_bf16"))
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert device.native_bf16() and device.cpu_path() == "AVX512_BF16"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
+    assert not device.native_bf16() and device.cpu_path() == "AVX512_CORE_VNNI"
+    monkeypatch.setattr(device, "cpu_flags", lambda: ("avx2", "fma"))
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert not device.native_bf16() and device.cpu_path() == "AVX2"
