@@ -3,9 +3,9 @@
 Tracing and freezing the default members took 15 s of every cold start on the 2-core CPU (CLIP
 6.2 s, Inception-ResNet-v2 5.7 s); loading the saved graph takes 0.03-0.12 s and its first call is
 no slower. A graph depends on more than the weights, so the key (:func:`cache_key`) holds the
-weights' sha256 and everything else that shapes the graph or the kernels oneDNN chose: torch's
-version, the CPU's instruction-set flags, any ``ONEDNN_MAX_CPU_ISA`` cap, the precision, the
-traced size and batch, and :data:`FORMAT` (bumped when the freezing code changes).
+weights' sha256 and everything else that shapes the graph or the kernels oneDNN chose: the code
+of the networks (:func:`code_digest`), torch's and timm's versions, the CPU's instruction-set
+flags, any ``ONEDNN_MAX_CPU_ISA`` cap, the precision, the traced size and batch.
 
 Every graph is written with its sha256 beside it and checked before loading: a truncated,
 corrupted or swapped file is ignored and rebuilt from the verified weights, never trusted. The
@@ -31,11 +31,36 @@ from detector.device import cpu_flags, isa_cap
 FORMAT = 1
 
 
+def code_digest() -> str:
+    """sha256 of the code that defines and freezes the networks (``detector/models/*.py``,
+    ``detector/ensemble.py``, ``detector/identity.py``, this file): a changed forward pass is
+    a new key, so no graph traced from older code is ever loaded."""
+    root = Path(__file__).resolve().parent
+    files = [
+        *sorted((root / "models").glob("*.py")),
+        root / "ensemble.py",
+        root / "identity.py",
+        Path(__file__).resolve(),
+    ]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
 def cache_key(**parts) -> str:
-    """A short hex key of ``parts`` plus the library versions and the CPU's kernels."""
+    """A short hex key of ``parts`` plus the code, the library versions and the CPU's kernels."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        timm_version = version("timm")
+    except PackageNotFoundError:
+        timm_version = None
     parts = {
         **parts,
         "format": FORMAT,
+        "code": code_digest(),
+        "timm": timm_version,
         "torch": torch.__version__,
         "flags": list(cpu_flags()),
         "isa_cap": isa_cap(),

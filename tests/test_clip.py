@@ -105,3 +105,27 @@ def test_detector_reads_several_blocks_and_the_embedding():
     feats = det.features_from_tokens(toks)
     assert feats.shape == (3, 2 * 768 + 512)
     assert det(torch.zeros(1, 3, 224, 224)).shape == (1, 1)
+
+
+def test_the_last_block_computes_its_class_token_alone_with_the_same_result():
+    from detector.models.clip import class_token_block
+
+    torch.manual_seed(0)
+    det = CLIPDetector((4, 12)).eval()
+    with torch.no_grad():
+        for p in det.parameters():  # random weights of a realistic scale
+            p.normal_(0, 0.02)
+    block = det.backbone.vit.blocks[11]
+    x = torch.randn(2, 197, 768)
+    with torch.inference_mode():
+        torch.testing.assert_close(class_token_block(block, x), block(x)[:, :1])
+        img = torch.randn(2, 3, 224, 224)
+        full = det.head(det.features_from_tokens(det.backbone.tokens(img)))
+        torch.testing.assert_close(det(img), full, rtol=1e-4, atol=1e-5)
+    # gradients to earlier layers (what Grad-CAM reads) are those of the whole block
+    img = img.clone().requires_grad_(True)
+    g_short = torch.autograd.grad(det(img).sum(), img)[0]
+    g_full = torch.autograd.grad(
+        det.head(det.features_from_tokens(det.backbone.tokens(img))).sum(), img
+    )[0]
+    torch.testing.assert_close(g_short, g_full, rtol=1e-3, atol=1e-6)

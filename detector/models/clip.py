@@ -71,19 +71,57 @@ class CLIPVisual(nn.Module):
         )
         self.proj = nn.Linear(WIDTH, EMBED, bias=False)
 
-    def tokens(self, x: torch.Tensor, upto: int = DEPTH) -> list[torch.Tensor]:
-        """Token sequences after each of the first ``upto`` blocks, (N, 197, 768) each."""
+    def tokens(
+        self, x: torch.Tensor, upto: int = DEPTH, last_class_only: bool = False
+    ) -> list[torch.Tensor]:
+        """Token sequences after each of the first ``upto`` blocks, (N, 197, 768) each.
+
+        ``last_class_only``: the last block computes its class token alone, (N, 1, 768), for
+        readers that use nothing else of it (the same numbers; see :func:`class_token_block`).
+        """
         v = self.vit
         x = v.norm_pre(v._pos_embed(v.patch_embed(x)))
         out = []
-        for block in v.blocks[:upto]:
-            x = block(x)
+        blocks = list(v.blocks[:upto])
+        for i, block in enumerate(blocks):
+            last = i == len(blocks) - 1
+            x = class_token_block(block, x) if last and last_class_only else block(x)
             out.append(x)
         return out
 
     def embed(self, last_tokens: torch.Tensor) -> torch.Tensor:
         """CLIP's projected image embedding (not normalised) from the last block's tokens."""
         return self.proj(self.vit.norm(last_tokens[:, 0]))
+
+
+def class_token_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A ViT block's output at the class token only, (N, 1, C), from all N x T input tokens.
+
+    The class token of a block's output depends on the other tokens only through their keys and
+    values, so the queries, the attention output, the projection and the MLP are computed for one
+    token instead of 197: about 83 % of the last block's work (7 % of the network) is skipped,
+    with the same result up to float rounding (``tests/test_clip.py``). Gradients to earlier
+    layers are the same too, as the dropped tokens never reach the output.
+    """
+    a = block.attn
+    plain = (
+        isinstance(a.q_norm, nn.Identity)
+        and isinstance(a.k_norm, nn.Identity)
+        and isinstance(getattr(a, "norm", nn.Identity()), nn.Identity)
+        and getattr(a, "gate", None) is None
+    )
+    if not plain:  # a variant this shortcut does not cover: the whole block
+        return block(x)[:, :1]
+    n, t, c = x.shape
+    h = block.norm1(x)
+    w, b = a.qkv.weight, a.qkv.bias
+    q = F.linear(h[:, :1], w[:c], None if b is None else b[:c])
+    kv = F.linear(h, w[c:], None if b is None else b[c:])
+    k, v = kv.reshape(n, t, 2, a.num_heads, a.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    q = q.reshape(n, 1, a.num_heads, a.head_dim).transpose(1, 2)
+    o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, 1, c)
+    y = x[:, :1] + block.ls1(a.proj(o))
+    return y + block.ls2(block.mlp(block.norm2(y)))
 
 
 def _standardise(x: torch.Tensor) -> torch.Tensor:
@@ -122,7 +160,8 @@ class CLIPDetector(nn.Module):
         return torch.cat(parts, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features_from_tokens(self.backbone.tokens(x)))
+        # the head reads only the class token of the last block (and of earlier ones)
+        return self.head(self.features_from_tokens(self.backbone.tokens(x, last_class_only=True)))
 
 
 # --- the backbone file ------------------------------------------------------------------------
