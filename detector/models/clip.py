@@ -114,9 +114,13 @@ def class_token_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return block(x)[:, :1]
     n, t, c = x.shape
     h = block.norm1(x)
-    w, b = a.qkv.weight, a.qkv.bias
-    q = F.linear(h[:, :1], w[:c], None if b is None else b[:c])
-    kv = F.linear(h, w[c:], None if b is None else b[c:])
+    if type(a.qkv) is nn.Linear:  # the query projection of the class token alone
+        w, b = a.qkv.weight, a.qkv.bias
+        q = F.linear(h[:, :1], w[:c], None if b is None else b[:c])
+        kv = F.linear(h, w[c:], None if b is None else b[c:])
+    else:  # e.g. a quantised linear layer, whose weight cannot be sliced
+        kv = a.qkv(h)[..., c:]
+        q = a.qkv(h[:, :1])[..., :c]
     k, v = kv.reshape(n, t, 2, a.num_heads, a.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
     q = q.reshape(n, 1, a.num_heads, a.head_dim).transpose(1, 2)
     o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, 1, c)
