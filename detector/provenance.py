@@ -710,6 +710,95 @@ def _metadata_from(raw) -> FileMetadata | None:
     )
 
 
+def credential_facts(p: Provenance) -> list[tuple[str, str]]:
+    """The credentials as (label, value) rows in an analyst's words (app and PDF share them)."""
+    c = p.c2pa
+    rows = [
+        ("Credentials", f"{C2PA_WORDS[c.state]}: {c.message}" if c.message else C2PA_WORDS[c.state])
+    ]
+    if c.state in ("present", "invalid") and (c.signer or c.issuer or c.claim_generator):
+        rows += [
+            ("Signer", c.signer + (f" ({c.signer_organization})" if c.signer_organization else "")),
+            ("Certificate issuer", c.issuer or "—"),
+            (
+                "Signer trust",
+                TRUST_WORDS[c.trust]
+                + ("; but the credentials do not validate" if c.state == "invalid" else ""),
+            ),
+            ("Trust list", p.trust_anchors or "none provided"),
+            ("Made with", c.claim_generator or "—"),
+            ("Signing time", c.signing_time or "not time-stamped"),
+            ("Validation", _validation_words(c)),
+            ("Actions", ", ".join(_action_words(a) for a in c.actions) or "none recorded"),
+            (
+                "Ingredients",
+                "; ".join(f"{i.title} ({i.relationship or 'ingredient'})" for i in c.ingredients)
+                or "none recorded",
+            ),
+            (
+                "Source type",
+                "; ".join(_source_words(t) for t in c.digital_source_types) or "not declared",
+            ),
+        ]
+    return rows
+
+
+def _validation_words(c: Credentials) -> str:
+    problems = [e for e in c.errors if e.code not in TRUST_CODES]
+    if not problems:
+        return "the signature and the file's hashes check out"
+    return "; ".join(f"{e.code} ({e.explanation})" if e.explanation else e.code for e in problems)
+
+
+def _action_words(a: C2paAction) -> str:
+    extra = [x for x in (a.software_agent, a.when) if x]
+    return a.action + (f" ({', '.join(extra)})" if extra else "")
+
+
+def _source_words(uri: str) -> str:
+    short = uri.rstrip("/").rsplit("/", 1)[-1]
+    return f"{short} ({SOURCE_TYPE_WORDS[short]})" if short in SOURCE_TYPE_WORDS else short
+
+
+def metadata_rows(m: FileMetadata) -> list[tuple[str, str]]:
+    """The container and stream metadata as (label, value) rows; "—" where nothing is stated."""
+
+    def seconds(x: float | None) -> str:
+        return "—" if x is None else f"{x:.2f} s"
+
+    device = " ".join(x for x in (m.device_make, m.device_model) if x)
+    rows = [
+        ("Container", m.container or "—"),
+        (
+            "Brands",
+            f"{m.major_brand or '—'} (compatible: {', '.join(m.compatible_brands) or '—'})",
+        ),
+        ("Writing application", m.encoder or "—"),
+        ("Created", m.creation_time or "—"),
+        ("Modified", m.modification_time or "—"),
+        (
+            "Device",
+            device + (f", software {m.device_software}" if m.device_software else "") or "—",
+        ),
+        ("Rotation", "—" if m.rotation_deg is None else f"{m.rotation_deg}°"),
+        (
+            "Frame rate",
+            ("—" if m.frame_rate_fps is None else f"{m.frame_rate_fps:.3f} fps, ")
+            + m.frame_rate_mode,
+        ),
+        ("Duration (container)", seconds(m.container_duration_s)),
+        ("Duration (video packets)", seconds(m.video_packets_duration_s)),
+        ("Audio", "yes" if m.has_audio else "no audio track"),
+    ]
+    for st in m.streams:
+        parts = [st.codec or "?", f"handler {st.handler_name or '—'}", seconds(st.duration_s)]
+        if st.encoder:
+            parts.append(f"encoder {st.encoder}")
+        rows.append((f"Stream #{st.index} ({st.kind})", ", ".join(parts)))
+    rows += [(f"Tag {k}", v) for k, v in m.tags]
+    return rows
+
+
 def provenance_to_dict(p: Provenance) -> dict:
     """The JSON form: ``{"status", "message", "c2pa": {"state", ...}, "metadata", "findings",
     "trust_anchors"}``."""

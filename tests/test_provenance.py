@@ -5,6 +5,7 @@ without anchors, the isolated reader's limits, the hostile corpus, the CLI and t
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from dataclasses import dataclass
 from fractions import Fraction
@@ -362,3 +363,18 @@ def test_the_analyzer_reads_provenance_even_when_the_file_is_refused(analyzer, h
     a = analyzer.analyze(hostile("png_renamed"))
     assert a.status == "unreadable"
     assert a.provenance is not None and a.provenance.status == "unreadable"
+
+
+def test_the_pdf_has_a_file_and_provenance_section(files):
+    from pypdf import PdfReader
+
+    from detector.pdf import render_pdf
+
+    p = inspect_file(files["signed"], trust=load_trust_anchors(files["other"]))
+    a = Analysis(status="no_faces", message="none", video=None, sampling="1fps", provenance=p)
+    reader = PdfReader(io.BytesIO(render_pdf(a)))
+    text = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    assert "File & provenance" in text
+    assert "untrusted" in text and "Test Signer" in text
+    assert "trainedAlgorithmicMedia" in text and "c2pa.edited" in text
+    assert "notable" in text and "Writing application" in text
