@@ -378,3 +378,58 @@ def test_the_pdf_has_a_file_and_provenance_section(files):
     assert "untrusted" in text and "Test Signer" in text
     assert "trainedAlgorithmicMedia" in text and "c2pa.edited" in text
     assert "notable" in text and "Writing application" in text
+
+
+# ---------------------------------------------------------------- the app
+
+
+def _app_with(analysis: Analysis, key: tuple, video: bytes | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    from detector.paths import PROJECT_ROOT
+    from pages import ui
+
+    at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
+    at.session_state[ui.ANALYSES] = {key: analysis}
+    at.session_state[ui.CURRENT] = key
+    if video is not None:
+        at.session_state[ui.VIDEOS] = {key: video}
+    return at
+
+
+def test_the_analyze_page_shows_file_and_provenance(files, monkeypatch):
+    from pages import ui
+
+    monkeypatch.setattr(ui, "start_preload", lambda: None)
+    p = inspect_file(files["tampered"])
+    a = Analysis(
+        status="no_faces", message="clip.mp4: none", video=None, sampling="1fps", provenance=p
+    )
+    at = _app_with(a, ("x", "1fps", ("meso4_df",)))
+    at.run()
+    assert not at.exception, at.exception
+    assert "File & provenance" in [h.value for h in at.subheader]
+    assert any("present but invalid" in e.value for e in at.error)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "changed after it was signed" in warnings and "made by AI" in warnings
+
+
+def test_new_trust_anchors_reread_the_credentials_without_inference(files, monkeypatch):
+    from pages import ui
+
+    monkeypatch.setattr(ui, "start_preload", lambda: None)
+    monkeypatch.setattr(ui, "get_analyzer", lambda *_: pytest.fail("inference ran"))
+    p = inspect_file(files["signed"])
+    a = Analysis(
+        status="no_faces", message="clip.mp4: none", video=None, sampling="1fps", provenance=p
+    )
+    key = ("y", "1fps", ("meso4_df",))
+    at = _app_with(a, key, files["signed"].read_bytes())
+    at.run()
+    assert "c2pa_trust_unknown" in codes(p)
+    at.session_state[ui.TRUST] = load_trust_anchors(files["ca"])
+    at.run()
+    assert not at.exception, at.exception
+    assert any("present and intact" in s.value for s in at.success)
+    texts = " ".join(str(t.value) for t in at.table)
+    assert "trusted: the signer's certificate chains" in texts
