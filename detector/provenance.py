@@ -524,6 +524,15 @@ def _metadata_findings(m: FileMetadata, now: datetime) -> list[Finding]:
         device = " ".join(x for x in (m.device_make, m.device_model) if x)
         soft = f" (software {m.device_software})" if m.device_software else ""
         out.append(Finding("info", "device", f"The file names a recording device: {device}{soft}."))
+        if generic:
+            out.append(
+                Finding(
+                    "notable",
+                    "device_tags_rewritten",
+                    f"The file names a camera ({device}) but was written by {generic}: the "
+                    "device tags were carried through a re-encode or re-mux, or added by hand.",
+                )
+            )
     if not m.has_audio:
         out.append(Finding("info", "no_audio", "The file has no audio track."))
     return out
@@ -1030,16 +1039,16 @@ def _packet_timing(container, video) -> dict:
                 break
     except av.FFmpegError:  # a damaged tail: judge from what was read before it
         pass
-    if len(times) < 3 or not video.time_base:
-        return {"frame_rate_mode": "unknown"}
     times.sort()
     deltas = sorted(b - a for a, b in itertools.pairwise(times) if b > a)
-    if not deltas:
-        return {"frame_rate_mode": "unknown"}
+    facts: dict = {"frame_rate_mode": "unknown"}
+    if not deltas or not video.time_base:
+        return facts
     median = deltas[len(deltas) // 2]
-    irregular = sum(abs(d - median) > max(1, 0.05 * median) for d in deltas)
-    facts = {"frame_rate_mode": "variable" if irregular > 0.05 * len(deltas) else "constant"}
-    if len(times) < _MAX_PACKETS:
+    if len(deltas) >= 2:  # a rate needs three frames
+        irregular = sum(abs(d - median) > max(1, 0.05 * median) for d in deltas)
+        facts["frame_rate_mode"] = "variable" if irregular > 0.05 * len(deltas) else "constant"
+    if len(times) < _MAX_PACKETS:  # the whole stream was read: this is where it really ends
         facts["video_packets_duration_s"] = float((times[-1] - times[0] + median) * video.time_base)
     return facts
 

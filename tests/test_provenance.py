@@ -14,6 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from detector import cli, synthetic
 from detector.errors import BadSettingsError
@@ -283,6 +285,35 @@ def test_variable_frame_rate_and_a_lying_header(hostile):
     lying = inspect_file(hostile("avi_lying_header"))
     assert lying.c2pa.state == "absent"  # AVI has a C2PA binding
     assert "durations_disagree" in codes(lying)
+    short = inspect_file(hostile("avi_lying_short"))  # two frames, a header claiming 100 s
+    assert short.metadata.video_packets_duration_s == pytest.approx(0.2, abs=0.05)
+    assert "durations_disagree" in codes(short)
+
+
+def test_device_tags_are_read_and_a_rewrite_by_ffmpeg_is_noted(tmp_path):
+    path = tmp_path / "phone.mov"
+    with av.open(str(path), "w", options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata["com.apple.quicktime.make"] = "Apple"
+        out.metadata["com.apple.quicktime.model"] = "iPhone 12"
+        out.metadata["com.apple.quicktime.software"] = "16.1"
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        for img in synthetic.face_frames(64, 64, 10, face_size=48):
+            for p in video.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        for p in video.encode():
+            out.mux(p)
+    p = inspect_file(path)
+    m = p.metadata
+    assert (m.major_brand, m.device_make, m.device_model, m.device_software) == (
+        "qt",
+        "Apple",
+        "iPhone 12",
+        "16.1",
+    )
+    found = {f.code: f for f in p.findings}
+    assert "Apple iPhone 12" in found["device"].text
+    assert found["device_tags_rewritten"].severity == "notable"
 
 
 def test_dates_out_of_order_are_found_by_the_pure_rules():
@@ -433,3 +464,28 @@ def test_new_trust_anchors_reread_the_credentials_without_inference(files, monke
     assert any("present and intact" in s.value for s in at.success)
     texts = " ".join(str(t.value) for t in at.table)
     assert "trusted: the signer's certificate chains" in texts
+
+
+@given(
+    edits=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)), min_size=1, max_size=8
+    ),
+    cut=st.floats(0.3, 1.0),
+)
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_fuzzed_signed_files_end_in_a_typed_state(files, tmp_path_factory, edits, cut):
+    data = bytearray(files["signed"].read_bytes())
+    start = data.find(b"jumb")  # aim at the manifest store as much as at the rest
+    for where, value in edits:
+        at = start + int(where * 4096) if where < 0.5 else int(where * len(data))
+        data[min(at, len(data) - 1)] = value
+    path = tmp_path_factory.mktemp("fuzz") / "clip.mp4"
+    path.write_bytes(bytes(data[: max(64, int(cut * len(data)))]))
+    p = inspect_file(path)
+    assert p.status in {"ok", "unreadable", "too_large", "timeout"} and p.c2pa.state in C2PA_STATES
+    assert p.findings
