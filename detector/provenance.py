@@ -334,21 +334,9 @@ def inspect_file(
             "name": name,
             "kind": kind,
             "anchors": trust.pem.decode("ascii", "replace") if trust else None,
+            "max_pixels": limits.max_pixels,
         }
         raw = _run_isolated(job, limits, name) if isolate else read_facts(job)
-        c2pa = _credentials_from(raw.get("c2pa"), trusted_list=trust is not None)
-        metadata = _metadata_from(raw.get("metadata"))
-        status, message = "ok", ""
-        if metadata is None:
-            problem = raw.get("metadata_error") if isinstance(raw, dict) else None
-            message = _text(problem) or f"{name}: the container's metadata could not be read"
-            status = VideoReadError.status
-            lost = Finding(
-                "notable", "metadata_unreadable", f"The file could not be read: {message}"
-            )
-            return Provenance(
-                status, message, c2pa, None, (lost, *findings(c2pa, None)), anchors, anchors_sha
-            )
     except DetectorError as exc:
         return Provenance(
             status=exc.status,
@@ -359,12 +347,22 @@ def inspect_file(
             trust_anchors=anchors,
             trust_anchors_sha256=anchors_sha,
         )
+    c2pa = _credentials_from(raw.get("c2pa"), trusted_list=trust is not None)
+    metadata = _metadata_from(raw.get("metadata"))
+    found = findings(c2pa, metadata)
+    status, message = "ok", ""
+    if metadata is None:  # the credentials may still have been read
+        status = VideoReadError.status
+        message = _text(raw.get("metadata_error")) or f"{name}: the metadata could not be read"
+        found.insert(
+            0, Finding("notable", "metadata_unreadable", f"The file could not be read: {message}")
+        )
     return Provenance(
         status=status,
         message=message,
         c2pa=c2pa,
         metadata=metadata,
-        findings=tuple(findings(c2pa, metadata)),
+        findings=tuple(found),
         trust_anchors=anchors,
         trust_anchors_sha256=anchors_sha,
     )
@@ -842,8 +840,9 @@ def _run_isolated(job: dict, limits: DecodeLimits, name: str) -> dict:
         env={**os.environ, "PYTHONPATH": _python_path(), "MALLOC_ARENA_MAX": "2"},
     )
     try:
-        with contextlib.suppress(BrokenPipeError):
+        with contextlib.suppress(BrokenPipeError):  # a child that died at once: see below
             proc.stdin.write(json.dumps({**job, "limits": asdict(limits)}).encode("utf-8"))
+        with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
         out = bytearray()
         deadline = time.monotonic() + limits.total_s
@@ -890,10 +889,15 @@ def read_facts(job: dict) -> dict:
     """Plain facts about the file (JSON-able), read in whichever process calls this."""
     path, name, kind = Path(job["path"]), job["name"], job["kind"]
     facts: dict = {"c2pa": _read_c2pa(path, kind, job.get("anchors"))}
+    import av
+
     try:
-        facts["metadata"] = _read_metadata(path, name)
+        facts["metadata"] = _read_metadata(path, name, int(job["max_pixels"]))
     except DetectorError as exc:
         facts["metadata"], facts["metadata_error"] = None, str(exc)
+    except (av.FFmpegError, OSError, ValueError) as exc:  # past the opening: a damaged file
+        reason = f"{name}: the container could not be read ({type(exc).__name__})"
+        facts["metadata"], facts["metadata_error"] = None, reason
     return facts
 
 
@@ -967,12 +971,12 @@ def _certificate_info(reader, label) -> dict:
     return {}
 
 
-def _read_metadata(path: Path, name: str) -> dict:
+def _read_metadata(path: Path, name: str, max_pixels: int) -> dict:
     import av
 
     from detector.video import _first_frame, _open, _rotation
 
-    with _open(path, name) as container:
+    with _open(path, name, max_pixels) as container:
         tags = {str(k): str(v) for k, v in dict(container.metadata).items()}
         streams = []
         for s in list(container.streams)[:_MAX_ITEMS]:
@@ -1020,9 +1024,11 @@ def _read_metadata(path: Path, name: str) -> dict:
             rate = video.average_rate or video.guessed_rate
             facts["frame_rate_fps"] = float(rate) if rate else None
             facts.update(_packet_timing(container, video))
-            container.seek(0)
-            with contextlib.suppress(VideoReadError, av.FFmpegError):
-                facts["rotation_deg"] = _rotation(_first_frame(container, video, name, 1 << 62))
+            # Rotation is on decoded frames; a frame beyond the pixel budget is not decoded.
+            with contextlib.suppress(VideoReadError, VideoTooLargeError, av.FFmpegError):
+                container.seek(0)
+                first = _first_frame(container, video, name, max_pixels)
+                facts["rotation_deg"] = _rotation(first)
     return facts
 
 

@@ -379,6 +379,16 @@ def test_cli_refuses_a_missing_trust_list(files, tmp_path, capsys):
     assert code == cli.EXIT_USAGE
 
 
+def test_cli_analyze_json_carries_provenance_with_the_trust_anchors(files, capsys):
+    argv = ["analyze", str(files["signed"]), "--json", "--models", "meso4_df"]
+    code = cli.main([*argv, "--sampling", "even:4", "--trust-anchors", str(files["ca"])])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == cli.EXIT_OK and doc["verdict"] is not None
+    assert doc["provenance"]["c2pa"]["state"] == "present"
+    assert doc["provenance"]["c2pa"]["trust"] == "trusted"
+    assert doc["provenance"]["trust_anchors"] == "ca.pem (1 certificate)"
+
+
 def test_the_analysis_record_carries_provenance_without_changing_other_keys(files):
     p = inspect_file(files["tampered"])
     a = Analysis(status="no_faces", message="none", video=None, sampling="1fps", provenance=p)
