@@ -60,6 +60,18 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
         help="manipulation score flagged as likely manipulated (default: the calibrated one)",
     )
     p.add_argument("--device", default="auto", help="auto (GPU if present), cpu or cuda")
+    _add_trust_option(p)
+
+
+def _add_trust_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--trust-anchors",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="CA certificates (PEM) whose signers count as trusted for content credentials "
+        "(C2PA); without it no signer is trusted and the signer is reported as unknown",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("report", help="analyse one video and write a PDF report")
     _add_analysis_options(r)
     r.add_argument("-o", "--output", type=Path, required=True, help="PDF file to write")
+    v = sub.add_parser(
+        "provenance",
+        help="read a file's content credentials (C2PA) and container metadata; no face analysis",
+    )
+    v.add_argument("video", type=Path, help="video file to inspect")
+    v.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    _add_trust_option(v)
     t = sub.add_parser("paper-tables", help="print paper 000's Tables 3 and 4, reproduced")
     t.add_argument("--json", action="store_true")
     t.add_argument(
@@ -142,7 +161,14 @@ def _settings_from(args: argparse.Namespace):
     from detector.video import parse_sampling
 
     parse_sampling(args.sampling)
-    return models, ExtractionSettings(sampling=args.sampling), scoring
+    extraction = ExtractionSettings(sampling=args.sampling, trust_anchors=_trust_from(args))
+    return models, extraction, scoring
+
+
+def _trust_from(args: argparse.Namespace):
+    from detector.provenance import load_trust_anchors
+
+    return load_trust_anchors(args.trust_anchors) if args.trust_anchors else None
 
 
 def _run_analysis(args: argparse.Namespace):
@@ -186,6 +212,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         return EXIT_NO_VERDICT
     print(f"report written: {args.output}")
+    return EXIT_OK
+
+
+def cmd_provenance(args: argparse.Namespace) -> int:
+    """Credentials, metadata and findings of one file; exit 3 when the file cannot be read."""
+    from detector.provenance import C2PA_WORDS, TRUST_WORDS, inspect_file, provenance_to_dict
+
+    trust = _trust_from(args)
+    if not args.video.exists():
+        raise BadSettingsError(f"{args.video}: no such file")
+    p = inspect_file(args.video, trust=trust)
+    if args.json:
+        print(json.dumps(provenance_to_dict(p), indent=2))
+    else:
+        c = p.c2pa
+        print(f"{args.video.name}: {C2PA_WORDS[c.state]} ({c.message})")
+        if c.state in ("present", "invalid"):
+            print(f"  signer: {c.signer or '—'} (issuer {c.issuer or '—'}); {TRUST_WORDS[c.trust]}")
+        for f in p.findings:
+            print(f"  [{f.severity}] {f.text}")
+    if not p.ok:
+        print(f"{p.status}: {p.message}", file=sys.stderr)
+        return EXIT_NO_VERDICT
     return EXIT_OK
 
 
@@ -278,6 +327,7 @@ COMMANDS = {
     "train-two-stream": cmd_train_two_stream,
     "evaluate": cmd_evaluate,
     "report": cmd_report,
+    "provenance": cmd_provenance,
     "paper-tables": cmd_paper_tables,
     "models": cmd_models,
 }

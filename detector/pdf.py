@@ -30,6 +30,7 @@ from detector.aggregate import (
     ensemble_per_face,
 )
 from detector.faces import FaceSettings
+from detector.provenance import Provenance, credential_facts, metadata_rows
 from detector.report import (
     ORDER_WORDS,
     CaseInfo,
@@ -221,6 +222,9 @@ def render_pdf(
         _table(pdf, rows, widths=(55, 15, 120))
         _para(pdf, 4, "What each model is and what it was trained on: Appendix A.")
 
+    if analysis.provenance is not None:
+        _provenance_section(pdf, analysis.provenance)
+
     if verdict is not None:
         pdf.add_page()
         _heading(pdf, "Timeline")
@@ -308,6 +312,25 @@ def _verdict_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
                 ]
             )
         _table(pdf, rows, widths=(25, 20, 35, 110))
+
+
+def _provenance_section(pdf: FPDF, p: Provenance) -> None:
+    """Content credentials, metadata and findings: evidence beside the faces, not in the score."""
+    _heading(pdf, "File & provenance")
+    _para(
+        pdf,
+        4,
+        "What the file says about itself: content credentials (C2PA) and container metadata. "
+        "This is evidence beside the faces; it does not enter the manipulation score.",
+    )
+    if not p.ok:
+        _para(pdf, 5, f"The file could not be read for provenance: {p.message}")
+    _facts(pdf, credential_facts(p))
+    if p.findings:
+        rows = [["Severity", "Finding"]] + [[f.severity, f.text] for f in p.findings]
+        _table(pdf, rows, widths=(18, 172))
+    if p.metadata is not None:
+        _table(pdf, [["Metadata", "Value"], *map(list, metadata_rows(p.metadata))], (45, 145))
 
 
 def _para(pdf: FPDF, height: float, text: str) -> None:

@@ -40,6 +40,7 @@ from detector.faces import (
     square_crop,
 )
 from detector.paths import weights_dir as default_weights_dir
+from detector.provenance import Provenance, TrustAnchors, inspect_file
 from detector.sandbox import DecodeLimits, InProcessDecoder, IsolatedDecoder
 from detector.types import (
     Analysis,
@@ -141,7 +142,11 @@ class ExtractionSettings:
             videos are sampled evenly and the notes say so.
         isolate_decoding: decode in a separate, memory-capped process with time limits (untrusted
             files); False decodes in-process (trusted files, benchmarks of the decoder itself).
-        limits: the decoder's time and memory limits.
+        limits: the decoder's time and memory limits (the provenance reader runs under them too).
+        provenance: also read the file's content credentials and container metadata
+            (:mod:`detector.provenance`; evidence beside the faces, never part of the score).
+        trust_anchors: the CA certificates whose signers count as trusted for content
+            credentials; None trusts nobody (the signer is then "unknown").
     """
 
     sampling: str = "1fps"
@@ -150,6 +155,8 @@ class ExtractionSettings:
     max_samples: int = MAX_SAMPLES
     isolate_decoding: bool = True
     limits: DecodeLimits = field(default_factory=DecodeLimits)
+    provenance: bool = True
+    trust_anchors: TrustAnchors | None = None
 
 
 class Analyzer:
@@ -252,13 +259,19 @@ class Analyzer:
         timings: dict[str, float] = {}
         info = None
         frames, faces, rejected, gaps, notes = (), (), (), (), ()
+        provenance = None
         try:
             plan = parse_sampling(settings.sampling)
             scoring = scoring or self._default_scoring()
+            label = display_name(name or path.name)
+            if settings.provenance:
+                report("probe", 0.0, "Reading the file's credentials and metadata")
+                t0 = time.perf_counter()
+                provenance = self.provenance(path, settings, label)
+                timings["provenance_s"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             report("probe", 0.0, "Reading the file")
             decoder_cls = IsolatedDecoder if settings.isolate_decoding else InProcessDecoder
-            label = display_name(name or path.name)
             with_next = _needs_next_frames(self.model_names)
             with decoder_cls(
                 path, label, plan, settings.max_samples, settings.limits, with_next
@@ -332,6 +345,7 @@ class Analyzer:
                 timings_s=timings,
                 notes=notes,
                 rejected=rejected,
+                provenance=provenance,
             )
         except DetectorError as exc:
             extra = {}
@@ -344,8 +358,22 @@ class Analyzer:
                 sampling=settings.sampling,
                 models=self._model_cards(),
                 timings_s=timings,
+                provenance=provenance,
                 **extra,
             )
+
+    def provenance(
+        self, path: Path, settings: ExtractionSettings | None = None, name: str | None = None
+    ) -> Provenance:
+        """The file's content credentials, metadata and findings (no models needed)."""
+        settings = settings or ExtractionSettings(faces=self.face_settings)
+        return inspect_file(
+            Path(path),
+            display_name(name or Path(path).name),
+            trust=settings.trust_anchors,
+            limits=settings.limits,
+            isolate=settings.isolate_decoding,
+        )
 
     def extract_faces(
         self, path: Path, settings: ExtractionSettings | None = None, with_next: bool = False

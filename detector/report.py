@@ -2,7 +2,9 @@
 
 The JSON document is the CLI's contract (``python -m detector analyze VIDEO --json``): ``status``,
 ``message``, ``verdict``, ``settings``, ``video``, ``frames``, ``tracks`` and ``models``;
-``rejected`` lists the detections the quality gate kept from scoring (with ``rejected_count``).
+``rejected`` lists the detections the quality gate kept from scoring (with ``rejected_count``);
+``provenance`` holds the file's content credentials, metadata and findings
+(:func:`detector.provenance.provenance_to_dict`; null when the step did not run).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 
 from detector.aggregate import VERDICT_WORDS, ensemble_per_face
+from detector.provenance import provenance_to_dict
 from detector.types import Analysis, ScoringSettings, TrackScore, Verdict
 
 
@@ -177,6 +180,7 @@ def analysis_to_dict(
             for r in a.rejected
         ],
         "timings_s": {k: _r(v, 4) for k, v in a.timings_s.items()},
+        "provenance": provenance_to_dict(a.provenance) if a.provenance is not None else None,
     }
     scores = a.scores
     row_of = {int(fid): i for i, fid in enumerate(scores.face_ids)} if scores is not None else {}
@@ -279,7 +283,7 @@ def app_version() -> str:
 
 def software_versions() -> dict[str, str]:
     versions = {"deepfake-detector": app_version(), "python": platform.python_version()}
-    for pkg in ("torch", "timm", "facenet-pytorch", "grad-cam", "av", "numpy"):
+    for pkg in ("torch", "timm", "facenet-pytorch", "grad-cam", "av", "numpy", "c2pa-python"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -6,9 +6,12 @@ The score convention is the same everywhere: ``p_fake`` in [0, 1], higher = more
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from detector.provenance import Provenance
 
 Label = Literal["fake", "real", "uncertain"]
 Order = Literal["aggregate_then_combine", "combine_then_aggregate"]
@@ -275,7 +278,9 @@ class Analysis:
     ``status`` is one of "ok", "no_faces", "unreadable", "no_video_stream", "unsupported_codec",
     "too_short", "too_large", "timeout", "bad_settings", "weights_missing", "weights_tampered".
     ``rejected`` lists the detections that did not look like faces (or were too small) and so
-    were never scored; ``faces`` holds only those that passed.
+    were never scored; ``faces`` holds only those that passed. ``provenance`` is the file's
+    content credentials, metadata and findings (:mod:`detector.provenance`): evidence beside the
+    faces that never changes the verdict; None when the step was not run.
     """
 
     status: str
@@ -292,6 +297,7 @@ class Analysis:
     timings_s: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     rejected: tuple[RejectedDetection, ...] = ()
+    provenance: Provenance | None = None
 
     @property
     def ok(self) -> bool:

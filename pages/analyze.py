@@ -58,3 +58,4 @@ if analysis is not None:
         st.page_link("pages/timeline.py", label="See the timeline", icon=":material/show_chart:")
     else:
         ui.show_status(analysis)
+    views.provenance_section(*ui.current_provenance(analysis))

@@ -40,9 +40,11 @@ else:
     st.write(
         f"The PDF holds the case, the verdict and who decided it, the settings, the timeline, "
         f"face thumbnails per person, {len(cams)} Grad-CAM image(s) computed on the Faces page, "
-        "the per-frame table, limitations, the app version; the models' training details and "
-        "the core paper's layout are in an appendix."
+        "the file's provenance (content credentials, metadata, findings), the per-frame "
+        "table, limitations, the app version; the models' training details and the core "
+        "paper's layout are in an appendix."
     )
+    analysis = ui.with_current_provenance(analysis)  # under the trust anchors set now
     stem = analysis.video.sha256[:12] if analysis.video else "analysis"
     pdf = render_pdf(analysis, scoring, gradcams=cams, case=case)
     st.download_button(

@@ -29,6 +29,7 @@ from detector.explain import CamResult, Explainer
 from detector.models import list_models
 from detector.paths import cache_dir, data_dir
 from detector.pipeline import Analyzer, ExtractionSettings, default_models, default_scoring
+from detector.provenance import Provenance, TrustAnchors, inspect_file, trust_anchors_from_bytes
 from detector.report import CaseInfo
 from detector.types import Analysis, ScoringSettings, Verdict
 from detector.uploads import display_name, staged_upload
@@ -46,6 +47,9 @@ VIA_NAVIGATION = "via_navigation"  # set by app.py; see page_setup()
 GRADCAMS = "gradcams"  # dict[(key, face_id, model)] -> CamResult, for the report
 CASE = "case_info"  # CaseInfo entered on the Report page
 EVALUATION = "evaluation"  # the last EvaluationResult of uploaded labelled clips
+TRUST = "trust_anchors"  # TrustAnchors | None: the analyst's PEM of trusted C2PA signers
+TRUST_ERROR = "trust_anchors_error"  # why the last PEM upload was refused
+PROVENANCE = "provenance"  # dict[(key, anchors sha256)] -> Provenance read with other anchors
 # widget keys
 SOURCE = "source"
 UPLOAD = "upload"
@@ -65,6 +69,7 @@ CAM_FRAME = "cam_frame"
 CASE_ID_INPUT = "case_id_input"
 ANALYST_INPUT = "analyst_input"
 NOTES_INPUT = "notes_input"
+TRUST_UPLOAD = "trust_upload"
 
 # Widgets whose values belong to the clip shown: dropped when another clip is shown, so that no
 # setting of one clip flows silently into another (weight sliders "w_<model>" too).
@@ -230,6 +235,7 @@ def sidebar_settings() -> ExtractionSettings:
             help="Only models with verified weights are listed. See the Models page.",
         )
         st.caption("Changing these means a new analysis (press Analyze again).")
+        _trust_settings()
         analysed = st.session_state.get(ANALYSES, {})
         if analysed:
             keys = list(analysed)[::-1]
@@ -246,6 +252,78 @@ def sidebar_settings() -> ExtractionSettings:
                 show_analysis(choice)
                 st.rerun()
     return ExtractionSettings(sampling=st.session_state[SAMPLING])
+
+
+def _trust_settings() -> None:
+    """Which signers of content credentials count as trusted: none unless the analyst says."""
+    with st.expander("Content credentials (C2PA)"):
+        st.file_uploader(
+            "Trust anchors (PEM)",
+            type=["pem", "crt", "cer"],
+            key=TRUST_UPLOAD,
+            on_change=load_trust_anchors,
+            help="CA certificates whose signers you trust. None are shipped: without them a "
+            "valid signature's signer is shown as unknown, never as trusted.",
+        )
+        if error := st.session_state.get(TRUST_ERROR):
+            st.error(error)
+        trust = current_trust()
+        st.caption(
+            f"Trusted signers: those issued by {trust.describe()}."
+            if trust
+            else "No trust anchors: no signer is trusted (shown as unknown)."
+        )
+
+
+def load_trust_anchors() -> None:
+    """The trust-anchor upload changed: parse it (a refused file trusts nobody, and says why)."""
+    upload = st.session_state.get(TRUST_UPLOAD)
+    st.session_state[TRUST], st.session_state[TRUST_ERROR] = None, ""
+    if upload is None:
+        return
+    try:
+        st.session_state[TRUST] = trust_anchors_from_bytes(
+            upload.getvalue(), display_name(upload.name)
+        )
+    except DetectorError as exc:
+        st.session_state[TRUST_ERROR] = str(exc)
+
+
+def current_trust() -> TrustAnchors | None:
+    return st.session_state.get(TRUST)
+
+
+def current_provenance(analysis: Analysis) -> tuple[Provenance | None, str]:
+    """The analysis's provenance under the trust anchors set now, and a note when it could not
+    be read again with them (the file's bytes are no longer kept). Credentials are re-read, not
+    the faces: changing the anchors never reruns inference."""
+    p = analysis.provenance
+    trust = current_trust()
+    sha = trust.sha256 if trust else ""
+    if p is None or p.trust_anchors_sha256 == sha:
+        return p, ""
+    key = current_key()
+    cache = st.session_state.setdefault(PROVENANCE, {})
+    if (key, sha) not in cache:
+        data = video_bytes(key)
+        if data is None:
+            return p, (
+                "This was read with other trust anchors than those set now; analyse the clip "
+                "again to apply them."
+            )
+        name = analysis.video.name if analysis.video else "upload"
+        try:
+            with staged_upload(data, name) as staged:
+                cache[(key, sha)] = inspect_file(staged, name, trust=trust)
+        except DetectorError as exc:
+            return p, f"The credentials could not be read again: {exc}"
+    return cache[(key, sha)], ""
+
+
+def with_current_provenance(analysis: Analysis) -> Analysis:
+    """The analysis as the report should file it: provenance under the anchors set now."""
+    p, _ = current_provenance(analysis)
+    return replace(analysis, provenance=p) if p is not analysis.provenance else analysis
 
 
 def clip_label(analysis: Analysis) -> str:
@@ -331,7 +409,7 @@ def _analyse(data: bytes, label: str, sampling: str, models, bar) -> Analysis:
         title = words.get(stage, stage.title())
         bar.progress(min(1.0, lo + (hi - lo) * frac), text=f"{title}: {message}")
 
-    settings = ExtractionSettings(sampling=sampling)
+    settings = ExtractionSettings(sampling=sampling, trust_anchors=current_trust())
     try:
         with staged_upload(data, label) as staged:  # refuses a non-video before any model loads
             analyzer = get_analyzer(models, bar)
@@ -358,9 +436,9 @@ def _keep(key: Key, data: bytes) -> None:
 def _forget(key: Key) -> None:
     for name in (ANALYSES, VIDEOS, PLAYABLE, SCORING, SELECTED_FACE):
         st.session_state.get(name, {}).pop(key, None)
-    cams = st.session_state.get(GRADCAMS, {})
-    for k in [k for k in cams if k[0] == key]:
-        del cams[k]
+    for cached in (st.session_state.get(GRADCAMS, {}), st.session_state.get(PROVENANCE, {})):
+        for k in [k for k in cached if k[0] == key]:
+            del cached[k]
 
 
 def video_bytes(key: Key) -> bytes | None:

@@ -13,6 +13,7 @@ import streamlit as st
 from detector.aggregate import VERDICT_WORDS
 from detector.explain import CamResult
 from detector.faces import FaceSettings
+from detector.provenance import Provenance, credential_facts, metadata_rows
 from detector.report import best_face, person_role
 from detector.types import Analysis, Verdict
 from detector.visual import (
@@ -326,3 +327,50 @@ def calibration_summary() -> None:
             "Measured on the same videos that set the threshold, so these rates are optimistic; "
             "on manipulation methods and footage unlike these, expect fewer fakes caught."
         )
+
+
+STATE_ICON = {
+    "present": ":material/verified:",
+    "absent": ":material/help:",
+    "invalid": ":material/gpp_bad:",
+    "unchecked": ":material/help:",
+}
+
+
+def provenance_section(p: Provenance | None, note: str = "") -> None:
+    """File & provenance: content credentials, findings by severity, the metadata table.
+
+    Evidence beside the faces: it never enters the manipulation score, and says so.
+    """
+    st.subheader("File & provenance")
+    if p is None:
+        st.caption("The file's credentials and metadata were not read for this analysis.")
+        return
+    st.caption(
+        "What the file says about itself: content credentials (C2PA) and container metadata. "
+        "Evidence beside the faces; it does not change the manipulation score."
+    )
+    if note:
+        st.info(note)
+    if not p.ok:
+        st.warning(f"The file could not be read for provenance: {p.message}")
+    c = p.c2pa
+    rows = credential_facts(p)
+    headline = f"**{rows[0][1]}**"
+    if c.state == "invalid":
+        st.error(headline, icon=STATE_ICON[c.state])
+    elif c.state == "present" and c.trust == "trusted":
+        st.success(headline, icon=STATE_ICON[c.state])
+    else:
+        st.info(headline, icon=STATE_ICON[c.state])
+    if len(rows) > 1:
+        st.table({"": [k for k, _ in rows[1:]], "Content credentials": [v for _, v in rows[1:]]})
+    for f in p.findings:
+        if f.severity == "notable":
+            st.warning(f.text, icon=":material/flag:")
+        else:
+            st.caption(f"ⓘ {f.text}")
+    if p.metadata is not None:
+        with st.expander("Container and stream metadata"):
+            meta = metadata_rows(p.metadata)
+            st.table({"Field": [k for k, _ in meta], "Value": [v for _, v in meta]})

@@ -201,6 +201,9 @@ def test_cli_json_is_complete_for_a_faceforensics_clip(clips_dir):
             assert len(face["box_xyxy"]) == 4 and face["track_id"] >= 0
             assert set(face["scores"]) == set(models)
     assert doc["tracks"] and all(set(t["per_model"]) == set(models) for t in doc["tracks"])
+    provenance = doc["provenance"]  # beside the verdict, never part of it
+    assert provenance["c2pa"]["state"] == "absent" and provenance["c2pa"]["trust"] == "unknown"
+    assert provenance["metadata"]["encoder"].startswith("Lavf")
 
 
 TEMPORAL = ("lstm_efficientnet_lite0", "two_stream_frame", "two_stream_video")
