@@ -203,6 +203,10 @@ class App:
         return path.read_bytes()
 
 
+# the page's own uploaders (the sidebar holds the trust-anchor PEM uploader)
+MAIN_UPLOADS = '[data-testid="stMain"] [data-testid="stFileUploaderDropzoneInput"]'
+
+
 def _metric(page, label: str) -> float:
     metric = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return float(metric.locator('[data-testid="stMetricValue"]').inner_text())
@@ -262,7 +266,7 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     app.settle()
 
     # Analyze: upload, progress from the first click, verdict card.
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(clips["two"]))
+    page.locator(MAIN_UPLOADS).set_input_files(str(clips["two"]))
     page.get_by_text(clips["two"].name).first.wait_for()
     page.get_by_role("button", name="Analyze").click()
     page.locator('[data-testid="stProgress"]').first.wait_for(timeout=10_000)
@@ -325,7 +329,7 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
 
     # Table 5 from uploaded labelled clips (never a server path).
     assert page.get_by_text("local folder").count() == 0
-    uploads = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    uploads = page.locator(MAIN_UPLOADS)
     for k, name in enumerate(("real", "fake")):  # one at a time: each upload reruns the page
         uploads.nth(k).set_input_files(str(clips[name]))
         page.get_by_text(clips[name].name).first.wait_for()
@@ -380,7 +384,7 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     # A second clip in a codec browsers cannot play: the old result goes as soon as the new
     # file is chosen; the player offers a playable copy.
     app.goto("Analyze", "Analyze a video")
-    page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(
+    page.locator(MAIN_UPLOADS).first.set_input_files(
         str(clips["mpeg4"])
     )
     page.get_by_text(clips["mpeg4"].name).first.wait_for()
