@@ -321,39 +321,31 @@ def _child_env(**extra) -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", **extra}
 
 
+def _timed_process(args: list[str], **env) -> tuple[float, str]:
+    """Wall time of a fresh Python process running ``args``, and what it printed."""
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, check=True, env=_child_env(**env)
+    )
+    return time.perf_counter() - t0, out.stdout
+
+
 def bench_cold_start(runs: int = 3) -> dict:
     """A fresh process until it is ready to analyse (face detector, embedder and every model
     loaded and verified), wall time from the interpreter's start. ``first_s``: once after
     installing or changing weights, with no frozen graph on disk (it traces and freezes, and
     writes the cache); ``total_s``: the median of ``runs`` starts that find the cache."""
-    wall = []
-    parts = []
     with tempfile.TemporaryDirectory(prefix="deepfake-frozen-") as empty:
-        t0 = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-c", _COLD_CHILD],
-            capture_output=True,
-            check=True,
-            env=_child_env(DEEPFAKE_FROZEN_DIR=empty),
-        )
-        first = time.perf_counter() - t0
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-c", _COLD_CHILD],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=_child_env(),
-        )
-        wall.append(time.perf_counter() - t0)
-        parts.append([float(x) for x in out.stdout.split()])
-    k = wall.index(statistics.median(wall)) if runs % 2 else int(np.argsort(wall)[runs // 2])
+        first, _ = _timed_process(["-c", _COLD_CHILD], DEEPFAKE_FROZEN_DIR=empty)
+    timed = [_timed_process(["-c", _COLD_CHILD]) for _ in range(runs)]
+    wall = [t for t, _ in timed]
+    k = int(np.argsort(wall)[len(wall) // 2])  # the run whose parts are reported
+    imports, load = (float(x) for x in timed[k][1].split())
     return {
         "total_s": statistics.median(wall),
         "runs_s": wall,
-        "imports_s": parts[k][0],
-        "load_models_s": parts[k][1],
+        "imports_s": imports,
+        "load_models_s": load,
         "first_s": first,
     }
 
@@ -361,16 +353,8 @@ def bench_cold_start(runs: int = 3) -> dict:
 def bench_cli_fresh(clip: Path, runs: int = 3) -> dict:
     """Wall time of ``python -m detector analyze CLIP --json`` in a fresh process (as an analyst
     or a script calls it), frozen graphs cached: the median and every run."""
-    wall = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "detector", "analyze", str(clip), "--json"],
-            capture_output=True,
-            check=True,
-            env=_child_env(),
-        )
-        wall.append(time.perf_counter() - t0)
+    args = ["-m", "detector", "analyze", str(clip), "--json"]
+    wall = [_timed_process(args)[0] for _ in range(runs)]
     return {"median_s": statistics.median(wall), "runs_s": wall}
 
 

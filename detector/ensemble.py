@@ -108,15 +108,15 @@ def member_cache_key(
     recorded weights sha256 (nothing is cached)."""
     if not card.sha256:
         return None
+    from detector import paths
     from detector.errors import WeightsMissingError
     from detector.models import read_manifest
+    from detector.models.assets import assets_dir
 
     try:
         man = read_manifest(name, weights_dir)
     except WeightsMissingError:
         man = {}
-    from detector import paths
-    from detector.models.assets import assets_dir
 
     backbone = man.get("backbone") or {}
     files = [(weights_dir or paths.weights_dir()) / card.weights_file]
@@ -131,6 +131,11 @@ def member_cache_key(
         input=spec.input_size,
         batch=spec.batch_size,
     )
+
+
+def _cost(net: nn.Module, spec: ModelSpec) -> float:
+    """Parameters x input pixels: the heaviest members are started first."""
+    return float(sum(p.numel() for p in net.parameters()) * spec.input_size**2)
 
 
 def _to_input(crops: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -273,14 +278,13 @@ class Ensemble:
 
                 def build(name=name, spec=spec, low=low) -> tuple[nn.Module, dict]:
                     net = create_model(name, weights_dir=weights_dir, device=self.device)
-                    cost = sum(p.numel() for p in net.parameters()) * spec.input_size**2
-                    return freeze_for_cpu(net, spec, low), {"cost": cost}
+                    return freeze_for_cpu(net, spec, low), {"cost": _cost(net, spec)}
 
                 module, info = cached(name, key, build)
                 cost = float(info["cost"])
             else:
                 module = create_model(name, weights_dir=weights_dir, device=self.device)
-                cost = sum(p.numel() for p in module.parameters()) * spec.input_size**2
+                cost = _cost(module, spec)
                 module = module.to(memory_format=torch.channels_last)
             self.members[name] = LoadedModel(spec, card, module, low, freeze, cost)
         release_free_memory()

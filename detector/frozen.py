@@ -16,6 +16,7 @@ compiled packages need a C++ compiler on the analyst's machine; this is what loa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from detector.device import cpu_flags, isa_cap
 FORMAT = 1
 
 
+@functools.cache
 def code_digest() -> str:
     """sha256 of the code that defines and freezes the networks (``detector/models/*.py``,
     ``detector/ensemble.py``, ``detector/identity.py``, this file): a changed forward pass is
