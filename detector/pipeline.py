@@ -5,7 +5,7 @@ frames, batch all crops once, run every model, aggregate with a pluggable strate
 failure mode: problems with the input end as a typed, worded ``Analysis.status``, never a score.
 Frames are streamed: only the face crops are kept, so memory does not grow with the video's size.
 Untrusted files are decoded in a separate, memory-capped process with time limits
-(:mod:`detector.sandbox`); the name a file is shown under is cleaned for display and never used as
+(:mod:`detector.io.isolated.decoder`); the name a file is shown under is cleaned for display and never used as
 a path.
 """
 
@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector.aggregate import compute_verdict
 from detector.errors import (
     BadSettingsError,
     DetectorError,
@@ -29,7 +28,7 @@ from detector.errors import (
     VideoTooShortError,
     WeightsMissingError,
 )
-from detector.faces import (
+from detector.faces.detect import (
     REJECTION_KINDS,
     FaceDetector,
     FaceSettings,
@@ -39,9 +38,11 @@ from detector.faces import (
     quality_gate,
     square_crop,
 )
-from detector.paths import weights_dir as default_weights_dir
-from detector.provenance import Provenance, TrustAnchors, inspect_file
-from detector.sandbox import DecodeLimits, InProcessDecoder, IsolatedDecoder
+from detector.io.isolated.decoder import DecodeLimits, InProcessDecoder, IsolatedDecoder
+from detector.io.uploads import display_name
+from detector.io.video import MAX_SAMPLES, parse_sampling, sampling_cap_note
+from detector.provenance.core import Provenance, TrustAnchors, inspect_file
+from detector.settings import weights_dir as default_weights_dir
 from detector.types import (
     Analysis,
     Calibration,
@@ -54,12 +55,11 @@ from detector.types import (
     ScoringSettings,
     Track,
 )
-from detector.uploads import display_name
-from detector.video import MAX_SAMPLES, parse_sampling, sampling_cap_note
+from detector.verdict.aggregate import compute_verdict
 
 if TYPE_CHECKING:
-    from detector.ensemble import Ensemble
-    from detector.identity import FaceEmbedder
+    from detector.faces.identity import FaceEmbedder
+    from detector.scoring.ensemble import Ensemble
 
 MAX_GAPS = 100  # decode gaps kept in an analysis (a badly damaged file can have thousands)
 PREVIEW_MAX_SIDE = 640  # px, longest side of the whole-frame preview kept per sampled frame
@@ -144,7 +144,7 @@ class ExtractionSettings:
             files); False decodes in-process (trusted files, benchmarks of the decoder itself).
         limits: the decoder's time and memory limits (the provenance reader runs under them too).
         provenance: also read the file's content credentials and container metadata
-            (:mod:`detector.provenance`; evidence beside the faces, never part of the score).
+            (:mod:`detector.provenance.core`; evidence beside the faces, never part of the score).
         trust_anchors: the CA certificates whose signers count as trusted for content
             credentials; None trusts nobody (the signer is then "unknown").
     """
@@ -195,7 +195,7 @@ class Analyzer:
         """The models, loaded and verified on first use (raises the weights errors)."""
         with self._lock:
             if self._ensemble is None:
-                from detector.ensemble import Ensemble
+                from detector.scoring.ensemble import Ensemble
 
                 self._ensemble = Ensemble(
                     self.model_names, device=self.device, weights_dir=self.weights_dir
@@ -207,7 +207,7 @@ class Analyzer:
         """The face detector, built on first use."""
         with self._lock:
             if self._detector is None:
-                from detector.device import resolve_device
+                from detector.scoring.device import resolve_device
 
                 device = str(resolve_device(self.device))
                 self._detector = MTCNNDetector(self.face_settings, device=device)
@@ -219,8 +219,8 @@ class Analyzer:
         use (raises the weights errors; it ships in ``weights/``)."""
         with self._lock:
             if self._embedder is None:
-                from detector.device import resolve_device
-                from detector.identity import FaceEmbedder
+                from detector.faces.identity import FaceEmbedder
+                from detector.scoring.device import resolve_device
 
                 device = str(resolve_device(self.device))
                 self._embedder = FaceEmbedder(self.weights_dir, device=device)

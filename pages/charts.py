@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from detector.aggregate import ensemble_per_face
+from detector.reporting.visual import person_colour
 from detector.types import Analysis, ScoringSettings
-from detector.visual import person_colour
+from detector.verdict.aggregate import ensemble_per_face
 
-# Models are thin dotted lines in muted colours; people keep their own colours (detector.visual).
+# Models are thin dotted lines in muted colours; people keep their own colours (detector.reporting.visual).
 PALETTE = ["#7f7f7f", "#8c564b", "#bcbd22", "#17becf", "#9467bd", "#e377c2", "#1f77b4", "#2ca02c"]
 
 
@@ -174,7 +174,7 @@ def _from_figure(point, fig: go.Figure) -> int | None:
 
 def breakdown_dataframe(table) -> pd.DataFrame:
     """A paper-style breakdown table (rows: models and ensembles; columns: frames, Average, Median)."""
-    from detector.tables import round_half_up
+    from detector.reporting.tables import round_half_up
 
     rows = {}
     for row in table.rows:
@@ -189,8 +189,8 @@ def table5_dataframe(rows) -> pd.DataFrame:
     """Paper 000's Table 5 layout: accuracy per ensemble setting (rows as dicts or Table5Row)."""
     from dataclasses import asdict, is_dataclass
 
-    from detector.report import ORDER_WORDS
-    from detector.tables import weighting_label
+    from detector.reporting.record import ORDER_WORDS
+    from detector.reporting.tables import weighting_label
 
     out = []
     for r in rows:

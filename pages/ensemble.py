@@ -5,10 +5,10 @@ from dataclasses import replace
 
 import streamlit as st
 
-from detector.aggregate import AGGREGATOR_LABELS
-from detector.paper000 import PRINTED_TABLE5, reproduce_tables
-from detector.report import ORDER_WORDS
-from detector.tables import breakdown_table
+from detector.reporting.paper000 import PRINTED_TABLE5, reproduce_tables
+from detector.reporting.record import ORDER_WORDS
+from detector.reporting.tables import breakdown_table
+from detector.verdict.aggregate import AGGREGATOR_LABELS
 from pages import charts, ui, views
 
 ui.page_setup()

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from detector.models import get_spec
-from detector.report import person_role
+from detector.reporting.record import person_role
 from pages import charts, ui, views
 
 MAX_CAM_FACES = 24  # Grad-CAM runs on at most this many of a person's frames, evenly spaced

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from detector.models import get_spec, list_models, model_card
-from detector.report import describe_init
+from detector.reporting.record import describe_init
 from pages import ui, views
 
 ui.page_setup()

@@ -4,9 +4,9 @@ import json
 
 import streamlit as st
 
-from detector.aggregate import VERDICT_WORDS
-from detector.pdf import render_pdf
-from detector.report import analysis_to_dict, frame_scores_csv
+from detector.reporting.pdf import render_pdf
+from detector.reporting.record import analysis_to_dict, frame_scores_csv
+from detector.verdict.aggregate import VERDICT_WORDS
 from pages import ui
 
 ui.page_setup()

@@ -3,7 +3,7 @@ point to open its frame."""
 
 import streamlit as st
 
-from detector.report import frame_scores_csv
+from detector.reporting.record import frame_scores_csv
 from pages import charts, ui, views
 
 ui.page_setup()

@@ -23,16 +23,21 @@ from pathlib import Path
 
 import streamlit as st
 
-from detector.aggregate import compute_verdict
 from detector.errors import DetectorError
-from detector.explain import CamResult, Explainer
+from detector.io.uploads import display_name, staged_upload
 from detector.models import list_models
-from detector.paths import cache_dir, data_dir
 from detector.pipeline import Analyzer, ExtractionSettings, default_models, default_scoring
-from detector.provenance import Provenance, TrustAnchors, inspect_file, trust_anchors_from_bytes
-from detector.report import CaseInfo
+from detector.provenance.core import (
+    Provenance,
+    TrustAnchors,
+    inspect_file,
+    trust_anchors_from_bytes,
+)
+from detector.reporting.record import CaseInfo
+from detector.scoring.explain import CamResult, Explainer
+from detector.settings import cache_dir, data_dir
 from detector.types import Analysis, ScoringSettings, Verdict
-from detector.uploads import display_name, staged_upload
+from detector.verdict.aggregate import compute_verdict
 
 # ---- session-state keys: this module is their only owner -----------------------------------
 SAMPLING = "sampling"  # sidebar widget
@@ -183,7 +188,7 @@ def get_explainer(model: str) -> Explainer:
 @st.cache_resource(show_spinner="Generating the example clip…")
 def example_clip() -> Path:
     """The bundled example: generated from scikit-image's public-domain astronaut photo."""
-    from detector.synthetic import astronaut_clip
+    from detector.io.synthetic import astronaut_clip
 
     path = cache_dir() / "examples" / "astronaut_example.mp4"
     if not path.exists():
@@ -451,7 +456,7 @@ def playable_video(key: Key) -> bytes | None:
 
 def make_playable(key: Key) -> None:
     """Re-encode the kept video to H.264 (in a capped child process) for the player."""
-    from detector.playback import playable_copy
+    from detector.io.playback import playable_copy
 
     data = video_bytes(key)
     if data is None:
@@ -509,7 +514,7 @@ def reset_scoring() -> None:
 
 def custom_marks(analysis: Analysis) -> list[str]:
     """What differs from the shipped defaults for this clip, in words."""
-    from detector.report import custom_marks as marks
+    from detector.reporting.record import custom_marks as marks
 
     return marks(analysis, current_scoring(analysis) if analysis.ok else None)
 
@@ -635,7 +640,7 @@ def table5_from_json(data: bytes) -> list[dict] | None:
 
 def evaluate_uploads(real: list, fake: list) -> None:
     """Analyse uploaded labelled clips with the selected models and keep their Table 5."""
-    from detector.evaluate import evaluate_scores, scores_from_analyses
+    from detector.evaluation.evaluate import evaluate_scores, scores_from_analyses
 
     models = selected_models()
     if not models:

@@ -1,7 +1,7 @@
 """Pieces of page the pages share: the verdict card, the frame viewer, face strips, Grad-CAM.
 
 Each function draws one piece from an analysis and the session's settings (read through
-``pages.ui``); the pictures themselves come from ``detector.visual`` and ``detector.explain`` so
+``pages.ui``); the pictures themselves come from ``detector.reporting.visual`` and ``detector.scoring.explain`` so
 the PDF shows the same ones.
 """
 
@@ -10,13 +10,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from detector.aggregate import VERDICT_WORDS
-from detector.explain import CamResult
-from detector.faces import FaceSettings
-from detector.provenance import Provenance, credential_facts, metadata_rows
-from detector.report import best_face, person_role
-from detector.types import Analysis, Verdict
-from detector.visual import (
+from detector.faces.detect import FaceSettings
+from detector.provenance.core import Provenance, credential_facts, metadata_rows
+from detector.reporting.record import best_face, person_role
+from detector.reporting.visual import (
     SCALE_MAX,
     STANDS_OUT_AT,
     annotated_frame,
@@ -27,6 +24,9 @@ from detector.visual import (
     overlay_on_frame,
     person_rgb,
 )
+from detector.scoring.explain import CamResult
+from detector.types import Analysis, Verdict
+from detector.verdict.aggregate import VERDICT_WORDS
 from pages import ui
 
 LABEL_COLOUR = {"fake": "red", "uncertain": "orange", "real": "green"}
@@ -174,7 +174,7 @@ def frame_viewer(analysis: Analysis, face_id: int) -> None:
 
 def video_player(analysis: Analysis, start_s: float) -> None:
     """The analysed video from (the second of) ``start_s``, re-encoded only if it cannot play."""
-    from detector.playback import browser_can_play
+    from detector.io.playback import browser_can_play
 
     key = ui.current_key()
     data = ui.video_bytes(key)

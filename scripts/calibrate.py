@@ -4,7 +4,7 @@ Everything here runs on the cross-dataset validation set of :mod:`scripts.crossv
 members never trained on), never on training data:
 
 1. every candidate member scores every face once (cached);
-2. each video's score is what an analysis would report: :func:`detector.aggregate.compute_verdict`
+2. each video's score is what an analysis would report: :func:`detector.verdict.aggregate.compute_verdict`
    on the video's faces (people, brief tracks and all);
 3. weightings of the candidates (a grid, step 0.1) and frame aggregations are ranked by the share
    of fakes caught while at most ~5 % of the real videos are flagged (the alarm threshold is set
@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.aggregate import compute_verdict
-from detector.evaluate import bootstrap_auc_ci
-from detector.paths import WEIGHTS_DIR
+from detector.evaluation.evaluate import bootstrap_auc_ci
+from detector.settings import WEIGHTS_DIR
 from detector.types import ScoreTable, ScoringSettings
+from detector.verdict.aggregate import compute_verdict
 from scripts.crossval import Faces, all_faces, member_scores
 
 TARGET_FALSE_ALARM = 0.05
@@ -178,16 +178,21 @@ def objective(vs: dict[str, float], faces: dict[str, tuple]) -> tuple[float, flo
 def clip_scorer(check: int = 12):
     """Scores of the shipped CLIP member from cached backbone features (the frozen part of the
     network is the same for every recipe, so it runs once per crop, not once per candidate).
-    Checked against the app's own path (:class:`detector.ensemble.Ensemble`) on ``check`` crops:
+    Checked against the app's own path (:class:`detector.scoring.ensemble.Ensemble`) on ``check`` crops:
     the largest difference is printed and must stay under 0.01."""
     import hashlib
 
     import torch
 
-    from detector.ensemble import Ensemble
     from detector.models import create_model, read_manifest
-    from detector.paths import cache_dir
-    from detector.train_clip import ClipTrainConfig, _CachedHead, extract_features, predict_cached
+    from detector.scoring.ensemble import Ensemble
+    from detector.settings import cache_dir
+    from detector.training.clip import (
+        ClipTrainConfig,
+        _CachedHead,
+        extract_features,
+        predict_cached,
+    )
 
     conf = read_manifest("clip_vit_b16")["config"]
     cfg = ClipTrainConfig(

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from detector.paths import WEIGHTS_DIR
+from detector.settings import WEIGHTS_DIR
 from detector.types import ScoringSettings
 from scripts.calibrate import aucs, clip_scorer, video_scores
 from scripts.crossval import all_faces, member_scores
@@ -37,8 +37,8 @@ def int8_scorer():
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    from detector.ensemble import preprocess
     from detector.models import create_model, get_spec
+    from detector.scoring.ensemble import preprocess
 
     spec = get_spec(NAME)
     with warnings.catch_warnings():

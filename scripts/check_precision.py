@@ -2,7 +2,7 @@
 
 For each named per-frame member, the FaceForensics++ validation ids of the split file
 (``weights/splits/ffpp_split.json``: 15 real + 15 fake videos, 300 crops of
-``../shared/data/ffpp_frames``) are scored through :class:`detector.ensemble.Ensemble`:
+``../shared/data/ffpp_frames``) are scored through :class:`detector.scoring.ensemble.Ensemble`:
 
 - ``fp32_eager``: float32, the eager network (the reference);
 - ``fp32_frozen``: float32, frozen TorchScript graph (BatchNorm folded);
@@ -13,7 +13,7 @@ manifest's validation AUC as the training measured it (float resize), for compar
 
 The frame AUCs and the largest and mean change of a crop's p_fake are written to the member's manifest
 as ``metrics.precision_check``; the app runs a member in bf16 only where ``bf16_frozen`` is within
-0.005 of ``fp32_eager`` (:func:`detector.ensemble.bf16_holds`).
+0.005 of ``fp32_eager`` (:func:`detector.scoring.ensemble.bf16_holds`).
 
     python -m scripts.check_precision efficientnet_lite0 xception inception_resnet_v2 \\
         mesoinception4_f2f [--write]
@@ -28,8 +28,8 @@ import sys
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from detector.evaluate import score_image_folders
-from detector.paths import WEIGHTS_DIR, data_dir
+from detector.evaluation.evaluate import score_image_folders
+from detector.settings import WEIGHTS_DIR, data_dir
 
 PATHS = {
     "fp32_eager": {"precision": "fp32", "optimize": False},

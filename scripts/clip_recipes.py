@@ -1,6 +1,6 @@
 """Train the CLIP member's recipes and compare them on cross-dataset validation.
 
-Each recipe trains from the cached pool (:mod:`detector.train_clip`) into
+Each recipe trains from the cached pool (:mod:`detector.training.clip`) into
 ``<cache>/clip_candidates/<name>/``; each candidate then scores the faces of the cross-dataset
 validation set (:mod:`scripts.crossval`) from cached backbone features, and the video scores an
 analysis would report (the member alone) are compared: the share of fakes caught at the threshold
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.paths import cache_dir
-from detector.train_clip import (
+from detector.settings import cache_dir
+from detector.training.clip import (
     ClipTrainConfig,
     _CachedHead,
     extract_features,
@@ -107,7 +107,7 @@ def _load(out: Path, cfg: ClipTrainConfig):
     import torch
     from safetensors.torch import load_file
 
-    from detector.models.clip import CLIPDetector, load_backbone
+    from detector.models.families.clip import CLIPDetector, load_backbone
 
     det = CLIPDetector(cfg.layers, tune_from=cfg.tune_from if cfg.recipe == "ln" else 13)
     load_backbone(det)

@@ -1,7 +1,7 @@
 """Convert the original MesoNet Keras weights (.h5) into safetensors + manifests under ``weights/``.
 
 Reads each Keras 2.1.5 weight file with h5py (no TensorFlow), maps it into the PyTorch port in
-:mod:`detector.models.mesonet`, checks the result on the four reference crops shipped beside the
+:mod:`detector.models.families.mesonet`, checks the result on the four reference crops shipped beside the
 weights, and writes ``<out>/<name>.safetensors`` and ``<out>/<name>.json``.
 
 Mapping: Keras names layers ``conv2d_<k>`` in creation order, while the file lists them in
@@ -32,9 +32,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
-from detector.models.mesonet import Meso4, MesoInception4
+from detector.models.families.mesonet import Meso4, MesoInception4
 from detector.models.weights import sha256_file
-from detector.paths import WEIGHTS_DIR, data_dir, shared_dir
+from detector.settings import WEIGHTS_DIR, data_dir, shared_dir
 
 # name -> (Keras file, factory, architecture, training data in the authors' words)
 _DF_DATA = (

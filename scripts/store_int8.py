@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from detector.models.weights import dequantize_state, load_state_dict, quantize_state
-from detector.paths import WEIGHTS_DIR
-from detector.train import (
+from detector.settings import WEIGHTS_DIR
+from detector.training.train import (
     STORAGE_NOTES,
     TrainConfig,
     _round,

@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.faces import Detection, FaceSettings, QualitySettings, TrackSettings
-from detector.paths import data_dir
+from detector.faces.detect import Detection, FaceSettings, QualitySettings, TrackSettings
 from detector.pipeline import Analyzer, ExtractionSettings
+from detector.settings import data_dir
 from detector.types import Analysis
 
 MODELS = ("meso4_df",)  # the cheapest member: scoring is not what is measured here
@@ -125,8 +125,8 @@ def measure(
     clips: list[tuple[str, str]], sheets: Path | None
 ) -> tuple[list[Row], dict[str, tuple]]:
     """The table's rows, and per clip the "after" faces with their embeddings (for statistics)."""
-    from detector.faces import MTCNNDetector
-    from detector.identity import FaceEmbedder
+    from detector.faces.detect import MTCNNDetector
+    from detector.faces.identity import FaceEmbedder
 
     replay = ReplayDetector(MTCNNDetector(AFTER, device="cpu"))
     embedder = FaceEmbedder(device="cpu")
@@ -194,8 +194,8 @@ def write_sheet(out: Path, path: Path, sampling: str, a: Analysis, per_row: int 
     rejected boxes cut from their frames (label: the check that failed)."""
     import cv2
 
-    from detector.faces import square_crop
-    from detector.video import parse_sampling, probe, read_frames
+    from detector.faces.detect import square_crop
+    from detector.io.video import parse_sampling, probe, read_frames
 
     tile = 96
     rows = []
@@ -237,7 +237,7 @@ def geometry(kept: dict[str, tuple]) -> None:
     ``QualitySettings`` lie outside these ranges, so that no face of this kind is rejected)."""
     from dataclasses import asdict
 
-    from detector.faces import Detection, landmark_measures
+    from detector.faces.detect import Detection, landmark_measures
 
     rows = []
     for a, _ in kept.values():
@@ -343,7 +343,7 @@ def similarities(kept: dict[str, tuple]) -> None:
 
 def timing(runs: int) -> None:
     """Median faces-stage seconds, before and after, runs alternated (the machine is shared)."""
-    from detector import synthetic
+    from detector.io import synthetic
 
     with tempfile.TemporaryDirectory() as tmp:
         clip = synthetic.astronaut_clip(Path(tmp) / "a720.mp4", seconds=10, width=1280, height=720)

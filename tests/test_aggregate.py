@@ -7,7 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from detector.aggregate import (
+from detector.errors import BadSettingsError
+from detector.types import Calibration, ScoreTable, ScoringSettings
+from detector.verdict.aggregate import (
     AGGREGATORS,
     VERDICT_WORDS,
     compute_verdict,
@@ -16,8 +18,6 @@ from detector.aggregate import (
     ensemble_per_face,
     vote,
 )
-from detector.errors import BadSettingsError
-from detector.types import Calibration, ScoreTable, ScoringSettings
 
 
 def table(p, tracks=None, models=("a", "b")):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from detector.paths import PROJECT_ROOT
 from detector.pipeline import ExtractionSettings, default_scoring
+from detector.settings import PROJECT_ROOT
 from detector.types import Analysis
 from pages import ui
 

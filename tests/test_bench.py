@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detector import bench
+from scripts import bench
 
 
 def test_machine_facts_name_the_cpu_path_and_flags():

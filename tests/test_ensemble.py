@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from detector.ensemble import Ensemble, LoadedModel, bf16_holds, freeze_for_cpu, preprocess
 from detector.models import create_model, get_spec, list_models, model_card
-from detector.train import save_weights
+from detector.scoring.ensemble import Ensemble, LoadedModel, bf16_holds, freeze_for_cpu, preprocess
+from detector.training.train import save_weights
 
 FRAME_MEMBERS = [
     n for n in list_models() if get_spec(n).kind == "frame" and get_spec(n).inputs == "crop"
@@ -87,7 +87,7 @@ def test_bf16_members_stay_close_and_are_chosen_by_the_precision_check(tmp_path)
 def test_bench_counts_flops_on_the_eager_network_of_any_member():
     """The frozen graph hides its convolutions from FlopCounterMode; the bench counts the spec's
     eager network instead (per crop; a temporal window divided by its length)."""
-    from detector.bench import flops_per_crop
+    from scripts.bench import flops_per_crop
 
     meso = flops_per_crop("meso4_df")
     assert 1e7 < meso < 1e9
@@ -101,7 +101,7 @@ def test_bench_counts_flops_on_the_eager_network_of_any_member():
 def test_core_workers_run_single_threaded_and_leave_the_process_default_alone():
     import threading
 
-    from detector.ensemble import CoreWorkers
+    from detector.scoring.ensemble import CoreWorkers
 
     before = torch.get_num_threads()
     workers = CoreWorkers(2)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.evaluate import binary_metrics, evaluate_scores
+from detector.evaluation.evaluate import binary_metrics, evaluate_scores
 
 
 def test_binary_metrics_on_hand_made_scores():
@@ -95,8 +95,8 @@ def test_evaluate_cli_on_generated_faces_with_mesonet(tmp_path, capsys):
 
 
 def test_evaluate_clip_folders_through_the_pipeline(tmp_path):
-    from detector import synthetic
-    from detector.evaluate import evaluate_scores, score_folders
+    from detector.evaluation.evaluate import evaluate_scores, score_folders
+    from detector.io import synthetic
 
     (tmp_path / "real").mkdir()
     (tmp_path / "fake").mkdir()
@@ -112,7 +112,7 @@ def test_evaluate_clip_folders_through_the_pipeline(tmp_path):
 
 
 def test_bootstrap_interval_resamples_whole_videos():
-    from detector.evaluate import bootstrap_auc_ci
+    from detector.evaluation.evaluate import bootstrap_auc_ci
 
     y = np.repeat([0, 1], 20)
     assert bootstrap_auc_ci(y, y.astype(float)) == [1.0, 1.0]

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from skimage import data
 
-from detector.explain import CamResult, Explainer
-from detector.faces import FaceSettings, MTCNNDetector, square_crop
+from detector.faces.detect import FaceSettings, MTCNNDetector, square_crop
 from detector.models import get_spec, list_models
-from detector.visual import SCALE_MAX, crop_region, overlay_heatmap, overlay_on_frame
+from detector.reporting.visual import SCALE_MAX, crop_region, overlay_heatmap, overlay_on_frame
+from detector.scoring.explain import CamResult, Explainer
 
 
 @pytest.fixture(scope="module")

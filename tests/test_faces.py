@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from detector import synthetic
 from detector.errors import WeightsIntegrityError
-from detector.faces import (
+from detector.faces.detect import (
     Detection,
     FaceSettings,
     FaceTracker,
@@ -21,8 +20,9 @@ from detector.faces import (
     quality_gate,
     square_crop,
 )
-from detector.identity import FaceEmbedder
-from detector.video import parse_sampling, probe, read_frames
+from detector.faces.identity import FaceEmbedder
+from detector.io import synthetic
+from detector.io.video import parse_sampling, probe, read_frames
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,7 @@ def test_the_embedder_tells_people_apart(embedder):
 
 
 def test_the_embedder_refuses_changed_weights(tmp_path):
-    from detector.paths import WEIGHTS_DIR
+    from detector.settings import WEIGHTS_DIR
 
     for name in ("face_identity.safetensors", "face_identity.json"):
         (tmp_path / name).write_bytes((WEIGHTS_DIR / name).read_bytes())

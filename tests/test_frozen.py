@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from detector import device, frozen
-from detector.ensemble import Ensemble, work_split
+from detector.scoring import device, frozen
+from detector.scoring.ensemble import Ensemble, work_split
 
 
 @pytest.fixture()
@@ -76,7 +76,7 @@ def test_old_graphs_of_a_network_are_pruned(frozen_dir):
 
 
 def test_a_second_ensemble_loads_the_cached_graph_with_the_same_scores(frozen_dir, monkeypatch):
-    import detector.ensemble as ens_mod
+    import detector.scoring.ensemble as ens_mod
 
     crops = np.random.default_rng(0).integers(0, 255, (5, 320, 320, 3), dtype=np.uint8)
     first = Ensemble(["mesoinception4_f2f"], device="cpu")

@@ -21,16 +21,17 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from detector import cli, synthetic
+from detector import cli
 from detector.errors import DetectorError, VideoReadError
-from detector.paths import PROJECT_ROOT
+from detector.io import synthetic
+from detector.io.isolated.decoder import IsolatedDecoder
+from detector.io.sniff import require_video, sniff
+from detector.io.uploads import TEMP_PREFIX, display_name
+from detector.io.video import DecodeStats, iter_frames, parse_sampling, probe
 from detector.pipeline import ExtractionSettings
-from detector.report import analysis_to_dict
-from detector.sandbox import IsolatedDecoder
-from detector.sniff import require_video, sniff
+from detector.reporting.record import analysis_to_dict
+from detector.settings import PROJECT_ROOT
 from detector.types import SampledFrame
-from detector.uploads import TEMP_PREFIX, display_name
-from detector.video import DecodeStats, iter_frames, parse_sampling, probe
 from tests.hostile import CASES, Case, encode, mjpeg_avi
 
 CLI_CASES = [n for n, c in CASES.items() if c.cli]
@@ -318,7 +319,7 @@ def test_fuzzed_videos_analyse_or_fail_with_a_status(
 
 
 def test_readme_shows_the_current_bad_input_table():
-    from detector.paths import PROJECT_ROOT
+    from detector.settings import PROJECT_ROOT
 
     table = (PROJECT_ROOT / "docs" / "bad_input.md").read_text(encoding="utf-8").strip()
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")

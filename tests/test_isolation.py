@@ -25,13 +25,13 @@ import pytest
 
 from detector import pipeline
 from detector.errors import DecodeTimeoutError, VideoReadError, WeightsIntegrityError
+from detector.io.isolated.decoder import DecodeLimits, IsolatedDecoder
+from detector.io.uploads import TEMP_PREFIX, display_name, staged_upload
+from detector.io.video import parse_sampling
 from detector.models import create_model
 from detector.models.weights import load_state_dict
-from detector.paths import PROJECT_ROOT, WEIGHTS_DIR
 from detector.pipeline import ExtractionSettings
-from detector.sandbox import DecodeLimits, IsolatedDecoder
-from detector.uploads import TEMP_PREFIX, display_name, staged_upload
-from detector.video import parse_sampling
+from detector.settings import PROJECT_ROOT, WEIGHTS_DIR
 
 
 def _children() -> set[int]:
@@ -126,7 +126,7 @@ def test_the_decoder_child_loads_no_torch(clip):
 
 def test_the_decoder_module_imports_only_light_libraries():
     code = (
-        "import json, sys, time; t = time.perf_counter(); import detector.sandbox; "
+        "import json, sys, time; t = time.perf_counter(); import detector.io.isolated.decoder; "
         "print(json.dumps([time.perf_counter() - t, sorted({m.split('.')[0] for m in sys.modules})]))"
     )
     out = subprocess.run(
@@ -262,7 +262,7 @@ def test_the_cli_reports_tampered_weights_without_a_traceback(tampered_weights, 
 
 
 def test_the_weights_folder_is_read_when_asked_for(monkeypatch, tampered_weights):
-    from detector.paths import weights_dir
+    from detector.settings import weights_dir
 
     assert weights_dir() == WEIGHTS_DIR
     monkeypatch.setenv("DEEPFAKE_WEIGHTS_DIR", str(tampered_weights))
@@ -309,7 +309,7 @@ def test_nothing_is_ever_unpickled():
 
 
 def test_the_isolated_decoder_sends_next_frames_like_the_in_process_one(clip):
-    from detector.sandbox import InProcessDecoder
+    from detector.io.isolated.decoder import InProcessDecoder
     from detector.types import SampledFrame
 
     plan = parse_sampling("1fps")

@@ -9,9 +9,9 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from detector.models import create_model, get_spec, list_models, read_manifest
-from detector.models.mesonet import KerasSameMaxPool2d
+from detector.models.families.mesonet import KerasSameMaxPool2d
 from detector.models.weights import sha256_file
-from detector.paths import WEIGHTS_DIR, shared_dir
+from detector.settings import WEIGHTS_DIR, shared_dir
 
 MESO_MODELS = [n for n in list_models() if get_spec(n).family == "MesoNet"]
 MESONET_DIR = shared_dir() / "models" / "mesonet"

@@ -9,11 +9,12 @@ import sys
 import numpy as np
 import pytest
 
-from detector import cli, synthetic
-from detector.faces import FaceSettings, QualitySettings
-from detector.paths import PROJECT_ROOT
+from detector import cli
+from detector.faces.detect import FaceSettings, QualitySettings
+from detector.io import synthetic
 from detector.pipeline import ExtractionSettings
-from detector.report import analysis_to_dict
+from detector.reporting.record import analysis_to_dict
+from detector.settings import PROJECT_ROOT
 
 
 def test_face_clip_gives_a_verdict_with_every_model_on_every_face(analyzer, videos):
@@ -131,7 +132,7 @@ GATE_SAMPLE = [
 def test_no_rejected_detection_reaches_the_score_table(analyzer, clips_dir):
     """On a sample of the shared clips: every detection is either scored or listed as rejected
     (counted against a separate detection pass), and the score table holds only the scored."""
-    from detector.video import parse_sampling, probe, read_frames
+    from detector.io.video import parse_sampling, probe, read_frames
 
     root = clips_dir.parent
     reasons = []

@@ -1,4 +1,4 @@
-"""Provenance beside the face evidence (``detector.provenance``): C2PA content credentials signed
+"""Provenance beside the face evidence (``detector.provenance.core``): C2PA content credentials signed
 here with a throwaway CA, container metadata written here with PyAV, the findings, trust with and
 without anchors, the isolated reader's limits, the hostile corpus, the CLI and the JSON record."""
 
@@ -17,9 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detector import cli, synthetic
+from detector import cli
 from detector.errors import BadSettingsError
-from detector.provenance import (
+from detector.io import synthetic
+from detector.io.isolated.decoder import DecodeLimits
+from detector.provenance.core import (
     C2PA_STATES,
     Credentials,
     FileMetadata,
@@ -28,8 +30,7 @@ from detector.provenance import (
     load_trust_anchors,
     provenance_to_dict,
 )
-from detector.report import analysis_to_dict
-from detector.sandbox import DecodeLimits
+from detector.reporting.record import analysis_to_dict
 from detector.types import Analysis
 from tests.hostile import CASES
 
@@ -409,7 +410,7 @@ def test_the_analyzer_reads_provenance_even_when_the_file_is_refused(analyzer, h
 def test_the_pdf_has_a_file_and_provenance_section(files):
     from pypdf import PdfReader
 
-    from detector.pdf import render_pdf
+    from detector.reporting.pdf import render_pdf
 
     p = inspect_file(files["signed"], trust=load_trust_anchors(files["other"]))
     a = Analysis(status="no_faces", message="none", video=None, sampling="1fps", provenance=p)
@@ -427,7 +428,7 @@ def test_the_pdf_has_a_file_and_provenance_section(files):
 def _app_with(analysis: Analysis, key: tuple, video: bytes | None = None):
     from streamlit.testing.v1 import AppTest
 
-    from detector.paths import PROJECT_ROOT
+    from detector.settings import PROJECT_ROOT
     from pages import ui
 
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from pypdf import PdfReader
 
-from detector import synthetic
 from detector.errors import VideoReadError
-from detector.pdf import render_pdf
+from detector.io import synthetic
+from detector.io.playback import browser_can_play, playable_copy
+from detector.io.video import probe
 from detector.pipeline import ExtractionSettings, default_scoring
-from detector.playback import browser_can_play, playable_copy
-from detector.report import CaseInfo, analysis_to_dict, app_version, custom_marks
-from detector.video import probe
-from detector.visual import annotated_frame, frame_image, person_rgb
+from detector.reporting.pdf import render_pdf
+from detector.reporting.record import CaseInfo, analysis_to_dict, app_version, custom_marks
+from detector.reporting.visual import annotated_frame, frame_image, person_rgb
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_default_settings_carry_no_custom_mark(crowd):
 
 def test_uploaded_labelled_clips_score_like_folders(crowd):
     """The app's Table 5 on uploaded clips uses the deciding person's faces, as the CLI does."""
-    from detector.evaluate import scores_from_analyses
+    from detector.evaluation.evaluate import scores_from_analyses
     from detector.types import Analysis
 
     bad = Analysis(status="no_faces", message="x.mp4: no face", video=None, sampling="1fps")

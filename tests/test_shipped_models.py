@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.ensemble import Ensemble
 from detector.models import list_models, model_card
+from detector.scoring.ensemble import Ensemble
 
 
 @pytest.mark.parametrize("name", list_models(available_only=True))
@@ -33,7 +33,7 @@ def test_shipped_model_manifest_records_how_it_was_made_and_measured(name):
 
 def test_shipped_weights_stay_under_200_mib():
     """The detector members (about 140 MiB) and the face-identity embedder (22 MiB)."""
-    from detector.paths import WEIGHTS_DIR
+    from detector.settings import WEIGHTS_DIR
 
     total = sum(p.stat().st_size for p in WEIGHTS_DIR.glob("*.safetensors"))
     assert total < 200 * 2**20, f"weights/ holds {total / 2**20:.0f} MiB"
@@ -42,9 +42,9 @@ def test_shipped_weights_stay_under_200_mib():
 def test_the_face_identity_embedder_ships_with_its_provenance():
     """Tracking needs it on a fresh clone: checked weights, a source archive, a licence, and
     how close the stored int8 weights stay to float32."""
-    from detector.identity import IDENTITY_WEIGHTS, read_identity_manifest
+    from detector.faces.identity import IDENTITY_WEIGHTS, read_identity_manifest
     from detector.models.weights import load_state_dict
-    from detector.paths import WEIGHTS_DIR
+    from detector.settings import WEIGHTS_DIR
 
     man = read_identity_manifest()
     assert man["name"] == IDENTITY_WEIGHTS and man["dtype"] == "int8"

@@ -9,8 +9,8 @@ from fractions import Fraction
 
 import pytest
 
-from detector import paper000 as p
-from detector.tables import (
+from detector.reporting import paper000 as p
+from detector.reporting.tables import (
     ORDERS,
     BreakdownTable,
     breakdown_table,
@@ -346,7 +346,7 @@ def test_printed_table5_is_the_papers():
 
 
 def test_weightings_that_normalise_alike_make_one_row():
-    from detector.tables import breakdown_table
+    from detector.reporting.tables import breakdown_table
 
     t = breakdown_table("t", {"a": [0.1], "b": [0.2]}, [{"a": 1, "b": 1}, {"a": 2, "b": 2}])
     assert [r.label for r in t.rows] == ["a", "b", "Ensemble 0.5/0.5"]

@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from detector.data import default_landmarks
-from detector.ensemble import Ensemble, track_windows
 from detector.models import create_model, get_spec
 from detector.models.weights import (
     INT8_SUFFIX,
@@ -19,8 +17,10 @@ from detector.models.weights import (
     load_state_dict,
     quantize_state,
 )
-from detector.train import save_weights
-from detector.train_temporal import FaceSequence, make_sequence
+from detector.scoring.ensemble import Ensemble, track_windows
+from detector.training.data import default_landmarks
+from detector.training.temporal import FaceSequence, make_sequence
+from detector.training.train import save_weights
 from tests.test_train import _face
 
 
@@ -112,7 +112,7 @@ def test_ensemble_scores_temporal_member_per_window(tmp_path):
     assert ens.temporal_names == (name,)
     assert np.allclose(p[[0, 1, 2, 5, 6]], p[0]) and np.allclose(p[[3, 4]], p[3])
     assert p[0] != p[3]
-    from detector.ensemble import preprocess
+    from detector.scoring.ensemble import preprocess
 
     module = ens.members[name].module
     x = preprocess(crops[[3, 4]], get_spec(name), torch.device("cpu"))[None]
@@ -122,7 +122,7 @@ def test_ensemble_scores_temporal_member_per_window(tmp_path):
 
 
 def test_flow_is_zero_for_a_still_face_and_follows_a_shift():
-    from detector.models.two_stream import FLOW_SCALE, farneback_flow
+    from detector.models.families.two_stream import FLOW_SCALE, farneback_flow
 
     rng = np.random.default_rng(0)
     base = cv2.GaussianBlur(rng.integers(0, 255, (240, 240, 3), dtype=np.uint8), (0, 0), 3)
@@ -136,7 +136,7 @@ def test_flow_is_zero_for_a_still_face_and_follows_a_shift():
 
 @pytest.mark.parametrize("name", ["two_stream_frame", "two_stream_video"])
 def test_two_stream_members_take_packed_crop_and_flow(name, tmp_path):
-    from detector.ensemble import preprocess
+    from detector.scoring.ensemble import preprocess
 
     spec = get_spec(name)
     assert spec.inputs == "crop_and_flow"
@@ -157,7 +157,7 @@ def test_resnext50_lstm_freezes_a_trained_per_frame_trunk_only_when_given_one(tm
     from pathlib import Path
 
     from detector.models.backbones import resnext50_32x4d
-    from detector.train_temporal import TemporalConfig, build, frozen_trunk
+    from detector.training.temporal import TemporalConfig, build, frozen_trunk
 
     cfg = TemporalConfig(model="resnext50_lstm", real=(Path("r"),))
     assert frozen_trunk(cfg) is None

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from detector import data
 from detector.models.weights import load_state_dict, sha256_file
+from detector.training import data
 
 
 def _face(size: int = 128, seed: int = 0) -> np.ndarray:
@@ -137,7 +137,7 @@ def _write_faces(folder: Path, names: list[str]) -> None:
 
 
 def test_tiny_training_run_writes_loadable_weights(tmp_path, monkeypatch):
-    from detector.train import Trainable, TrainConfig, load_splits, train
+    from detector.training.train import Trainable, TrainConfig, load_splits, train
 
     monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path / "cache"))
     real, fake = tmp_path / "real", tmp_path / "fake"
@@ -184,7 +184,7 @@ def test_tiny_training_run_writes_loadable_weights(tmp_path, monkeypatch):
 def test_saved_weights_have_deterministic_bytes(tmp_path):
     from safetensors import safe_open
 
-    from detector.train import save_weights
+    from detector.training.train import save_weights
 
     state = _Tiny().state_dict()
     a = save_weights(state, tmp_path / "a.safetensors", torch.float16)
@@ -195,7 +195,7 @@ def test_saved_weights_have_deterministic_bytes(tmp_path):
 
 
 def test_shipped_split_matches_the_shared_data():
-    from detector.paths import PROJECT_ROOT, data_dir
+    from detector.settings import PROJECT_ROOT, data_dir
 
     split_file = PROJECT_ROOT / "weights" / "splits" / "ffpp_split.json"
     real = data_dir() / "ffpp_frames" / "real"
@@ -209,7 +209,7 @@ def test_shipped_split_matches_the_shared_data():
 
 
 def test_teachers_give_soft_targets_and_pooled_features():
-    from detector.train import Teachers
+    from detector.training.train import Teachers
 
     teacher = Teachers(["efficientnet_lite0"], torch.device("cpu"))
     imgs = np.stack([_face(224, seed) for seed in range(3)])

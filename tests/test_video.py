@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector import synthetic
 from detector.errors import BadSettingsError, NoVideoStreamError, VideoReadError
-from detector.video import parse_sampling, probe, read_frames
+from detector.io import synthetic
+from detector.io.video import parse_sampling, probe, read_frames
 
 
 def test_parse_sampling_accepts_the_documented_strategies():
@@ -125,8 +125,8 @@ def test_shared_clips_probe_and_sample(clips_dir):
 def test_next_frames_come_with_the_same_samples(tmp_path, spec):
     """``with_next`` keeps the sampled frames and attaches the decoded frame that follows each
     (every one but the very last frame of the stream), and reports no gap in an intact file."""
+    from detector.io.video import iter_frames
     from detector.types import DecodeGap, SampledFrame
-    from detector.video import iter_frames
 
     clip = synthetic.write_video(
         tmp_path / "ramp.mp4",
@@ -150,8 +150,8 @@ def test_next_frames_come_with_the_same_samples(tmp_path, spec):
 
 
 def test_next_frames_survive_seeking(tmp_path):
+    from detector.io.video import iter_frames
     from detector.types import SampledFrame
-    from detector.video import iter_frames
 
     clip = synthetic.write_video(
         tmp_path / "long.mp4",

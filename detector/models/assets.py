@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detector.models.weights import sha256_file
-from detector.paths import cache_dir
+from detector.settings import cache_dir
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from torchvision.models.vgg import cfgs, make_layers
 
 from detector.errors import WeightsIntegrityError, WeightsMissingError
 from detector.models.weights import load_state_dict
-from detector.paths import cache_dir
+from detector.settings import cache_dir
 
 __all__ = [
     "PRETRAINED",

@@ -7,7 +7,7 @@ which layer Grad-CAM should look at, and which weights file (with which sha256) 
 Provenance, licence, training data and measured metrics are not code: they live in the weights
 manifest ``weights/<name>.json`` written by the conversion / training scripts, and are joined to the
 spec by :func:`model_card`. The weights folder is resolved at call time (``DEEPFAKE_WEIGHTS_DIR``
-or the shipped ``weights/``, see :func:`detector.paths.weights_dir`) unless a caller passes one.
+or the shipped ``weights/``, see :func:`detector.settings.weights_dir`) unless a caller passes one.
 
 Every network built by :func:`create_model` returns one *fake logit* per input image, shape
 ``(N, 1)``: ``sigmoid(logit) == p_fake``. Models whose original output is about the real class
@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from detector import paths
+from detector import settings as paths
 from detector.errors import UnknownModelError, WeightsIntegrityError, WeightsMissingError
 from detector.models.weights import load_state_dict
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from detector import synthetic
-from detector.paths import PROJECT_ROOT
+from detector.io import synthetic
+from detector.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 

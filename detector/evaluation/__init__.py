@@ -1,0 +1,1 @@
+"""Measuring models on labelled folders: metrics, datasets, evaluation."""

@@ -1,0 +1,556 @@
+"""Measure models and the ensemble on labelled data: frame- and video-level AUC, accuracy, the
+confusion matrix at the threshold, and paper 000's Table 5 (accuracy per ensemble setting).
+
+``python -m detector evaluate --real DIR --fake DIR [--models a,b] [--json]``
+
+A folder holds either face crops (each image a frame; frames are grouped into videos by their id
+prefix, FaceForensics++ style: ``TTT_k`` -> ``TTT``, ``TTT_SSS_k`` -> ``TTT_SSS``) or video clips
+(each clip runs through :class:`detector.pipeline.Analyzer`; its frames are the faces of the
+deciding track in the clip's score table). :func:`evaluate_scores` does the arithmetic on a score
+matrix and is what the app and the ensemble fitting call.
+
+Latipova & Yadryshnikova (paper 000) report Table 5 as accuracy of equal and 0.6/0.4 weightings
+under mean and median frame aggregation; the same settings are computed here, in both orders.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from detector.errors import BadSettingsError
+
+if TYPE_CHECKING:
+    from detector.types import Analysis
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+@dataclass(frozen=True)
+class ItemScore:
+    """One frame (or one clip's frame) with its label and per-model p_fake."""
+
+    video: str
+    name: str
+    label: int
+    p_fake: dict[str, float]
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Metrics of every model and of the weighted ensemble on one labelled set.
+
+    Attributes:
+        models: model names, in column order.
+        weights: the ensemble's normalised weights.
+        aggregation: frame -> video reducer of the ensemble ("mean" or "median").
+        order: "aggregate_then_combine" or "combine_then_aggregate".
+        threshold: p_fake at or above which an item is called fake.
+        frame: per model and "ensemble": auc, accuracy, tpr, tnr, precision, recall, confusion.
+        video: the same at video level (video score = the aggregation over its frames).
+        table5: paper 000's Table 5 rows as dicts.
+        video_scores: per video: label and per-model and ensemble score.
+        items: per-frame scores.
+        skipped: inputs that gave no score, with the reason (clips with no face ...).
+    """
+
+    models: tuple[str, ...]
+    weights: dict[str, float]
+    aggregation: str
+    order: str
+    threshold: float
+    frame: dict[str, dict]
+    video: dict[str, dict]
+    table5: tuple[dict, ...]
+    video_scores: dict[str, dict]
+    items: tuple[ItemScore, ...] = ()
+    skipped: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def frame_auc(self) -> float:
+        return self.frame["ensemble"]["auc"]
+
+    @property
+    def video_auc(self) -> float:
+        return self.video["ensemble"]["auc"]
+
+
+def binary_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float = 0.5) -> dict:
+    """ROC AUC (NaN unless both classes are present) and the confusion-matrix metrics."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels).astype(int)
+    s = np.asarray(scores, dtype=float)
+    pred = (s >= threshold).astype(int)
+    tp = int(np.sum((pred == 1) & (y == 1)))
+    tn = int(np.sum((pred == 0) & (y == 0)))
+    fp = int(np.sum((pred == 1) & (y == 0)))
+    fn = int(np.sum((pred == 0) & (y == 1)))
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else math.nan
+
+    return {
+        "auc": float(roc_auc_score(y, s)) if len(np.unique(y)) == 2 else math.nan,
+        "accuracy": ratio(tp + tn, len(y)),
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "tpr": ratio(tp, tp + fn),
+        "tnr": ratio(tn, tn + fp),
+        "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
+        "n": len(y),
+    }
+
+
+def bootstrap_auc_ci(
+    labels: Sequence[int],
+    scores: Sequence[float],
+    groups: Sequence[str] | None = None,
+    n: int = 500,
+    seed: int = 0,
+) -> list[float]:
+    """95 % percentile-bootstrap interval of the ROC AUC, [] when it cannot be computed.
+
+    With ``groups`` (the video of each frame) whole videos are resampled, because the frames of
+    one video are not independent; without, the items themselves.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels).astype(int)
+    s = np.asarray(scores, dtype=float)
+    if len(np.unique(y)) < 2 or np.isnan(s).any():
+        return []
+    keys = np.asarray(groups) if groups is not None else np.arange(len(y))
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    members = [np.flatnonzero(inverse == k) for k in range(len(uniq))]
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(n):
+        idx = np.concatenate([members[k] for k in rng.integers(0, len(uniq), len(uniq))])
+        if len(np.unique(y[idx])) == 2:
+            vals.append(roc_auc_score(y[idx], s[idx]))
+    if len(vals) < n // 2:
+        return []
+    return [float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))]
+
+
+def _reduce(x: np.ndarray, aggregation: str) -> np.ndarray:
+    return x.mean(axis=0) if aggregation == "mean" else np.median(x, axis=0)
+
+
+def default_weightings(models: Sequence[str]) -> list[dict[str, float]]:
+    """Paper 000's settings: equal weights, and 0.6 / 0.4 on the first two models."""
+    out = [{m: 1.0 for m in models}]
+    if len(models) >= 2:
+        out.append({models[0]: 0.6, models[1]: 0.4})
+    return out
+
+
+def evaluate_scores(
+    videos: Sequence[str],
+    labels: Sequence[int],
+    scores: np.ndarray,
+    models: Sequence[str],
+    *,
+    weights: Mapping[str, float] | None = None,
+    aggregation: str = "mean",
+    order: str = "aggregate_then_combine",
+    threshold: float = 0.5,
+    extra_weightings: Sequence[Mapping[str, float]] = (),
+    names: Sequence[str] | None = None,
+) -> EvaluationResult:
+    """Metrics from a (frames x models) p_fake matrix with a video key and a label per frame.
+
+    Args:
+        videos: video key of each frame; a video's frames must share one label.
+        labels: 1 = fake, 0 = real, per frame.
+        scores: p_fake, shape (frames, models).
+        models: column names.
+        weights: ensemble weights (normalised; default equal).
+        aggregation: "mean" or "median", frames -> video.
+        order: how the ensemble's video score is formed (see :mod:`detector.reporting.tables`).
+        threshold: decision threshold for accuracy and the confusion matrix.
+        extra_weightings: more Table 5 settings besides the paper's.
+        names: per-frame names for the item list.
+    """
+    from detector.reporting.tables import normalise_weights, table5
+
+    models = tuple(models)
+    s = np.asarray(scores, dtype=float).reshape(len(videos), len(models))
+    y = np.asarray(labels).astype(int)
+    if len(y) != len(videos) or len(y) == 0:
+        raise BadSettingsError("need one label and one video key per frame, and some frames")
+    if aggregation not in ("mean", "median"):
+        raise BadSettingsError(f"aggregation must be mean or median, not {aggregation!r}")
+    w_map = normalise_weights(dict(weights) if weights else {m: 1.0 for m in models}, models)
+    w = np.array([w_map[m] for m in models])
+
+    frame = {m: binary_metrics(y, s[:, j], threshold) for j, m in enumerate(models)}
+    frame["ensemble"] = binary_metrics(y, s @ w, threshold)
+    for j, m in enumerate([*models, "ensemble"]):
+        col = s @ w if m == "ensemble" else s[:, j]
+        frame[m]["auc_ci95"] = bootstrap_auc_ci(y, col, groups=videos)
+
+    keys = sorted(set(videos))
+    rows: dict[str, list[int]] = {k: [] for k in keys}
+    for i, v in enumerate(videos):
+        rows[v].append(i)
+    v_label = np.array([y[rows[k][0]] for k in keys])
+    mixed = [k for k in keys if len(set(y[rows[k]].tolist())) > 1]
+    if mixed:
+        raise BadSettingsError(f"videos with both real and fake frames: {mixed[:5]}")
+    per_model = np.array([_reduce(s[rows[k]], aggregation) for k in keys])
+    if order == "aggregate_then_combine":
+        ens = per_model @ w
+    else:
+        ens = np.array([float(_reduce(s[rows[k]] @ w, aggregation)) for k in keys])
+    video = {m: binary_metrics(v_label, per_model[:, j], threshold) for j, m in enumerate(models)}
+    video["ensemble"] = binary_metrics(v_label, ens, threshold)
+    for j, m in enumerate([*models, "ensemble"]):
+        video[m]["auc_ci95"] = bootstrap_auc_ci(
+            v_label, ens if m == "ensemble" else per_model[:, j]
+        )
+
+    table = table5(
+        [
+            (int(v_label[i]), {m: s[rows[k], j] for j, m in enumerate(models)})
+            for i, k in enumerate(keys)
+        ],
+        weightings=[*default_weightings(models), *extra_weightings, w_map],
+        aggregations=("mean", "median"),
+        orders=("aggregate_then_combine", "combine_then_aggregate"),
+        threshold=threshold,
+    )
+    seen, t5 = set(), []
+    for r in table:
+        key = (tuple(sorted(r.weights.items())), r.aggregation, r.order)
+        if key not in seen:
+            seen.add(key)
+            t5.append(asdict(r))
+    items = tuple(
+        ItemScore(
+            video=videos[i],
+            name=names[i] if names else str(i),
+            label=int(y[i]),
+            p_fake={m: float(s[i, j]) for j, m in enumerate(models)},
+        )
+        for i in range(len(y))
+    )
+    vs = {
+        k: {
+            "label": int(v_label[i]),
+            "n_frames": len(rows[k]),
+            "p_fake": {m: float(per_model[i, j]) for j, m in enumerate(models)},
+            "ensemble": float(ens[i]),
+        }
+        for i, k in enumerate(keys)
+    }
+    return EvaluationResult(
+        models=models,
+        weights=w_map,
+        aggregation=aggregation,
+        order=order,
+        threshold=threshold,
+        frame=frame,
+        video=video,
+        table5=tuple(t5),
+        video_scores=vs,
+        items=items,
+    )
+
+
+# --- scoring inputs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScoredSet:
+    """Per-frame scores of labelled inputs, ready for :func:`evaluate_scores`."""
+
+    models: tuple[str, ...]
+    videos: tuple[str, ...]
+    labels: tuple[int, ...]
+    names: tuple[str, ...]
+    scores: np.ndarray
+    skipped: tuple[str, ...] = ()
+
+
+def _is_clip_folder(folder: Path) -> bool:
+    return any(p.suffix.lower() in VIDEO_SUFFIXES for p in Path(folder).iterdir())
+
+
+def score_image_folders(
+    folders: Sequence[tuple[Path, int]],
+    models: Sequence[str],
+    *,
+    device: str = "auto",
+    weights_dir: Path | None = None,
+    batch_size: int = 32,
+    keep_ids: set[str] | None = None,
+    precision: str = "auto",
+    optimize: bool = True,
+) -> ScoredSet:
+    """Score every face image in the folders with every model (images of one size batched).
+
+    ``keep_ids`` keeps only images whose target id (``TTT`` of ``TTT_k`` / ``TTT_SSS_k``) is in
+    it: one part of an id split. Temporal members see each video's frames, ordered by ``k``, as
+    one person's track.
+    """
+    from detector.models import get_spec
+    from detector.scoring.ensemble import Ensemble
+    from detector.training.data import ffpp_target_id, ffpp_video_id, list_images, read_rgb
+
+    flow = [m for m in models if get_spec(m).inputs == "crop_and_flow"]
+    if flow:
+        raise BadSettingsError(
+            f"{', '.join(flow)} need consecutive video frames (optical flow): evaluate them on "
+            "folders of clips, not of face images"
+        )
+    ens = Ensemble(
+        list(models),
+        device=device,
+        weights_dir=weights_dir,
+        batch_size=batch_size,
+        precision=precision,
+        optimize=optimize,
+    )
+    videos, labels, names, images = [], [], [], []
+    for folder, label in folders:
+        for p in sorted(list_images(folder), key=_video_then_frame):
+            if keep_ids is not None and ffpp_target_id(p) not in keep_ids:
+                continue
+            images.append(read_rgb(p))
+            videos.append(f"{'fake' if label else 'real'}/{ffpp_video_id(p)}")
+            labels.append(label)
+            names.append(f"{folder.name}/{p.name}")
+    scores = np.zeros((len(images), len(models)))
+    by_shape: dict[tuple, list[int]] = {}
+    for i, img in enumerate(images):
+        by_shape.setdefault(img.shape, []).append(i)
+    video_number = {v: k for k, v in enumerate(dict.fromkeys(videos))}
+    for idx in by_shape.values():
+        tracks = np.array([video_number[videos[i]] for i in idx])
+        scores[idx] = ens.score([images[i] for i in idx], tracks)
+    return ScoredSet(tuple(models), tuple(videos), tuple(labels), tuple(names), scores)
+
+
+def _video_then_frame(path: Path) -> tuple[str, int, str]:
+    """Sort key: video id, then the frame number ``k`` of ``..._k`` (numerically)."""
+    from detector.training.data import ffpp_video_id
+
+    tail = path.stem.rpartition("_")[2]
+    return ffpp_video_id(path), int(tail) if tail.isdigit() else -1, path.name
+
+
+def scores_from_analyses(
+    analysed: Sequence[tuple[str, int, Analysis]], models: Sequence[str], log=print
+) -> ScoredSet:
+    """Per-frame scores of analysed clips: each clip's frames are its deciding person's faces.
+
+    ``analysed`` holds (clip name, label, analysis); clips without a verdict are listed in
+    ``skipped`` with their status and message.
+    """
+    videos, labels, names, rows, skipped = [], [], [], [], []
+    for name, label, analysis in analysed:
+        if not analysis.ok or analysis.scores is None:
+            skipped.append(f"{name}: {analysis.status}: {analysis.message}")
+            log(f"skipped {name}: {analysis.status}")
+            continue
+        table = analysis.scores
+        keep = table.track_ids == analysis.verdict.deciding_track_id
+        cols = [table.models.index(m) for m in models]
+        for r in np.flatnonzero(keep):
+            videos.append(f"{'fake' if label else 'real'}/{Path(name).stem}")
+            labels.append(label)
+            names.append(f"{name}@{float(table.timestamps_s[r]):.2f}s")
+            rows.append(table.p_fake[r, cols])
+        log(f"scored {name}: {int(keep.sum())} faces of the deciding track")
+    scores = np.array(rows).reshape(len(rows), len(models))
+    return ScoredSet(
+        tuple(models), tuple(videos), tuple(labels), tuple(names), scores, tuple(skipped)
+    )
+
+
+def score_clip_folders(
+    folders: Sequence[tuple[Path, int]],
+    models: Sequence[str],
+    *,
+    device: str = "auto",
+    weights_dir: Path | None = None,
+    sampling: str = "1fps",
+    log=print,
+) -> ScoredSet:
+    """Run the full pipeline on every clip; its frames are the deciding track's faces."""
+    from detector.pipeline import Analyzer, ExtractionSettings
+
+    analyzer = Analyzer(list(models), device=device, weights_dir=weights_dir)
+    analysed = []
+    for folder, label in folders:
+        clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        for clip in clips:
+            analysis = analyzer.analyze(clip, ExtractionSettings(sampling=sampling))
+            analysed.append((clip.name, label, analysis))
+    return scores_from_analyses(analysed, models, log=log)
+
+
+def score_folders(
+    real: Sequence[Path], fake: Sequence[Path], models: Sequence[str], **kw
+) -> ScoredSet:
+    """Score folders of face images or of clips (all folders of one kind)."""
+    folders = [(Path(p), 0) for p in real] + [(Path(p), 1) for p in fake]
+    for f, _ in folders:
+        if not f.is_dir():
+            raise BadSettingsError(f"{f}: not a folder")
+    kinds = {_is_clip_folder(f) for f, _ in folders}
+    if len(kinds) > 1:
+        raise BadSettingsError("mix of clip folders and image folders: evaluate them separately")
+    if kinds.pop():
+        if kw.pop("keep_ids", None) is not None:
+            raise BadSettingsError("--split applies to folders of face images, not clips")
+        return score_clip_folders(folders, models, **kw)
+    kw.pop("sampling", None)
+    kw.pop("log", None)
+    return score_image_folders(folders, models, **kw)
+
+
+def split_ids_of(split_file: Path, part: str) -> set[str]:
+    """The ids of one part ("train", "val", "test") of a split file written by training."""
+    split = json.loads(Path(split_file).read_text(encoding="utf-8"))
+    if part not in split:
+        raise BadSettingsError(f"{split_file} has no part {part!r}")
+    return set(split[part])
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--real", type=Path, action="append", default=[], help="folder of real items")
+    p.add_argument("--fake", type=Path, action="append", default=[], help="folder of fake items")
+    p.add_argument("--models", default=None, help="comma-separated (default: the ensemble's)")
+    p.add_argument("--weights", default=None, help="ensemble weights, e.g. a=0.6,b=0.4")
+    p.add_argument("--aggregate", default=None, choices=["mean", "median"])
+    p.add_argument(
+        "--order", default=None, choices=["aggregate_then_combine", "combine_then_aggregate"]
+    )
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--sampling", default="1fps", help="frame sampling for clip folders")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--weights-dir", type=Path, default=None, help="default: the shipped weights/")
+    p.add_argument("--split", type=Path, default=None, help="id split file (image folders only)")
+    p.add_argument("--part", default="test", help="part of --split to evaluate (default test)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.add_argument("--items", action="store_true", help="also list per-video scores (text mode)")
+
+
+def result_to_dict(res: EvaluationResult, with_items: bool = True) -> dict:
+    """JSON-ready document (NaN -> null)."""
+
+    def clean(o):
+        if isinstance(o, float):
+            return None if math.isnan(o) else o
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, list | tuple):
+            return [clean(v) for v in o]
+        return o
+
+    doc = {
+        "models": list(res.models),
+        "weights": res.weights,
+        "aggregation": res.aggregation,
+        "order": res.order,
+        "threshold": res.threshold,
+        "frame_auc": res.frame_auc,
+        "video_auc": res.video_auc,
+        "accuracy": res.video["ensemble"]["accuracy"],
+        "frame_accuracy": res.frame["ensemble"]["accuracy"],
+        "confusion": res.video["ensemble"]["confusion"],
+        "frame_confusion": res.frame["ensemble"]["confusion"],
+        "frame": res.frame,
+        "video": res.video,
+        "table5": list(res.table5),
+        "video_scores": res.video_scores,
+        "skipped": list(res.skipped),
+    }
+    if with_items:
+        doc["items"] = [asdict(i) for i in res.items]
+    return clean(doc)
+
+
+def cmd_evaluate(args) -> int:
+    from detector.cli import _parse_weights
+    from detector.pipeline import default_scoring
+    from detector.reporting.tables import Table5Row, format_table5
+
+    if not args.real and not args.fake:
+        raise BadSettingsError("give at least one --real or --fake folder")
+    scoring = default_scoring()
+    models = [m.strip() for m in args.models.split(",")] if args.models else list(scoring.weights)
+    weights = _parse_weights(args.weights)
+    if weights is None:
+        weights = (
+            dict(scoring.weights)
+            if set(models) == set(scoring.weights)
+            else dict.fromkeys(models, 1.0)
+        )
+    log = (lambda m: print(m, file=__import__("sys").stderr)) if args.json else print
+    extra = {"keep_ids": split_ids_of(args.split, args.part)} if args.split else {}
+    scored = score_folders(
+        args.real,
+        args.fake,
+        models,
+        device=args.device,
+        weights_dir=args.weights_dir,
+        sampling=args.sampling,
+        log=log,
+        **extra,
+    )
+    if not scored.labels:
+        raise BadSettingsError("nothing could be scored: " + "; ".join(scored.skipped))
+    res = evaluate_scores(
+        scored.videos,
+        scored.labels,
+        scored.scores,
+        models,
+        weights=weights,
+        aggregation=args.aggregate or scoring.aggregation,
+        order=args.order or scoring.order,
+        threshold=args.threshold if args.threshold is not None else scoring.threshold,
+        names=scored.names,
+    )
+    res = EvaluationResult(**{**res.__dict__, "skipped": scored.skipped})
+    if args.json:
+        print(json.dumps(result_to_dict(res), indent=2))
+        return 0
+    print(f"{len(scored.labels)} frames, {len(res.video_scores)} videos; threshold {res.threshold}")
+    print(
+        f"{'model':24s} {'frame AUC (95% CI)':>22s} {'video AUC (95% CI)':>22s} "
+        f"{'video acc':>9s}  confusion (video)"
+    )
+
+    def with_ci(d: dict) -> str:
+        ci = d.get("auc_ci95") or []
+        return f"{d['auc']:.4f}" + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if len(ci) == 2 else " " * 12)
+
+    for m in [*models, "ensemble"]:
+        f, v = res.frame[m], res.video[m]
+        c = v["confusion"]
+        print(
+            f"{m:24s} {with_ci(f):>22s} {with_ci(v):>22s} {v['accuracy']:9.4f}  "
+            f"tp {c['tp']} fp {c['fp']} tn {c['tn']} fn {c['fn']}"
+        )
+    print("95% CI: bootstrap over videos (frames of one video are resampled together)")
+    print()
+    print(format_table5([Table5Row(**r) for r in res.table5], res.threshold))
+    if args.items:
+        for k, v in res.video_scores.items():
+            print(f"{k:32s} label {v['label']} ensemble {v['ensemble']:.4f}")
+    for s in scored.skipped:
+        print(f"skipped: {s}")
+    return 0

@@ -1,0 +1,1 @@
+"""Faces: MTCNN detection, the quality gate, crops, identity embeddings and tracking."""

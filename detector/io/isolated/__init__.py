@@ -1,0 +1,1 @@
+"""The sandboxed decoder: a child process with memory, time and size limits."""

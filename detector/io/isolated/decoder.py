@@ -1,0 +1,449 @@
+"""Decode untrusted video files in a separate process with a memory cap and time limits.
+
+FFmpeg is robust but a hostile or broken file can still make a decoder hang or allocate without
+bound. Decoding therefore runs in a short-lived child process whose address space is capped with
+``RLIMIT_AS`` (and CPU time with ``RLIMIT_CPU``, so an orphan cannot spin forever); the parent waits
+for each message with a stall timeout and counts its waiting against a total budget. A hang, a crash
+or an out-of-memory in the decoder ends as a typed error (``timeout``, ``too_large``,
+``unreadable``) and the child is killed; the app itself never goes down with it.
+
+The child is started as ``python -m detector.io.isolated.decoder`` rather than through ``multiprocessing``:
+a spawned ``multiprocessing`` child re-imports the parent's ``__main__`` (the Streamlit runner,
+a script that imports torch ...), while this child imports only PyAV and NumPy and starts in a
+fraction of a second. Nothing the child sends is unpickled: messages are length-prefixed JSON
+headers and raw pixel bytes of a size the parent checked first, so even a compromised decoder
+cannot run code in the app through the channel; every read waits under the stall timeout, so a
+child that freezes halfway through a message cannot hang the app either. POSIX only (pipes,
+``select``, resource limits).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from detector.errors import (
+    DecodeTimeoutError,
+    DetectorError,
+    NoVideoStreamError,
+    UnsupportedCodecError,
+    VideoReadError,
+    VideoTooLargeError,
+    VideoTooShortError,
+)
+from detector.io.video import (
+    MAX_PIXELS,
+    MAX_SAMPLES,
+    DecodeStats,
+    SamplingPlan,
+    check_file,
+    iter_frames,
+    probe,
+)
+from detector.types import DecodeGap, SampledFrame, VideoInfo
+
+_PACKAGE_ROOT = Path(__file__).resolve().parents[3]
+_HEADER_LIMIT = 1 << 16  # bytes; headers are small JSON documents, frames follow as raw pixels
+_ERRORS = {
+    cls.status: cls
+    for cls in (
+        VideoReadError,
+        NoVideoStreamError,
+        UnsupportedCodecError,
+        VideoTooShortError,
+        VideoTooLargeError,
+        DecodeTimeoutError,
+    )
+}
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Limits for decoding one untrusted file.
+
+    Attributes:
+        total_s: budget for the whole decode (probe and all sampled frames), counted while the
+            analysis waits for the decoder (face detection time in the app is not counted).
+        stall_s: longest wait for the next frame before the decoder is declared hung.
+        memory_mb: address-space cap of the decoder process. The child needs about 250 MB to
+            start; a video whose frames would not fit in the rest is refused before decoding
+            (an 8K stream needs about 550 MB more).
+        max_pixels: frames larger than this are refused before decoding (decompression bombs).
+    """
+
+    total_s: float = 900.0
+    stall_s: float = 60.0
+    memory_mb: int = 4096
+    max_pixels: int = MAX_PIXELS
+
+
+class InProcessDecoder:
+    """The same interface without a child process (trusted files, tests, benchmarks)."""
+
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        plan: SamplingPlan,
+        max_samples: int = MAX_SAMPLES,
+        limits: DecodeLimits | None = None,
+        with_next: bool = False,
+    ) -> None:
+        self.path, self.name, self.plan, self.max_samples = Path(path), name, plan, max_samples
+        self.limits = limits or DecodeLimits()
+        self.with_next = with_next
+        self.info: VideoInfo | None = None
+        self.stats: DecodeStats | None = None
+
+    def __enter__(self) -> InProcessDecoder:
+        self.info = probe(self.path, name=self.name, max_pixels=self.limits.max_pixels)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def __iter__(self) -> Iterator[SampledFrame | DecodeGap]:
+        self.stats = DecodeStats()
+        return iter_frames(
+            self.path,
+            self.info,
+            self.plan,
+            max_samples=self.max_samples,
+            max_pixels=self.limits.max_pixels,
+            stats=self.stats,
+            with_next=self.with_next,
+        )
+
+
+class IsolatedDecoder(InProcessDecoder):
+    """Context manager: ``info`` after entering, then iterate sampled frames and decode gaps.
+
+    Example:
+        >>> with IsolatedDecoder(path, "clip.mp4", plan) as dec:  # doctest: +SKIP
+        ...     print(dec.info.fps)
+        ...     for item in dec: ...
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        plan: SamplingPlan,
+        max_samples: int = MAX_SAMPLES,
+        limits: DecodeLimits | None = None,
+        with_next: bool = False,
+    ) -> None:
+        super().__init__(path, name, plan, max_samples, limits, with_next)
+        self._proc: subprocess.Popen | None = None
+        self._pipe = None  # the read end of the child's message pipe
+        self._waited_s = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        """The decoder process while it runs (None before entering and after leaving)."""
+        return self._proc.pid if self._proc is not None else None
+
+    def __enter__(self) -> IsolatedDecoder:
+        # What the first 4 KB already refuses (an image, text, a bomb header) needs no process.
+        check_file(self.path, self.name, self.limits.max_pixels)
+        job = {
+            "path": str(self.path.resolve()),
+            "name": self.name,
+            "plan": [self.plan.kind, self.plan.value],
+            "max_samples": self.max_samples,
+            "with_next": self.with_next,
+            "limits": asdict(self.limits),
+        }
+        read_fd, write_fd = os.pipe()
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "detector.io.isolated.decoder", str(write_fd)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=(write_fd,),
+                cwd=_PACKAGE_ROOT,
+                # Two malloc arenas: per-thread arenas reserve address space the cap would count.
+                env={**os.environ, "PYTHONPATH": _python_path(), "MALLOC_ARENA_MAX": "2"},
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        self._pipe = os.fdopen(read_fd, "rb", buffering=0)
+        try:
+            with contextlib.suppress(BrokenPipeError):  # a child that died at once: see below
+                self._proc.stdin.write(json.dumps(job).encode("utf-8"))
+            with contextlib.suppress(BrokenPipeError):
+                self._proc.stdin.close()
+            header = self._receive()
+            try:
+                self.info = _info_from(header["info"]) if header.get("type") == "info" else None
+            except (KeyError, TypeError, ValueError):
+                self.info = None
+            if self.info is None:
+                raise VideoReadError(f"{self.name}: the decoder sent no video information")
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop()
+
+    def __iter__(self) -> Iterator[SampledFrame | DecodeGap]:
+        while True:
+            header = self._receive()
+            try:
+                kind = header["type"]
+                if kind == "done":
+                    self.stats = DecodeStats(**header["stats"])
+                    return
+                if kind == "gap":
+                    item = DecodeGap(float(header["after_timestamp_s"]), str(header["message"]))
+                elif kind == "frame":
+                    item = self._frame(header)
+                else:
+                    raise ValueError(kind)
+            except (KeyError, TypeError, ValueError):
+                self._stop()
+                raise VideoReadError(f"{self.name}: the decoder sent a malformed message") from None
+            yield item
+
+    def _frame(self, header: dict) -> SampledFrame:
+        """Receive the pixels announced by ``header`` into an array of the checked size."""
+        index, timestamp_s = int(header["index"]), float(header["timestamp_s"])
+        h, w = (int(v) for v in header["shape"])
+        if h <= 0 or w <= 0 or h * w > self.limits.max_pixels:
+            self._stop()
+            raise VideoTooLargeError(f"{self.name}: the decoder announced a {w}x{h} frame")
+        image = np.empty((h, w, 3), np.uint8)
+        self._read_exactly(memoryview(image).cast("B"))
+        next_image = None
+        if header.get("next") is not None:
+            if not self.with_next or [int(v) for v in header["next"]] != [h, w]:
+                self._stop()
+                raise VideoReadError(f"{self.name}: the decoder sent a malformed message")
+            next_image = np.empty((h, w, 3), np.uint8)
+            self._read_exactly(memoryview(next_image).cast("B"))
+        return SampledFrame(index, timestamp_s, image, next_image)
+
+    def _read_exactly(self, view: memoryview) -> None:
+        """Fill ``view`` from the pipe; every wait for more bytes is under the time limits."""
+        got = 0
+        while got < len(view):
+            self._wait()
+            try:
+                n = self._pipe.readinto(view[got:])
+            except OSError as exc:
+                raise self._crashed() from exc
+            if not n:
+                raise self._crashed()
+            got += n
+
+    def _wait(self) -> None:
+        """Block until the child has sent something, within the stall and total limits."""
+        budget = self.limits.total_s - self._waited_s
+        wait = min(self.limits.stall_s, budget)
+        t0 = time.monotonic()
+        ready = wait > 0 and bool(select.select([self._pipe], [], [], wait)[0])
+        self._waited_s += time.monotonic() - t0
+        if ready:
+            return
+        self._stop()
+        hung = budget > self.limits.stall_s
+        raise DecodeTimeoutError(
+            f"{self.name}: decoding "
+            + (
+                f"stalled for {self.limits.stall_s:g} s"
+                if hung
+                else f"took longer than the {self.limits.total_s:g} s allowed"
+            )
+            + "; the decoder was stopped"
+        )
+
+    def _receive(self) -> dict:
+        """The next message header (a length-prefixed JSON object); errors are raised."""
+        prefix = bytearray(4)
+        self._read_exactly(memoryview(prefix))
+        size = int.from_bytes(prefix, "big")
+        if size > _HEADER_LIMIT:
+            self._stop()
+            raise VideoReadError(f"{self.name}: the decoder sent an oversized message")
+        body = bytearray(size)
+        self._read_exactly(memoryview(body))
+        try:
+            header = json.loads(body)
+        except ValueError:
+            header = None
+        if not isinstance(header, dict):
+            self._stop()
+            raise VideoReadError(f"{self.name}: the decoder sent an unreadable message")
+        if header.get("type") == "error":
+            self._stop()
+            cls = _ERRORS.get(header.get("status"), VideoReadError)
+            raise cls(str(header.get("message", "")))
+        return header
+
+    def _crashed(self) -> VideoReadError:
+        code = None
+        if self._proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._proc.wait(timeout=5)
+        self._stop()
+        if code == -signal.SIGKILL:  # not ours (we have not killed it yet): the OOM killer
+            return VideoTooLargeError(
+                f"{self.name}: the decoder was killed, probably for using too much memory"
+            )
+        if code == -signal.SIGXCPU:
+            return DecodeTimeoutError(f"{self.name}: the decoder used up its CPU time limit")
+        return VideoReadError(
+            f"{self.name}: the decoder crashed on this file (exit code {code}); "
+            "it is probably corrupt or crafted"
+        )
+
+    def _stop(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+
+
+def _python_path() -> str:
+    """The child's import path: this package first, then whatever the parent was given."""
+    extra = os.environ.get("PYTHONPATH")
+    return str(_PACKAGE_ROOT) + (os.pathsep + extra if extra else "")
+
+
+def _info_from(data: dict) -> VideoInfo:
+    """A :class:`VideoInfo` from the child's JSON, each field cast to its declared type."""
+    casts = {"int": int, "float": float, "str": str}
+    return VideoInfo(**{f.name: casts.get(f.type, str)(data[f.name]) for f in fields(VideoInfo)})
+
+
+# ---------------------------------------------------------------- the child process
+
+
+def _limit_resources(limits: dict) -> None:
+    try:
+        import resource
+    except ImportError:  # not POSIX: no caps, the parent's time limits still hold
+        return
+    memory = int(limits["memory_mb"]) * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    cpu = int(limits["total_s"] * (os.cpu_count() or 1)) + 60  # all decoder threads busy
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the decoder never writes files
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _affordable_pixels(memory_mb: int) -> int | None:
+    """The largest frame (in pixels) this process can still decode under its memory cap.
+
+    A frame-threaded decoder holds a YUV frame per thread plus reference frames, and the sampled
+    frame is converted to RGB: about ``3 + 1.5 * (threads + 6)`` bytes per pixel (measured: 8K
+    H.264 on two cores needs about 550 MB). None where the process size cannot be read.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    used = re.search(r"VmSize:\s+(\d+) kB", status)
+    if used is None:
+        return None
+    free = memory_mb * 2**20 - int(used.group(1)) * 1024
+    threads = min(16, (os.cpu_count() or 1) + 1)
+    return max(0, int(free / (3 + 1.5 * (threads + 6))))
+
+
+def _child_main(fd: int) -> int:
+    """Read the job from stdin, then stream info, frames, gaps and "done" (or "error") to ``fd``.
+
+    Each message is a 4-byte big-endian length and a JSON object; a "frame" message is followed by
+    exactly ``height * width * 3`` bytes of RGB pixels.
+    """
+    pipe = os.fdopen(fd, "wb")
+
+    def send(header: dict, *pixels: np.ndarray | None) -> None:
+        body = json.dumps(header).encode("utf-8")
+        pipe.write(len(body).to_bytes(4, "big") + body)
+        for image in pixels:
+            if image is not None:
+                pipe.write(memoryview(np.ascontiguousarray(image, dtype=np.uint8)).cast("B"))
+        pipe.flush()
+
+    job = json.loads(sys.stdin.buffer.read(_HEADER_LIMIT))
+    name, path = job["name"], Path(job["path"])
+    limits = job["limits"]
+    try:
+        _limit_resources(limits)
+        max_pixels = int(limits["max_pixels"])
+        affordable = _affordable_pixels(int(limits["memory_mb"]))
+        memory_bound = affordable is not None and affordable < max_pixels
+        if memory_bound:
+            max_pixels = affordable
+        try:
+            info = probe(path, name=name, max_pixels=max_pixels)
+        except VideoTooLargeError as exc:
+            if not memory_bound:
+                raise
+            memory = f"{limits['memory_mb']} MB of decoder memory"
+            raise VideoTooLargeError(f"{exc} (all that {memory} allows)") from None
+        send({"type": "info", "info": asdict(info)})
+        plan = SamplingPlan(job["plan"][0], float(job["plan"][1]))
+        stats = DecodeStats()
+        for item in iter_frames(
+            path,
+            info,
+            plan,
+            max_samples=int(job["max_samples"]),
+            max_pixels=max_pixels,
+            stats=stats,
+            with_next=bool(job.get("with_next")),
+        ):
+            if isinstance(item, SampledFrame):
+                h, w = item.image.shape[:2]
+                header = {"index": item.index, "timestamp_s": item.timestamp_s, "shape": [h, w]}
+                nxt = item.next_image
+                if nxt is not None and nxt.shape[:2] != (h, w):  # a mid-stream size change
+                    nxt = None
+                header["next"] = [h, w] if nxt is not None else None
+                send({"type": "frame", **header}, item.image, nxt)
+            else:
+                send({"type": "gap", **asdict(item)})
+        send({"type": "done", "stats": asdict(stats)})
+    except BrokenPipeError:  # the parent stopped listening
+        return 0
+    except DetectorError as exc:
+        send({"type": "error", "status": exc.status, "message": str(exc)})
+    except MemoryError:
+        message = f"{name}: decoding needed more than the {limits['memory_mb']} MB allowed"
+        send({"type": "error", "status": VideoTooLargeError.status, "message": message})
+    except Exception as exc:  # a decoder failure on this file; say what kind, not a traceback
+        message = f"{name}: the decoder failed on this file ({type(exc).__name__})"
+        send({"type": "error", "status": VideoReadError.status, "message": message})
+    finally:
+        with contextlib.suppress(BrokenPipeError):
+            pipe.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(int(sys.argv[1])))

@@ -1,0 +1,291 @@
+"""Turn an :class:`~detector.types.Analysis` into the documents analysts file: JSON, CSV and PDF.
+
+The JSON document is the CLI's contract (``python -m detector analyze VIDEO --json``): ``status``,
+``message``, ``verdict``, ``settings``, ``video``, ``frames``, ``tracks`` and ``models``;
+``rejected`` lists the detections the quality gate kept from scoring (with ``rejected_count``);
+``provenance`` holds the file's content credentials, metadata and findings
+(:func:`detector.provenance.core.provenance_to_dict`; null when the step did not run).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+from dataclasses import asdict, dataclass
+from importlib import metadata
+
+from detector.provenance.core import provenance_to_dict
+from detector.types import Analysis, ScoringSettings, TrackScore, Verdict
+from detector.verdict.aggregate import VERDICT_WORDS, ensemble_per_face
+
+
+@dataclass(frozen=True)
+class CaseInfo:
+    """What the analyst records about the case (entered on the Report page, printed as given)."""
+
+    case_id: str = ""
+    analyst: str = ""
+    notes: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"case_id": self.case_id, "analyst": self.analyst, "notes": self.notes}
+
+
+def _r(x: float, nd: int = 6) -> float:
+    return round(float(x), nd)
+
+
+def verdict_to_dict(v: Verdict) -> dict:
+    return {
+        "label": v.label,
+        "p_fake": _r(v.p_fake),
+        "threshold": v.threshold,
+        "deciding_track_id": v.deciding_track_id,
+        "per_model": {m: _r(p) for m, p in v.per_model.items()},
+        "model_agreement": v.model_agreement,
+        "explanation": v.explanation,
+        "words": VERDICT_WORDS[v.label],
+        "real_percentile": None if v.real_percentile is None else _r(v.real_percentile, 4),
+        "calibrated": v.calibrated,
+        "rule": v.rule,
+    }
+
+
+def scoring_to_dict(s: ScoringSettings) -> dict:
+    """The scoring settings; the calibration is summarised (its pool, target and rates)."""
+    d = asdict(s)
+    d["exclusions"] = {str(k + 1): why for k, why in s.exclusions.items()}  # people, 1-based
+    if s.calibration is not None:
+        d["calibration"] = {
+            "pool": s.calibration.pool,
+            "n_real_videos": len(s.calibration.real_scores),
+            "target_false_alarm": s.calibration.target_false_alarm,
+            "rates": s.calibration.rates,
+        }
+    return d
+
+
+ORDER_WORDS = {
+    "aggregate_then_combine": "each model over the frames first, then the models weighted "
+    "(the core paper's order)",
+    "combine_then_aggregate": "the models weighted in each frame first, then over the frames",
+}
+"""The two orders of ``detector.verdict.aggregate.ORDERS`` in the words the app and the report use."""
+
+
+def person_role(track: TrackScore, verdict: Verdict) -> str:
+    """A person's part in the verdict, in words."""
+    if track.excluded:
+        return f"excluded by the analyst ({track.exclusion_reason})"
+    if track.track_id == verdict.deciding_track_id:
+        return "decides the verdict"
+    if track.brief and not track.decisive:
+        return "seen briefly: listed, does not decide"
+    return "listed: less suspicious than the person who decides"
+
+
+def best_face(a: Analysis, track_id: int) -> int:
+    """The scored face of a person found with the highest detection confidence (their picture)."""
+    s = a.scores
+    faces = [int(f) for f in s.face_ids[s.track_ids == track_id]]
+    return max(faces, key=lambda f: a.face(f).confidence)
+
+
+def describe_init(init) -> str:
+    """A manifest's ``init_from`` in words (it may be a string or a record)."""
+    if not init:
+        return "—"
+    if isinstance(init, str):
+        return init
+    source = init.get("source") if isinstance(init.get("source"), dict) else {}
+    if source.get("package"):
+        return f"{source['package']} {source.get('version', '')} (PyPI), {source.get('file', '')}"
+    return str(init.get("file") or init)
+
+
+def custom_marks(a: Analysis, scoring: ScoringSettings | None = None) -> list[str]:
+    """Everything that differs from the shipped defaults, in plain words ("custom settings: …").
+
+    Models and sampling (which needed their own analysis) as well as the scoring settings
+    (weights, aggregation, order, threshold, the analyst's exclusions).
+    """
+    from detector.pipeline import ExtractionSettings, default_scoring
+    from detector.verdict.aggregate import custom_settings
+
+    default = default_scoring()
+    marks = []
+    models = [m.name for m in a.models]
+    if models and set(models) != set(default.weights):
+        marks.append(f"models {', '.join(models)} (default: {', '.join(default.weights)})")
+    if a.sampling != ExtractionSettings().sampling:
+        marks.append(f"frame sampling {a.sampling} (default {ExtractionSettings().sampling})")
+    scoring = scoring or (a.verdict.settings if a.verdict is not None else None)
+    if scoring is not None:
+        marks += custom_settings(scoring, default)
+    return marks
+
+
+def analysis_to_dict(
+    a: Analysis, scoring: ScoringSettings | None = None, case: CaseInfo | None = None
+) -> dict:
+    """The JSON document for one analysis. ``verdict`` is null whenever ``status != "ok"``.
+
+    ``case`` (case id, analyst, notes) is recorded as given; ``null`` when none was entered.
+    """
+    verdict = a.verdict
+    if scoring is not None and a.ok:
+        from detector.verdict.aggregate import compute_verdict
+
+        verdict = compute_verdict(a.scores, scoring)
+    doc: dict = {
+        "app_version": app_version(),
+        "case": case.as_dict() if case is not None else None,
+        "custom_settings": custom_marks(a, verdict.settings if verdict else None),
+        "status": a.status,
+        "message": a.message if verdict is None else verdict.explanation,
+        "verdict": verdict_to_dict(verdict) if verdict else None,
+        "settings": {
+            "sampling": a.sampling,
+            "models": [m.name for m in a.models],
+            "scoring": scoring_to_dict(verdict.settings) if verdict else None,
+        },
+        "video": asdict(a.video) if a.video else None,
+        "frames": [],
+        "tracks": [],
+        "models": [
+            {
+                "name": m.name,
+                "family": m.family,
+                "kind": m.kind,
+                "weights_sha256": m.sha256,
+                "trained_on": m.trained_on,
+                "licence": m.licence,
+                "metrics": m.metrics,
+            }
+            for m in a.models
+        ],
+        "gaps": [asdict(g) for g in a.gaps],
+        "notes": list(a.notes),
+        "rejected_count": len(a.rejected),
+        "rejected": [
+            {
+                "frame_index": r.frame_index,
+                "timestamp_s": _r(r.timestamp_s, 3),
+                "box_xyxy": [_r(c, 1) for c in r.box_xyxy],
+                "confidence": _r(r.confidence, 4),
+                "check": r.check,
+                "reason": r.reason,
+            }
+            for r in a.rejected
+        ],
+        "timings_s": {k: _r(v, 4) for k, v in a.timings_s.items()},
+        "provenance": provenance_to_dict(a.provenance) if a.provenance is not None else None,
+    }
+    scores = a.scores
+    row_of = {int(fid): i for i, fid in enumerate(scores.face_ids)} if scores is not None else {}
+    ens = (
+        ensemble_per_face(scores, verdict.settings.weights)
+        if (scores is not None and verdict)
+        else None
+    )
+    for fr in a.frames:
+        faces = []
+        for fid in fr.face_ids:
+            f = a.faces[fid]
+            entry = {
+                "face_id": fid,
+                "track_id": f.track_id,
+                "box_xyxy": [_r(c, 1) for c in f.box_xyxy],
+                "confidence": _r(f.confidence, 4),
+            }
+            if fid in row_of:
+                i = row_of[fid]
+                entry["scores"] = {m: _r(scores.p_fake[i, j]) for j, m in enumerate(scores.models)}
+                if ens is not None:
+                    entry["ensemble_p_fake"] = _r(ens[i])
+            faces.append(entry)
+        doc["frames"].append(
+            {"index": fr.index, "timestamp_s": _r(fr.timestamp_s, 3), "faces": faces}
+        )
+    if verdict is not None:
+        for t in verdict.tracks:
+            doc["tracks"].append(
+                {
+                    "track_id": t.track_id,
+                    "n_faces": t.n_faces,
+                    "first_timestamp_s": _r(t.first_timestamp_s, 3),
+                    "last_timestamp_s": _r(t.last_timestamp_s, 3),
+                    "per_model": {m: _r(p) for m, p in t.per_model.items()},
+                    "p_fake": _r(t.p_fake),
+                    "decisive": t.decisive,
+                    "n_frames": t.n_frames,
+                    "brief": t.brief,
+                    "excluded": t.excluded,
+                    "exclusion_reason": t.exclusion_reason,
+                }
+            )
+    else:
+        for t in a.tracks:
+            doc["tracks"].append({"track_id": t.track_id, "n_faces": len(t.face_ids)})
+    doc["software"] = software_versions()
+    return doc
+
+
+def frame_scores_csv(a: Analysis, scoring: ScoringSettings | None = None) -> str:
+    """One row per face: frame index, time, track, box and every model's p_fake plus the ensemble."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    if not a.ok or a.scores is None:
+        writer.writerow(["status", "message"])
+        writer.writerow([a.status, a.message])
+        return out.getvalue()
+    s = a.scores
+    weights = (scoring or a.verdict.settings).weights
+    ens = ensemble_per_face(s, weights)
+    writer.writerow(
+        [
+            "frame_index",
+            "timestamp_s",
+            "track_id",
+            "face_id",
+            "x1",
+            "y1",
+            "x2",
+            "y2",
+            *s.models,
+            "ensemble",
+        ]
+    )
+    for i, fid in enumerate(s.face_ids):
+        f = a.faces[int(fid)]
+        writer.writerow(
+            [f.frame_index, f"{f.timestamp_s:.3f}", f.track_id, int(fid)]
+            + [f"{c:.1f}" for c in f.box_xyxy]
+            + [f"{s.p_fake[i, j]:.6f}" for j in range(len(s.models))]
+            + [f"{ens[i]:.6f}"]
+        )
+    return out.getvalue()
+
+
+def app_version() -> str:
+    """This tool's version: the installed package's, else the checkout's ``pyproject.toml``."""
+    try:
+        return metadata.version("deepfake-detector")
+    except metadata.PackageNotFoundError:
+        import tomllib
+
+        from detector.settings import PROJECT_ROOT
+
+        with open(PROJECT_ROOT / "pyproject.toml", "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+
+
+def software_versions() -> dict[str, str]:
+    versions = {"deepfake-detector": app_version(), "python": platform.python_version()}
+    for pkg in ("torch", "timm", "facenet-pytorch", "grad-cam", "av", "numpy", "c2pa-python"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

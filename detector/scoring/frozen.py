@@ -1,0 +1,163 @@
+"""Frozen TorchScript graphs cached on disk, so that no process traces and freezes at start-up.
+
+Tracing and freezing the default members took 15 s of every cold start on the 2-core CPU (CLIP
+6.2 s, Inception-ResNet-v2 5.7 s); loading the saved graph takes 0.03-0.12 s and its first call is
+no slower. A graph depends on more than the weights, so the key (:func:`cache_key`) holds the
+weights' sha256 and everything else that shapes the graph or the kernels oneDNN chose: the code
+of the networks (:func:`code_digest`), torch's and timm's versions, the CPU's instruction-set
+flags, any ``ONEDNN_MAX_CPU_ISA`` cap, the precision, the traced size and batch.
+
+Every graph is written with its sha256 beside it and checked before loading: a truncated,
+corrupted or swapped file is ignored and rebuilt from the verified weights, never trusted. The
+cache lives in the git-ignored ``.cache/frozen`` (``DEEPFAKE_CACHE_DIR`` moves it); deleting it
+is always safe. TorchScript is deprecated in favour of ``torch.export``, whose ahead-of-time
+compiled packages need a C++ compiler on the analyst's machine; this is what loads without one.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from detector.scoring.device import cpu_flags, isa_cap
+
+FORMAT = 1
+
+
+@functools.cache
+def code_digest() -> str:
+    """sha256 of the code that defines and freezes the networks (``detector/models/**/*.py``,
+    ``detector/scoring/ensemble.py``, ``detector/faces/identity.py``, this file): a changed forward pass is
+    a new key, so no graph traced from older code is ever loaded."""
+    root = Path(__file__).resolve().parents[1]
+    files = [
+        *sorted((root / "models").rglob("*.py")),
+        root / "scoring" / "ensemble.py",
+        root / "faces" / "identity.py",
+        Path(__file__).resolve(),
+    ]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()
+
+
+def cache_key(**parts) -> str:
+    """A short hex key of ``parts`` plus the code, the library versions and the CPU's kernels."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        timm_version = version("timm")
+    except PackageNotFoundError:
+        timm_version = None
+    parts = {
+        **parts,
+        "format": FORMAT,
+        "code": code_digest(),
+        "timm": timm_version,
+        "torch": torch.__version__,
+        "flags": list(cpu_flags()),
+        "isa_cap": isa_cap(),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def file_stamps(files) -> list:
+    """(name, size, mtime in ns) of each file, or (name, None, None) if missing: part of a key,
+    so that a graph is rebuilt, from weights verified again, whenever its sources change."""
+    out = []
+    for f in map(Path, files):
+        try:
+            st = f.stat()
+            out.append([f.name, st.st_size, st.st_mtime_ns])
+        except OSError:
+            out.append([f.name, None, None])
+    return out
+
+
+KEEP_PER_NAME = 3  # graphs kept per network (other weights, precisions, CPU caps); older go
+
+
+def cache_folder() -> Path:
+    """``DEEPFAKE_FROZEN_DIR``, else ``<cache>/frozen``."""
+    from detector.settings import cache_dir
+
+    override = os.environ.get("DEEPFAKE_FROZEN_DIR")
+    return Path(override) if override else cache_dir() / "frozen"
+
+
+def _prune(folder: Path, name: str) -> None:
+    graphs = sorted(folder.glob(f"{name}-*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in graphs[KEEP_PER_NAME:]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
+
+
+def load_frozen(name: str, key: str) -> tuple[nn.Module, dict] | None:
+    """The cached graph of ``key`` and its metadata, if present and its bytes match the sha256
+    recorded when it was written; None otherwise (the caller rebuilds it)."""
+    from detector.models.weights import sha256_file
+
+    graph = cache_folder() / f"{name}-{key}.pt"
+    meta = graph.with_suffix(".json")
+    if not (graph.is_file() and meta.is_file()):
+        return None
+    try:
+        info = json.loads(meta.read_text("utf-8"))
+        if info.get("sha256") != sha256_file(graph):
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation notice
+            return torch.jit.load(str(graph), map_location="cpu"), info
+    except Exception:  # any unreadable entry is rebuilt, never trusted
+        return None
+
+
+def save_frozen(name: str, key: str, module: nn.Module, **info) -> None:
+    """Write the graph, then its sha256 (and ``info``), each atomically: a crash or a concurrent
+    writer never leaves a half file under the final name. A read-only cache is skipped (that
+    process simply freezes at every start)."""
+    from detector.models.weights import sha256_file
+
+    folder = cache_folder()
+    tmp = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+        os.close(fd)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.save(module, tmp)
+        meta = {**info, "sha256": sha256_file(Path(tmp))}
+        graph = folder / f"{name}-{key}.pt"
+        os.replace(tmp, graph)
+        tmp = None
+        fd, tmp_meta = tempfile.mkstemp(dir=folder, suffix=".part")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh)
+        os.replace(tmp_meta, graph.with_suffix(".json"))
+        _prune(folder, name)
+    except OSError:
+        pass
+    finally:
+        if tmp is not None and Path(tmp).exists():
+            Path(tmp).unlink()
+
+
+def cached(name: str, key: str | None, build) -> tuple[nn.Module, dict]:
+    """The frozen graph of ``key`` from the cache, or ``build()`` (returning the graph and its
+    metadata) and store it. ``key=None`` always builds and stores nothing."""
+    if key is not None and (hit := load_frozen(name, key)) is not None:
+        return hit
+    module, info = build()
+    if key is not None:
+        save_frozen(name, key, module, **info)
+    return module, info

@@ -1,0 +1,1 @@
+"""Training ensemble members: splits, synthetic fakes, the loops, weight storage."""
