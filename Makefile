@@ -47,7 +47,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 bench: $(STAMP) $(ASSETS)
-	$(PY) -m detector bench
+	$(PY) -m scripts.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-output

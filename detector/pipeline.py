@@ -11,7 +11,6 @@ a path.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +25,6 @@ from detector.errors import (
     DetectorError,
     NoFacesFoundError,
     VideoTooShortError,
-    WeightsMissingError,
 )
 from detector.faces.detect import (
     REJECTION_KINDS,
@@ -41,11 +39,11 @@ from detector.faces.detect import (
 from detector.io.isolated.decoder import DecodeLimits, InProcessDecoder, IsolatedDecoder
 from detector.io.uploads import display_name
 from detector.io.video import MAX_SAMPLES, parse_sampling, sampling_cap_note
-from detector.provenance.core import Provenance, TrustAnchors, inspect_file
+from detector.provenance.model import Provenance, TrustAnchors
+from detector.provenance.read import inspect_file
 from detector.settings import weights_dir as default_weights_dir
 from detector.types import (
     Analysis,
-    Calibration,
     DecodeGap,
     Face,
     FrameRecord,
@@ -55,7 +53,8 @@ from detector.types import (
     ScoringSettings,
     Track,
 )
-from detector.verdict.aggregate import compute_verdict
+from detector.verdict.scoring import default_models, resolve_scoring
+from detector.verdict.verdict import compute_verdict
 
 if TYPE_CHECKING:
     from detector.faces.identity import FaceEmbedder
@@ -66,68 +65,6 @@ PREVIEW_MAX_SIDE = 640  # px, longest side of the whole-frame preview kept per s
 
 Progress = Callable[[str, float, str], None]
 """``progress(stage, fraction_done, message)``; stages: "probe", "faces", "scoring", "done"."""
-
-
-def default_scoring(weights_dir: Path | None = None) -> ScoringSettings:
-    """The shipped default ensemble and aggregation, from ``weights/ensemble.json``."""
-    path = (weights_dir or default_weights_dir()) / "ensemble.json"
-    if not path.is_file():
-        raise WeightsMissingError(f"no ensemble configuration at {path}")
-    conf = json.loads(path.read_text("utf-8"))
-    weights = dict(conf["members"])
-    aggregation = conf.get("aggregation", "mean")
-    order = conf.get("order", "aggregate_then_combine")
-    cal = conf.get("calibration")
-    calibration = (
-        Calibration(
-            real_scores=tuple(sorted(float(x) for x in cal["real_video_scores"])),
-            pool=cal["pool"],
-            weights=weights,
-            aggregation=aggregation,
-            order=order,
-            target_false_alarm=float(cal["target_false_alarm"]),
-            rates=cal.get("rates", {}),
-        )
-        if cal
-        else None
-    )
-    return ScoringSettings(
-        weights=weights,
-        aggregation=aggregation,
-        order=order,
-        threshold=float(conf.get("threshold", 0.5)),
-        inconclusive_band=float(conf.get("inconclusive_band", 0.1)),
-        calibration=calibration,
-    )
-
-
-def presets(weights_dir: Path | None = None) -> dict[str, dict]:
-    """Named scorings beside the default (e.g. ``paper000``: the core paper's pair), from
-    ``weights/ensemble.json``: name -> {"label", "members", "aggregation", "order", "threshold"}."""
-    path = (weights_dir or default_weights_dir()) / "ensemble.json"
-    if not path.is_file():
-        return {}
-    return dict(json.loads(path.read_text("utf-8")).get("presets", {}))
-
-
-def preset_scoring(name: str, weights_dir: Path | None = None) -> ScoringSettings:
-    """The scoring of a named preset. Presets are not calibrated: their threshold is their own
-    (the paper's 0.5), and no score is placed against real footage."""
-    known = presets(weights_dir)
-    if name not in known:
-        raise BadSettingsError(f"unknown preset {name!r}; presets: {', '.join(known) or 'none'}")
-    p = known[name]
-    return ScoringSettings(
-        weights=dict(p["members"]),
-        aggregation=p.get("aggregation", "mean"),
-        order=p.get("order", "aggregate_then_combine"),
-        threshold=float(p.get("threshold", 0.5)),
-        inconclusive_band=float(p.get("inconclusive_band", 0.1)),
-    )
-
-
-def default_models(weights_dir: Path | None = None) -> tuple[str, ...]:
-    return tuple(default_scoring(weights_dir).weights)
 
 
 @dataclass(frozen=True)
@@ -144,7 +81,7 @@ class ExtractionSettings:
             files); False decodes in-process (trusted files, benchmarks of the decoder itself).
         limits: the decoder's time and memory limits (the provenance reader runs under them too).
         provenance: also read the file's content credentials and container metadata
-            (:mod:`detector.provenance.core`; evidence beside the faces, never part of the score).
+            (:mod:`detector.provenance`; evidence beside the faces, never part of the score).
         trust_anchors: the CA certificates whose signers count as trusted for content
             credentials; None trusts nobody (the signer is then "unknown").
     """
@@ -262,7 +199,7 @@ class Analyzer:
         provenance = None
         try:
             plan = parse_sampling(settings.sampling)
-            scoring = scoring or self._default_scoring()
+            scoring = scoring or resolve_scoring(self.model_names, weights_dir=self.weights_dir)
             label = display_name(name or path.name)
             if settings.provenance:
                 report("probe", 0.0, "Reading the file's credentials and metadata")
@@ -396,17 +333,15 @@ class Analyzer:
             )
         return frames, faces
 
-    def _default_scoring(self) -> ScoringSettings:
-        """The shipped default scoring if it fits the loaded models, else equal weights."""
-        base = default_scoring(self.weights_dir)
-        if set(base.weights) == set(self.model_names):
-            return base
-        return replace(base, weights={m: 1.0 for m in self.model_names})
-
     def _fit_scoring(self, scoring: ScoringSettings) -> ScoringSettings:
-        if set(scoring.weights) <= set(self.model_names):
-            return scoring
-        return replace(scoring, weights={m: 1.0 for m in self.model_names})
+        """``scoring`` if it weighs only loaded members; a scoring naming others is refused."""
+        unknown = sorted(set(scoring.weights) - set(self.model_names))
+        if unknown:
+            raise BadSettingsError(
+                f"the scoring weighs models that are not loaded: {', '.join(unknown)} "
+                f"(loaded: {', '.join(self.model_names)})"
+            )
+        return scoring
 
     def _extract(self, decoder, info, plan, settings, report, timings):
         fs = settings.faces
@@ -570,17 +505,3 @@ def _no_faces_message(name: str, n_frames: int, rejected: Sequence[RejectedDetec
         f"none looked like a face that can be judged ({_rejection_summary(rejected)}), so there "
         "is nothing to judge"
     )
-
-
-def analyze_video(
-    path: Path,
-    models: Sequence[str] | None = None,
-    *,
-    sampling: str = "1fps",
-    scoring: ScoringSettings | None = None,
-    device: str = "auto",
-    progress: Progress | None = None,
-) -> Analysis:
-    """One-shot convenience: build an :class:`Analyzer` and analyse ``path``."""
-    analyzer = Analyzer(models, device=device)
-    return analyzer.analyze(path, ExtractionSettings(sampling=sampling), scoring, progress)

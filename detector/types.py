@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 if TYPE_CHECKING:
-    from detector.provenance.core import Provenance
+    from detector.provenance.model import Provenance
 
 Label = Literal["fake", "real", "uncertain"]
 Order = Literal["aggregate_then_combine", "combine_then_aggregate"]
@@ -279,7 +279,7 @@ class Analysis:
     "too_short", "too_large", "timeout", "bad_settings", "weights_missing", "weights_tampered".
     ``rejected`` lists the detections that did not look like faces (or were too small) and so
     were never scored; ``faces`` holds only those that passed. ``provenance`` is the file's
-    content credentials, metadata and findings (:mod:`detector.provenance.core`): evidence beside the
+    content credentials, metadata and findings (:mod:`detector.provenance`): evidence beside the
     faces that never changes the verdict; None when the step was not run.
     """
 

@@ -6,7 +6,7 @@ import streamlit as st
 
 from detector.reporting.pdf import render_pdf
 from detector.reporting.record import analysis_to_dict, frame_scores_csv
-from detector.verdict.aggregate import VERDICT_WORDS
+from detector.verdict.verdict import VERDICT_WORDS
 from pages import ui
 
 ui.page_setup()

@@ -26,18 +26,15 @@ import streamlit as st
 from detector.errors import DetectorError
 from detector.io.uploads import display_name, staged_upload
 from detector.models import list_models
-from detector.pipeline import Analyzer, ExtractionSettings, default_models, default_scoring
-from detector.provenance.core import (
-    Provenance,
-    TrustAnchors,
-    inspect_file,
-    trust_anchors_from_bytes,
-)
+from detector.pipeline import Analyzer, ExtractionSettings
+from detector.provenance.model import Provenance, TrustAnchors, trust_anchors_from_bytes
+from detector.provenance.read import inspect_file
 from detector.reporting.record import CaseInfo
 from detector.scoring.explain import CamResult, Explainer
 from detector.settings import cache_dir, data_dir
 from detector.types import Analysis, ScoringSettings, Verdict
-from detector.verdict.aggregate import compute_verdict
+from detector.verdict.scoring import default_models, default_scoring
+from detector.verdict.verdict import compute_verdict
 
 # ---- session-state keys: this module is their only owner -----------------------------------
 SAMPLING = "sampling"  # sidebar widget

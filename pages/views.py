@@ -11,7 +11,8 @@ import numpy as np
 import streamlit as st
 
 from detector.faces.detect import FaceSettings
-from detector.provenance.core import Provenance, credential_facts, metadata_rows
+from detector.provenance.findings import credential_facts, metadata_rows
+from detector.provenance.model import Provenance
 from detector.reporting.record import best_face, person_role
 from detector.reporting.visual import (
     SCALE_MAX,
@@ -26,7 +27,7 @@ from detector.reporting.visual import (
 )
 from detector.scoring.explain import CamResult
 from detector.types import Analysis, Verdict
-from detector.verdict.aggregate import VERDICT_WORDS
+from detector.verdict.verdict import VERDICT_WORDS
 from pages import ui
 
 LABEL_COLOUR = {"fake": "red", "uncertain": "orange", "real": "green"}
@@ -294,7 +295,7 @@ def crossval_metrics(metrics: dict) -> dict[str, str]:
 
 def calibration_summary() -> None:
     """How the default verdict's threshold was set, and what it catches, in words."""
-    from detector.pipeline import default_scoring
+    from detector.verdict.scoring import default_scoring
 
     s = default_scoring()
     cal = s.calibration

@@ -1,4 +1,4 @@
-"""``python -m detector bench``: how long analysts wait, measured on this machine.
+"""``python -m scripts.bench``: how long analysts wait, measured on this machine.
 
 Prints a table (and ``--json``) of: end-to-end time for a 10 s 720p clip at 1 frame/s with the
 default ensemble (median of several warm runs) and each stage's share; scoring throughput against
@@ -28,7 +28,7 @@ import torch
 from detector.io import synthetic
 from detector.scoring.device import ISA_CAPS
 from detector.settings import data_dir
-from detector.verdict.aggregate import compute_verdict
+from detector.verdict.verdict import compute_verdict
 
 
 def matmul_peak_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 20) -> float:
@@ -519,7 +519,7 @@ def format_table(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m detector bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m scripts.bench", description=__doc__)
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--long-minutes", type=float, default=10.0, help="0 skips the memory run")

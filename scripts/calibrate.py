@@ -37,7 +37,7 @@ import numpy as np
 from detector.evaluation.evaluate import bootstrap_auc_ci
 from detector.settings import WEIGHTS_DIR
 from detector.types import ScoreTable, ScoringSettings
-from detector.verdict.aggregate import compute_verdict
+from detector.verdict.verdict import compute_verdict
 from scripts.crossval import Faces, all_faces, member_scores
 
 TARGET_FALSE_ALARM = 0.05

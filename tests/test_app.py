@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from detector.pipeline import ExtractionSettings, default_scoring
+from detector.pipeline import ExtractionSettings
 from detector.settings import PROJECT_ROOT
 from detector.types import Analysis
+from detector.verdict.scoring import default_scoring
 from pages import ui
 
 PAGES = [

@@ -22,8 +22,6 @@ from detector.models.backbones import (
     keras_xception,
     load_pretrained,
     pretrained_dir,
-    vgg16,
-    vgg16_features,
 )
 from detector.models.weights import sha256_file
 from scripts import convert_pretrained as conv
@@ -31,7 +29,6 @@ from scripts import convert_pretrained as conv
 FEATURES = {
     "xception_imagenet": 2048,
     "efficientnet_lite0_imagenet": 1280,
-    "vgg16_imagenet": 512,
     "inception_resnet_v1_msceleb": 128,
 }
 
@@ -57,15 +54,6 @@ def test_keras_xception_matches_keras_pooling_and_epsilon():
     for block in (net.block1, net.block2, net.block3, net.block12):
         assert isinstance(block.rep[-1], MaxPool2dSame)
     assert {m.eps for m in net.modules() if isinstance(m, nn.BatchNorm2d)} == {1e-3}
-
-
-def test_vgg16_wraps_the_torchvision_base():
-    assert [k for k in vgg16(0).state_dict()] == [
-        f"features.{k}" for k in vgg16_features().state_dict()
-    ]
-
-
-# --- load_pretrained on a fake cache ------------------------------------------------------------
 
 
 def _fake_cache(tmp_path: Path, name: str, state: dict[str, torch.Tensor]) -> Path:
@@ -112,14 +100,6 @@ def test_load_pretrained_checks_sha256_and_says_how_to_convert(tmp_path, lite0_s
         load_pretrained(efficientnet_lite0(), "efficientnet_lite0_imagenet", directory=folder)
     with pytest.raises(WeightsMissingError, match="convert_pretrained"):
         load_pretrained(keras_xception(), "xception_imagenet", directory=folder)
-
-
-def test_load_pretrained_strips_a_prefix(tmp_path):
-    torch.manual_seed(2)
-    state = vgg16(num_classes=0).state_dict()
-    folder = _fake_cache(tmp_path, "vgg16_imagenet", state)
-    base = load_pretrained(vgg16_features(), "vgg16_imagenet", directory=folder, prefix="features.")
-    assert torch.equal(base[28].bias, state["features.28.bias"])
 
 
 # --- conversion helpers ---------------------------------------------------------------------------
@@ -229,14 +209,6 @@ def test_efficientnet_lite0_classifies_imagenet_photos():
     net = _converted("efficientnet_lite0_imagenet", num_classes=1000)
     assert int(net(_input("efficientnet_lite0_imagenet", "chelsea")).argmax()) in range(281, 286)
     assert int(net(_input("efficientnet_lite0_imagenet", "coffee")).argmax()) == 967  # espresso
-
-
-@torch.inference_mode()
-def test_vgg16_features_regression():
-    f = _converted("vgg16_imagenet")(_input("vgg16_imagenet", "astronaut"))[0]
-    expected = [2.71007, 10.69061, 0.11619, 6.46296, 1.11937, 0.37212, 1.90726, 4.66665]
-    np.testing.assert_allclose(f[:8].numpy(), expected, rtol=1e-4, atol=1e-4)
-    assert float(f.norm()) == pytest.approx(124.0212, rel=1e-5)
 
 
 @torch.inference_mode()

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from detector import cli
+from detector.cli import common
 from detector.errors import DetectorError, VideoReadError
 from detector.io import synthetic
 from detector.io.isolated.decoder import IsolatedDecoder
@@ -67,7 +67,7 @@ def test_library_outcome(name, hostile, analyzer):
     if case.check is not None:
         case.check(analysis)
     # The CLI's --json document (what `python -m detector analyze FILE --json` prints).
-    doc = json.loads(json.dumps(analysis_to_dict(analysis), default=cli._jsonable))
+    doc = json.loads(json.dumps(analysis_to_dict(analysis), default=common.jsonable))
     assert (doc["status"], doc["message"]) == (analysis.status, analysis.message)
     assert (doc["verdict"] is None) == (not analysis.ok)
     assert len(doc["gaps"]) == len(analysis.gaps) and doc["notes"] == list(analysis.notes)

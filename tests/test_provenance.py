@@ -1,4 +1,4 @@
-"""Provenance beside the face evidence (``detector.provenance.core``): C2PA content credentials signed
+"""Provenance beside the face evidence (``detector.provenance``): C2PA content credentials signed
 here with a throwaway CA, container metadata written here with PyAV, the findings, trust with and
 without anchors, the isolated reader's limits, the hostile corpus, the CLI and the JSON record."""
 
@@ -18,18 +18,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detector import cli
+from detector.cli import common
 from detector.errors import BadSettingsError
 from detector.io import synthetic
 from detector.io.isolated.decoder import DecodeLimits
-from detector.provenance.core import (
+from detector.provenance.findings import findings
+from detector.provenance.model import (
     C2PA_STATES,
     Credentials,
     FileMetadata,
-    findings,
-    inspect_file,
     load_trust_anchors,
     provenance_to_dict,
 )
+from detector.provenance.read import inspect_file
 from detector.reporting.record import analysis_to_dict
 from detector.types import Analysis
 from tests.hostile import CASES
@@ -361,7 +362,7 @@ def test_cli_prints_the_provenance_document(files, capsys):
         ["provenance", str(files["signed"]), "--json", "--trust-anchors", str(files["ca"])]
     )
     doc = json.loads(capsys.readouterr().out)
-    assert code == cli.EXIT_OK
+    assert code == common.EXIT_OK
     assert {"c2pa", "metadata", "findings"} <= set(doc)
     assert doc["c2pa"]["state"] == "present" and doc["c2pa"]["trust"] == "trusted"
     assert doc["metadata"]["major_brand"] == "isom"
@@ -371,20 +372,20 @@ def test_cli_prints_the_provenance_document(files, capsys):
 def test_cli_provenance_of_an_unreadable_file(hostile, capsys):
     code = cli.main(["provenance", str(hostile("random_bytes")), "--json"])
     doc = json.loads(capsys.readouterr().out)
-    assert code == cli.EXIT_NO_VERDICT
+    assert code == common.EXIT_NO_VERDICT
     assert doc["status"] == "unreadable" and doc["c2pa"]["state"] == "unchecked"
 
 
 def test_cli_refuses_a_missing_trust_list(files, tmp_path, capsys):
     code = cli.main(["provenance", str(files["plain"]), "--trust-anchors", str(tmp_path / "x")])
-    assert code == cli.EXIT_USAGE
+    assert code == common.EXIT_USAGE
 
 
 def test_cli_analyze_json_carries_provenance_with_the_trust_anchors(files, capsys):
     argv = ["analyze", str(files["signed"]), "--json", "--models", "meso4_df"]
     code = cli.main([*argv, "--sampling", "even:4", "--trust-anchors", str(files["ca"])])
     doc = json.loads(capsys.readouterr().out)
-    assert code == cli.EXIT_OK and doc["verdict"] is not None
+    assert code == common.EXIT_OK and doc["verdict"] is not None
     assert doc["provenance"]["c2pa"]["state"] == "present"
     assert doc["provenance"]["c2pa"]["trust"] == "trusted"
     assert doc["provenance"]["trust_anchors"] == "ca.pem (1 certificate)"

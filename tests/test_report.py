@@ -15,10 +15,11 @@ from detector.errors import VideoReadError
 from detector.io import synthetic
 from detector.io.playback import browser_can_play, playable_copy
 from detector.io.video import probe
-from detector.pipeline import ExtractionSettings, default_scoring
+from detector.pipeline import ExtractionSettings
 from detector.reporting.pdf import render_pdf
 from detector.reporting.record import CaseInfo, analysis_to_dict, app_version, custom_marks
 from detector.reporting.visual import annotated_frame, frame_image, person_rgb
+from detector.verdict.scoring import default_scoring
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from detector.models.registry import (
     list_models,
     model_card,
     read_manifest,
-    register_model,
 )
 
 __all__ = [
@@ -19,5 +18,4 @@ __all__ = [
     "list_models",
     "model_card",
     "read_manifest",
-    "register_model",
 ]

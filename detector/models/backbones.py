@@ -1,6 +1,6 @@
 """Pretrained backbones for the trained ensemble: bare factories and an offline, checked loader.
 
-Four architectures whose published pretrained weights are converted (``scripts/convert_pretrained.py``)
+Three architectures whose published pretrained weights are converted (``scripts/convert_pretrained.py``)
 into safetensors under ``<cache>/pretrained/``. They are *initialisations* for training detectors,
 not detectors themselves, and they are never committed:
 
@@ -9,8 +9,6 @@ not detectors themselves, and they are never committed:
 - EfficientNet-Lite0 (Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural
   Networks", ICML 2019), the ImageNet weights of the TF-Lite variant, in timm's
   ``tf_efficientnet_lite0``.
-- VGG16 (Simonyan & Zisserman, "Very Deep Convolutional Networks for Large-Scale Image
-  Recognition", ICLR 2015), the ImageNet convolutional base, in torchvision's ``vgg16().features``.
 - Inception-ResNet-v1 as used by FaceNet (Schroff et al., "FaceNet: A Unified Embedding for Face
   Recognition and Clustering", CVPR 2015), a 128-d face-embedding checkpoint, in facenet-pytorch's
   ``InceptionResnetV1``.
@@ -24,17 +22,11 @@ the converted weights after checking their sha256.
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
-from facenet_pytorch import InceptionResnetV1
-from timm.layers.pool2d_same import MaxPool2dSame
-from timm.models.xception import Xception
 from torch import nn
-from torchvision.models.vgg import cfgs, make_layers
 
 from detector.errors import WeightsIntegrityError, WeightsMissingError
 from detector.models.weights import load_state_dict
@@ -42,7 +34,6 @@ from detector.settings import cache_dir
 
 __all__ = [
     "PRETRAINED",
-    "FaceNetIRv1",
     "PretrainedBackbone",
     "efficientnet_lite0",
     "facenet_irv1",
@@ -50,8 +41,6 @@ __all__ = [
     "keras_xception",
     "load_pretrained",
     "pretrained_dir",
-    "vgg16",
-    "vgg16_features",
 ]
 
 KERAS_BN_EPS = 1e-3
@@ -65,6 +54,9 @@ def keras_xception(num_classes: int = 1) -> nn.Module:
     shifts the grid by one pixel there. Keras' BatchNormalization epsilon is 1e-3, not 1e-5.
     Input: RGB at 299 px scaled as ``x / 127.5 - 1``.
     """
+    from timm.layers.pool2d_same import MaxPool2dSame
+    from timm.models.xception import Xception
+
     net = Xception(num_classes=num_classes)
     for block in (net.block1, net.block2, net.block3, net.block12):
         if not isinstance(block.rep[-1], nn.MaxPool2d):
@@ -81,51 +73,9 @@ def efficientnet_lite0(num_classes: int = 1) -> nn.Module:
 
     Input: RGB at 224 px scaled as ``(255 x - 127) / 128``.
     """
+    import timm
+
     return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=num_classes)
-
-
-def vgg16_features() -> nn.Sequential:
-    """torchvision's VGG16 convolutional base (13 conv + ReLU layers, 5 max pools), 512 channels.
-
-    Input: RGB in 0..255 minus the ImageNet mean (123.68, 116.779, 103.939), no scaling.
-    """
-    return make_layers(
-        cfgs["D"], batch_norm=False
-    )  # == vgg16().features, without the 4096-wide FCs
-
-
-def vgg16(num_classes: int = 1) -> nn.Sequential:
-    """VGG16 base + global average pooling + a linear head (the 4096-wide FC layers are dropped).
-
-    ``num_classes=0`` returns the pooled 512-d features.
-    """
-    head: nn.Module = nn.Linear(512, num_classes) if num_classes > 0 else nn.Identity()
-    return nn.Sequential(
-        OrderedDict(
-            features=vgg16_features(),
-            pool=nn.AdaptiveAvgPool2d(1),
-            flatten=nn.Flatten(1),
-            fc=head,
-        )
-    )
-
-
-class FaceNetIRv1(InceptionResnetV1):
-    """facenet-pytorch's Inception-ResNet-v1 with a 128-d bottleneck and an optional logit head.
-
-    The head (``logits``) sits on the batch-normalised embedding; with ``num_classes=0`` the
-    forward pass returns the L2-normalised embedding, which is what the face-recognition checkpoint
-    was trained to produce.
-    """
-
-    def __init__(self, num_classes: int = 1, embedding_size: int = 128) -> None:
-        super().__init__(pretrained=None, classify=False, num_classes=None)
-        self.last_linear = nn.Linear(1792, embedding_size, bias=False)
-        self.last_bn = nn.BatchNorm1d(embedding_size, eps=KERAS_BN_EPS, momentum=0.1, affine=True)
-        if num_classes > 0:
-            self.classify = True
-            self.num_classes = num_classes
-            self.logits = nn.Linear(embedding_size, num_classes)
 
 
 def inception_resnet_v2(num_classes: int = 1) -> nn.Module:
@@ -136,6 +86,8 @@ def inception_resnet_v2(num_classes: int = 1) -> nn.Module:
     trained here (see ``weights/inception_resnet_v2.json``). Inception input scaling:
     ``x / 127.5 - 1``. Works at any side >= 75 px; trained at a reduced side on CPU.
     """
+    import timm
+
     return timm.create_model("inception_resnet_v2", pretrained=False, num_classes=num_classes)
 
 
@@ -145,16 +97,20 @@ def resnext50_32x4d(num_classes: int = 1) -> nn.Module:
     here per frame (distilled from the trained members) and then frozen under the LSTM head of
     ``resnext50_lstm``. ``num_classes=0`` gives the 2048-d pooled features.
     """
+    import timm
+
     return timm.create_model("resnext50_32x4d", pretrained=False, num_classes=num_classes)
 
 
-def facenet_irv1(num_classes: int = 1) -> FaceNetIRv1:
+def facenet_irv1(num_classes: int = 1) -> nn.Module:
     """Inception-ResNet-v1 (FaceNet) with a 128-d embedding; see :class:`FaceNetIRv1`.
 
     Input: RGB face crop at 160 px, standardised per image (``(x - mean) / std`` over all pixels)
     in the original; the spec's fixed mean/std approximate that.
     """
-    return FaceNetIRv1(num_classes=num_classes)
+    from detector.models.facenet_net import FaceNetIRv1
+
+    return FaceNetIRv1(num_classes=num_classes, bn_eps=KERAS_BN_EPS)
 
 
 @dataclass(frozen=True)
@@ -203,15 +159,6 @@ PRETRAINED: dict[str, PretrainedBackbone] = {
             head=("classifier.",),
         ),
         PretrainedBackbone(
-            name="vgg16_imagenet",
-            factory=vgg16,
-            input_size=224,
-            mean=(123.68 / 255, 116.779 / 255, 103.939 / 255),
-            std=(1 / 255, 1 / 255, 1 / 255),
-            gradcam_layer="features.29",
-            head=("fc.",),
-        ),
-        PretrainedBackbone(
             name="inception_resnet_v1_msceleb",
             factory=facenet_irv1,
             input_size=160,
@@ -231,9 +178,7 @@ def pretrained_dir(root: Path | None = None) -> Path:
     return (root or cache_dir()) / "pretrained"
 
 
-def load_pretrained(
-    net: nn.Module, name: str, *, directory: Path | None = None, prefix: str = ""
-) -> nn.Module:
+def load_pretrained(net: nn.Module, name: str, *, directory: Path | None = None) -> nn.Module:
     """Load a converted backbone into ``net`` in place, after its sha256 check.
 
     Every parameter and buffer outside the backbone's head must come from the file; head keys
@@ -244,8 +189,6 @@ def load_pretrained(
         net: a network built by the backbone's factory (any ``num_classes``).
         name: a key of :data:`PRETRAINED`.
         directory: folder of the safetensors and manifest; default :func:`pretrained_dir`.
-        prefix: stripped from the file's keys, e.g. ``"features."`` to load ``vgg16_imagenet``
-            into the bare :func:`vgg16_features`.
 
     Returns:
         ``net``, for chaining.
@@ -262,8 +205,6 @@ def load_pretrained(
         )
     sha256 = json.loads(manifest.read_text(encoding="utf-8"))["sha256"]
     state = load_state_dict(folder / f"{name}.safetensors", sha256)
-    if prefix:
-        state = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
     own = net.state_dict()
 

@@ -9,111 +9,53 @@ manifest ``weights/<name>.json`` written by the conversion / training scripts, a
 spec by :func:`model_card`. The weights folder is resolved at call time (``DEEPFAKE_WEIGHTS_DIR``
 or the shipped ``weights/``, see :func:`detector.settings.weights_dir`) unless a caller passes one.
 
-Every network built by :func:`create_model` returns one *fake logit* per input image, shape
-``(N, 1)``: ``sigmoid(logit) == p_fake``. Models whose original output is about the real class
-(MesoNet outputs P(real)) are wrapped so that the sign is flipped once, here, and nowhere else.
+Families are listed in :data:`FAMILIES`; each family module declares its specs in ``SPECS`` and
+registers nothing by being imported.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import nn
 
 from detector import settings as paths
 from detector.errors import UnknownModelError, WeightsIntegrityError, WeightsMissingError
+from detector.models.spec import FakeLogit, ModelSpec
 from detector.models.weights import load_state_dict
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What the pipeline, the UI and the tests need to know about one ensemble member.
-
-    Attributes:
-        name: registry key, also the stem of ``weights/<name>.safetensors`` and ``<name>.json``.
-        family: architecture family shown to analysts ("MesoNet", "Xception", ...).
-        factory: builds the bare network (no weights loaded).
-        input_size: square side in pixels the face crop is resized to.
-        mean: per-channel mean subtracted from RGB in [0, 1].
-        std: per-channel std dividing RGB in [0, 1].
-        positive_class: which class the network's single logit is for; "real" logits are negated.
-        gradcam_layer: dotted attribute path of the Grad-CAM target layer inside the *bare* network.
-        description: one line for model cards.
-        kind: "frame" models score one crop; "track" models score a sequence of crops of one person.
-        sequence_length: frames per sequence for "track" models.
-        inputs: "crop", or "crop_and_flow": the member also needs each crop's next raw frame
-            (the pipeline then decodes it) to compute optical flow.
-        batch_size: crops per forward pass; the fastest on this project's 2-core CPU, as
-            ``python -m detector bench --batch-sweep`` measures it (a speed setting only: scores
-            do not depend on it).
-        base_loader: for members whose weights file holds only what training changed (the
-            CLIP member: head and LayerNorms), loads the frozen backbone (sha256-checked) into
-            the bare network first; the file must then hold every key outside ``base_prefix``.
-        base_prefix: the state-dict prefix the base loader fills.
-        gradcam_tokens: the Grad-CAM layer outputs ViT tokens (class token first, then a square
-            grid of patches) rather than a feature map.
-    """
-
-    name: str
-    family: str
-    factory: Callable[[], nn.Module]
-    input_size: int
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    positive_class: Literal["fake", "real"] = "fake"
-    gradcam_layer: str = ""
-    description: str = ""
-    kind: Literal["frame", "track"] = "frame"
-    sequence_length: int = 1
-    default_weight: float = 1.0
-    inputs: Literal["crop", "crop_and_flow"] = "crop"
-    batch_size: int = 16
-    base_loader: Callable[[nn.Module], None] | None = None
-    base_prefix: str = ""
-    gradcam_tokens: bool = False
-
-    @property
-    def weights_path(self) -> Path:
-        return paths.weights_dir() / f"{self.name}.safetensors"
-
-    @property
-    def manifest_path(self) -> Path:
-        return paths.weights_dir() / f"{self.name}.json"
+# The families, in one explicit list: each module declares its members in ``SPECS``.
+FAMILIES = (
+    "clip",
+    "efficientnet",
+    "facenet",
+    "inception_resnet_v2",
+    "mesonet",
+    "temporal",
+    "two_stream",
+    "xception",
+)
 
 
-class FakeLogit(nn.Module):
-    """Wraps a bare network so its output is always one logit for "fake", shape (N, 1)."""
-
-    def __init__(self, net: nn.Module, positive_class: Literal["fake", "real"]) -> None:
-        super().__init__()
-        self.net = net
-        self.sign = -1.0 if positive_class == "real" else 1.0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.net(x)
-        return self.sign * out.reshape(out.shape[0], -1)[:, :1]
-
-
-_REGISTRY: dict[str, ModelSpec] = {}
-
-
-def register_model(spec: ModelSpec) -> ModelSpec:
-    """Add a spec to the registry (once per name)."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"model {spec.name!r} is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
+@functools.cache
+def _registry() -> dict[str, ModelSpec]:
+    registry: dict[str, ModelSpec] = {}
+    for family in FAMILIES:
+        for spec in importlib.import_module(f"detector.models.families.{family}").SPECS:
+            if spec.name in registry:
+                raise ValueError(f"model {spec.name!r} is declared twice")
+            registry[spec.name] = spec
+    return registry
 
 
 def list_models(*, available_only: bool = False, weights_dir: Path | None = None) -> list[str]:
     """Registered model names, optionally only those whose weights file exists."""
-    _ensure_families_imported()
-    names = sorted(_REGISTRY)
+    names = sorted(_registry())
     if available_only:
         wdir = weights_dir or paths.weights_dir()
         names = [n for n in names if (wdir / f"{n}.safetensors").is_file()]
@@ -121,11 +63,10 @@ def list_models(*, available_only: bool = False, weights_dir: Path | None = None
 
 
 def get_spec(name: str) -> ModelSpec:
-    _ensure_families_imported()
     try:
-        return _REGISTRY[name]
+        return _registry()[name]
     except KeyError:
-        known = ", ".join(sorted(_REGISTRY)) or "none"
+        known = ", ".join(sorted(_registry())) or "none"
         raise UnknownModelError(f"unknown model {name!r}; known models: {known}") from None
 
 
@@ -213,8 +154,3 @@ def model_card(name: str, weights_dir: Path | None = None) -> ModelCard:
         notes=man.get("notes", ""),
         kind=spec.kind,
     )
-
-
-def _ensure_families_imported() -> None:
-    """Import the family modules, each of which registers its specs (no import-time work else)."""
-    from detector.models import families  # noqa: F401

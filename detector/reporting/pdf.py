@@ -24,7 +24,8 @@ import numpy as np
 from fpdf import FPDF
 
 from detector.faces.detect import FaceSettings
-from detector.provenance.core import Provenance, credential_facts, metadata_rows
+from detector.provenance.findings import credential_facts, metadata_rows
+from detector.provenance.model import Provenance
 from detector.reporting.record import (
     ORDER_WORDS,
     CaseInfo,
@@ -50,12 +51,8 @@ from detector.reporting.visual import (
     png_bytes,
 )
 from detector.types import Analysis, ScoringSettings, Verdict
-from detector.verdict.aggregate import (
-    AGGREGATOR_LABELS,
-    VERDICT_WORDS,
-    compute_verdict,
-    ensemble_per_face,
-)
+from detector.verdict.aggregate import AGGREGATOR_LABELS, ensemble_per_face
+from detector.verdict.verdict import VERDICT_WORDS, compute_verdict
 
 FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 LABEL_RGB = {"fake": (179, 38, 30), "real": (30, 120, 50), "uncertain": (200, 120, 0)}

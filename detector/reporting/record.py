@@ -4,7 +4,7 @@ The JSON document is the CLI's contract (``python -m detector analyze VIDEO --js
 ``message``, ``verdict``, ``settings``, ``video``, ``frames``, ``tracks`` and ``models``;
 ``rejected`` lists the detections the quality gate kept from scoring (with ``rejected_count``);
 ``provenance`` holds the file's content credentials, metadata and findings
-(:func:`detector.provenance.core.provenance_to_dict`; null when the step did not run).
+(:func:`detector.provenance.model.provenance_to_dict`; null when the step did not run).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import platform
 from dataclasses import asdict, dataclass
 from importlib import metadata
 
-from detector.provenance.core import provenance_to_dict
+from detector.provenance.model import provenance_to_dict
 from detector.types import Analysis, ScoringSettings, TrackScore, Verdict
-from detector.verdict.aggregate import VERDICT_WORDS, ensemble_per_face
+from detector.verdict.aggregate import ensemble_per_face
+from detector.verdict.verdict import VERDICT_WORDS
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,9 @@ def custom_marks(a: Analysis, scoring: ScoringSettings | None = None) -> list[st
     Models and sampling (which needed their own analysis) as well as the scoring settings
     (weights, aggregation, order, threshold, the analyst's exclusions).
     """
-    from detector.pipeline import ExtractionSettings, default_scoring
-    from detector.verdict.aggregate import custom_settings
+    from detector.pipeline import ExtractionSettings
+    from detector.verdict.scoring import default_scoring
+    from detector.verdict.verdict import custom_settings
 
     default = default_scoring()
     marks = []
@@ -135,7 +137,7 @@ def analysis_to_dict(
     """
     verdict = a.verdict
     if scoring is not None and a.ok:
-        from detector.verdict.aggregate import compute_verdict
+        from detector.verdict.verdict import compute_verdict
 
         verdict = compute_verdict(a.scores, scoring)
     doc: dict = {

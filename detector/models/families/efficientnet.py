@@ -11,11 +11,13 @@ from __future__ import annotations
 from functools import partial
 
 from detector.models.backbones import PRETRAINED, efficientnet_lite0
-from detector.models.registry import ModelSpec, register_model
+from detector.models.spec import ModelSpec
 
 _B = PRETRAINED["efficientnet_lite0_imagenet"]
 
-register_model(
+SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
+
+SPECS.append(
     ModelSpec(
         name="efficientnet_lite0",
         family="EfficientNet",

@@ -13,11 +13,13 @@ from __future__ import annotations
 from functools import partial
 
 from detector.models.backbones import PRETRAINED, facenet_irv1
-from detector.models.registry import ModelSpec, register_model
+from detector.models.spec import ModelSpec
 
 _B = PRETRAINED["inception_resnet_v1_msceleb"]
 
-register_model(
+SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
+
+SPECS.append(
     ModelSpec(
         name="facenet_irv1",
         family="Inception-ResNet-v1 (FaceNet)",

@@ -13,9 +13,11 @@ from __future__ import annotations
 from functools import partial
 
 from detector.models.backbones import inception_resnet_v2
-from detector.models.registry import ModelSpec, register_model
+from detector.models.spec import ModelSpec
 
-register_model(
+SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
+
+SPECS.append(
     ModelSpec(
         name="inception_resnet_v2",
         family="Inception-ResNet-v2",

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from detector.models.registry import ModelSpec, register_model
+from detector.models.spec import ModelSpec
 
 KERAS_BN_EPS = 1e-3
 
@@ -154,7 +154,9 @@ class MesoInception4(nn.Module):
 
 _ORIGIN = "original MesoNet authors' weights, output P(real) inverted"
 
-register_model(
+SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
+
+SPECS.append(
     ModelSpec(
         name="meso4_df",
         family="MesoNet",
@@ -166,7 +168,7 @@ register_model(
         description=f"Meso4 trained on the MesoNet Deepfake dataset ({_ORIGIN}).",
     )
 )
-register_model(
+SPECS.append(
     ModelSpec(
         name="meso4_f2f",
         family="MesoNet",
@@ -178,7 +180,7 @@ register_model(
         description=f"Meso4 trained on FaceForensics Face2Face ({_ORIGIN}).",
     )
 )
-register_model(
+SPECS.append(
     ModelSpec(
         name="mesoinception4_df",
         family="MesoNet",
@@ -190,7 +192,7 @@ register_model(
         description=f"MesoInception4 trained on the MesoNet Deepfake dataset ({_ORIGIN}).",
     )
 )
-register_model(
+SPECS.append(
     ModelSpec(
         name="mesoinception4_f2f",
         family="MesoNet",

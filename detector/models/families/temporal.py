@@ -29,7 +29,7 @@ from detector.models.backbones import (
     keras_xception,
     resnext50_32x4d,
 )
-from detector.models.registry import ModelSpec, register_model
+from detector.models.spec import ModelSpec
 
 SEQUENCE_LENGTH = 10  # frames per window: ffpp_frames has 10 per video; 10 s of a track at 1 fps
 
@@ -135,5 +135,7 @@ TEMPORAL_SPECS = {
     ),
 }
 
+SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
+
 for _spec in TEMPORAL_SPECS.values():
-    register_model(_spec)
+    SPECS.append(_spec)

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from detector.models.backbones import PRETRAINED, efficientnet_lite0
-from detector.models.registry import ModelSpec, register_model
+from detector.models.spec import ModelSpec
 
 FLOW_SCALE = 4.0  # flow (pixels at the input size) is divided by this and clipped to [-5, 5]
 FLOW_SIZE = 112  # flow is computed at this side, then resized to the input size
@@ -114,8 +114,10 @@ class TwoStream(nn.Module):
 
 _B = PRETRAINED["efficientnet_lite0_imagenet"]
 
+SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
+
 for _name, _per_video in (("two_stream_frame", False), ("two_stream_video", True)):
-    register_model(
+    SPECS.append(
         ModelSpec(
             name=_name,
             family="Two-stream RGB + optical flow" + (" (temporal)" if _per_video else ""),

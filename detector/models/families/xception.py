@@ -12,11 +12,13 @@ from __future__ import annotations
 from functools import partial
 
 from detector.models.backbones import PRETRAINED, keras_xception
-from detector.models.registry import ModelSpec, register_model
+from detector.models.spec import ModelSpec
 
 _B = PRETRAINED["xception_imagenet"]
 
-register_model(
+SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
+
+SPECS.append(
     ModelSpec(
         name="xception",
         family="Xception",

@@ -1,0 +1,43 @@
+"""``analyze VIDEO [--json] [--csv FILE]``: one video's verdict, per person and per face."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from detector.cli.common import (
+    EXIT_NO_VERDICT,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_analysis_options,
+    jsonable,
+    run_analysis,
+)
+from detector.errors import BadSettingsError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_analysis_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("--csv", type=Path, default=None, help="also write per-face scores as CSV")
+
+
+def run(args: argparse.Namespace) -> int:
+    from detector.reporting.record import analysis_to_dict, frame_scores_csv
+
+    analysis = run_analysis(args)
+    doc = analysis_to_dict(analysis)
+    if args.json:
+        print(json.dumps(doc, indent=2, default=jsonable))
+    if args.csv:
+        args.csv.write_text(frame_scores_csv(analysis), encoding="utf-8")
+    if not analysis.ok:
+        print(f"{analysis.status}: {analysis.message}", file=sys.stderr)
+        return EXIT_USAGE if analysis.status == BadSettingsError.status else EXIT_NO_VERDICT
+    if not args.json:
+        v = analysis.verdict
+        print(f"{analysis.video.name}: {v.label.upper()}  p_fake={v.p_fake:.3f}")
+        print(v.explanation)
+    return EXIT_OK

@@ -1,0 +1,27 @@
+"""``models [--json]``: registered models, their weights and what they were trained on."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from detector.cli.common import EXIT_OK
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from detector.models import list_models, model_card
+
+    cards = [model_card(n) for n in list_models()]
+    if args.json:
+        print(json.dumps([asdict(c) for c in cards], indent=2))
+    else:
+        for c in cards:
+            state = "ready" if c.available else "no weights"
+            print(f"{c.name:24s} {c.family:22s} {c.input_size:4d}px  {state:10s} {c.trained_on}")
+    return EXIT_OK
