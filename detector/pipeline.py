@@ -26,26 +26,27 @@ from detector.errors import (
     NoFacesFoundError,
     VideoTooShortError,
 )
-from detector.faces.detect import (
-    REJECTION_KINDS,
-    FaceDetector,
-    FaceSettings,
-    FaceTracker,
-    MTCNNDetector,
-    Rejection,
+from detector.faces.crop import square_crop
+from detector.faces.detect import FaceSettings, MTCNNDetector
+from detector.faces.quality import (
+    no_faces_message,
     quality_gate,
-    square_crop,
+    rejected_record,
+    rejection_summary,
 )
+from detector.faces.track import FaceTracker
 from detector.io.isolated.decoder import DecodeLimits, InProcessDecoder, IsolatedDecoder
+from detector.io.probe import MAX_SAMPLES, parse_sampling, sampling_cap_note
 from detector.io.uploads import display_name
-from detector.io.video import MAX_SAMPLES, parse_sampling, sampling_cap_note
 from detector.provenance.model import Provenance, TrustAnchors
 from detector.provenance.read import inspect_file
+from detector.reporting.visual import frame_preview
 from detector.settings import weights_dir as default_weights_dir
 from detector.types import (
     Analysis,
     DecodeGap,
     Face,
+    FaceDetector,
     FrameRecord,
     RejectedDetection,
     SampledFrame,
@@ -61,7 +62,6 @@ if TYPE_CHECKING:
     from detector.scoring.ensemble import Ensemble
 
 MAX_GAPS = 100  # decode gaps kept in an analysis (a badly damaged file can have thousands)
-PREVIEW_MAX_SIDE = 640  # px, longest side of the whole-frame preview kept per sampled frame
 
 Progress = Callable[[str, float, str], None]
 """``progress(stage, fraction_done, message)``; stages: "probe", "faces", "scoring", "done"."""
@@ -236,7 +236,7 @@ class Analyzer:
                     "image, not a video"
                 )
             if not faces:
-                raise NoFacesFoundError(_no_faces_message(info.name, len(frames), rejected))
+                raise NoFacesFoundError(no_faces_message(info.name, len(frames), rejected))
             report("scoring", 0.0, f"Scoring {len(faces)} faces with {len(ensemble.names)} models")
             t0 = time.perf_counter()
             p = ensemble.score(
@@ -382,7 +382,7 @@ class Analyzer:
             notes.append(f"{len(gaps)} decoding problem(s), the rest was analysed: {shown}{more}")
         if rejected and faces:
             notes.append(
-                f"{len(rejected)} detection(s) were not scored: {_rejection_summary(rejected)}"
+                f"{len(rejected)} detection(s) were not scored: {rejection_summary(rejected)}"
             )
         return tuple(frames), tuple(faces), tuple(rejected), tuple(gaps[:MAX_GAPS]), tuple(notes)
 
@@ -397,7 +397,7 @@ class Analyzer:
         accepted, refused = quality_gate(
             self.detector.detect(frame.image), frame.image.shape[:2], fs.quality
         )
-        rejected.extend(_rejected_record(frame, r) for r in refused)
+        rejected.extend(rejected_record(frame, r) for r in refused)
         boxes = [d.box_xyxy for d in accepted]
         ids = tracker.update(boxes, self.embedder.embed(frame.image, boxes))
         face_ids = []
@@ -419,24 +419,6 @@ class Analyzer:
             face_ids.append(face.face_id)
         preview, scale = frame_preview(frame.image)
         return FrameRecord(frame.index, frame.timestamp_s, tuple(face_ids), preview, scale)
-
-
-def frame_preview(image: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> tuple[bytes, float]:
-    """A downscaled JPEG of a whole RGB frame, and the scale from frame to preview pixels.
-
-    Full frames are not kept (memory); this preview, about 30-60 kB, lets the app and the report
-    show every face box in its frame.
-    """
-    import cv2
-
-    h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    small = image
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", small[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return (buf.tobytes(), small.shape[1] / w) if ok else (b"", 1.0)
 
 
 def _needs_next_frames(models: Sequence[str]) -> bool:
@@ -475,33 +457,4 @@ def _tracks(faces: Sequence[Face]) -> tuple[Track, ...]:
     return tuple(
         Track(tid, tuple(f.face_id for f in fs), tuple(f.frame_index for f in fs))
         for tid, fs in sorted(by_id.items())
-    )
-
-
-def _rejected_record(frame: SampledFrame, r: Rejection) -> RejectedDetection:
-    d = r.detection
-    return RejectedDetection(
-        frame.index, frame.timestamp_s, d.box_xyxy, d.confidence, r.reason, r.check
-    )
-
-
-def _rejection_summary(rejected: Sequence[RejectedDetection]) -> str:
-    """Counts per kind of rejection, most frequent first (e.g. "3 low detector confidence")."""
-    counts: dict[str, int] = {}
-    for r in rejected:
-        words = REJECTION_KINDS[r.check]
-        counts[words] = counts.get(words, 0) + 1
-    return ", ".join(f"{n} {w}" for w, n in sorted(counts.items(), key=lambda kv: -kv[1]))
-
-
-def _no_faces_message(name: str, n_frames: int, rejected: Sequence[RejectedDetection]) -> str:
-    if not rejected:
-        return (
-            f"{name}: no face was found in any of the {n_frames} sampled frames, so there is "
-            "nothing to judge"
-        )
-    return (
-        f"{name}: {len(rejected)} detection(s) were found in the {n_frames} sampled frames but "
-        f"none looked like a face that can be judged ({_rejection_summary(rejected)}), so there "
-        "is nothing to judge"
     )

@@ -6,7 +6,7 @@ The score convention is the same everywhere: ``p_fake`` in [0, 1], higher = more
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
@@ -305,3 +305,17 @@ class Analysis:
 
     def face(self, face_id: int) -> Face:
         return self.faces[face_id]
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A face box in full-frame pixel coordinates."""
+
+    box_xyxy: tuple[float, float, float, float]
+    confidence: float
+    landmarks_xy: tuple[tuple[float, float], ...]
+
+
+class FaceDetector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in one RGB uint8 frame."""

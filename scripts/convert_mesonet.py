@@ -32,8 +32,8 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
+from detector.io.files import sha256_file
 from detector.models.families.mesonet import Meso4, MesoInception4
-from detector.models.weights import sha256_file
 from detector.settings import WEIGHTS_DIR, data_dir, shared_dir
 
 # name -> (Keras file, factory, architecture, training data in the authors' words)

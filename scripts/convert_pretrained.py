@@ -48,6 +48,7 @@ from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 
+from detector.io.files import sha256_file
 from detector.models.assets import extract, fetch
 from detector.models.backbones import (
     PRETRAINED,
@@ -58,7 +59,6 @@ from detector.models.backbones import (
     load_pretrained,
     pretrained_dir,
 )
-from detector.models.weights import sha256_file
 from detector.settings import cache_dir, data_dir
 from scripts.convert_mesonet import read_keras_weights
 

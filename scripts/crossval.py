@@ -31,9 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.io.files import VIDEO_SUFFIXES
 from detector.settings import PROJECT_ROOT, cache_dir, data_dir
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 @dataclass(frozen=True)

@@ -41,10 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.faces.detect import Detection, FaceSettings, QualitySettings, TrackSettings
+from detector.faces.detect import FaceSettings
+from detector.faces.quality import QualitySettings
+from detector.faces.track import TrackSettings
 from detector.pipeline import Analyzer, ExtractionSettings
 from detector.settings import data_dir
-from detector.types import Analysis
+from detector.types import Analysis, Detection
 
 MODELS = ("meso4_df",)  # the cheapest member: scoring is not what is measured here
 POSITION_ONLY = TrackSettings(
@@ -194,8 +196,9 @@ def write_sheet(out: Path, path: Path, sampling: str, a: Analysis, per_row: int 
     rejected boxes cut from their frames (label: the check that failed)."""
     import cv2
 
-    from detector.faces.detect import square_crop
-    from detector.io.video import parse_sampling, probe, read_frames
+    from detector.faces.crop import square_crop
+    from detector.io.decode import read_frames
+    from detector.io.probe import parse_sampling, probe
 
     tile = 96
     rows = []
@@ -237,7 +240,8 @@ def geometry(kept: dict[str, tuple]) -> None:
     ``QualitySettings`` lie outside these ranges, so that no face of this kind is rejected)."""
     from dataclasses import asdict
 
-    from detector.faces.detect import Detection, landmark_measures
+    from detector.faces.quality import landmark_measures
+    from detector.types import Detection
 
     rows = []
     for a, _ in kept.values():

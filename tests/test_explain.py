@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from detector.faces.detect import FaceSettings, MTCNNDetector, square_crop
+from detector.faces.crop import square_crop
+from detector.faces.detect import FaceSettings, MTCNNDetector
 from detector.models import get_spec, list_models
 from detector.reporting.visual import SCALE_MAX, crop_region, overlay_heatmap, overlay_on_frame
 from detector.scoring.explain import CamResult, Explainer

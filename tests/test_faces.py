@@ -9,20 +9,15 @@ import pytest
 from skimage import data
 
 from detector.errors import WeightsIntegrityError
-from detector.faces.detect import (
-    Detection,
-    FaceSettings,
-    FaceTracker,
-    MTCNNDetector,
-    QualitySettings,
-    TrackSettings,
-    iou,
-    quality_gate,
-    square_crop,
-)
+from detector.faces.crop import square_crop
+from detector.faces.detect import FaceSettings, MTCNNDetector
 from detector.faces.identity import FaceEmbedder
+from detector.faces.quality import QualitySettings, quality_gate
+from detector.faces.track import FaceTracker, TrackSettings, iou
 from detector.io import synthetic
-from detector.io.video import parse_sampling, probe, read_frames
+from detector.io.decode import read_frames
+from detector.io.probe import parse_sampling, probe
+from detector.types import Detection
 
 
 @pytest.fixture(scope="module")

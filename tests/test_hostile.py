@@ -24,10 +24,11 @@ from hypothesis import strategies as st
 from detector.cli import common
 from detector.errors import DetectorError, VideoReadError
 from detector.io import synthetic
+from detector.io.decode import DecodeStats, iter_frames
 from detector.io.isolated.decoder import IsolatedDecoder
+from detector.io.probe import parse_sampling, probe
 from detector.io.sniff import require_video, sniff
 from detector.io.uploads import TEMP_PREFIX, display_name
-from detector.io.video import DecodeStats, iter_frames, parse_sampling, probe
 from detector.pipeline import ExtractionSettings
 from detector.reporting.record import analysis_to_dict
 from detector.settings import PROJECT_ROOT

@@ -26,8 +26,8 @@ import pytest
 from detector import pipeline
 from detector.errors import DecodeTimeoutError, VideoReadError, WeightsIntegrityError
 from detector.io.isolated.decoder import DecodeLimits, IsolatedDecoder
+from detector.io.probe import parse_sampling
 from detector.io.uploads import TEMP_PREFIX, display_name, staged_upload
-from detector.io.video import parse_sampling
 from detector.models import create_model
 from detector.models.weights import load_state_dict
 from detector.pipeline import ExtractionSettings

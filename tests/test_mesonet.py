@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
+from detector.io.files import sha256_file
 from detector.models import create_model, get_spec, list_models, read_manifest
 from detector.models.families.mesonet import KerasSameMaxPool2d
-from detector.models.weights import sha256_file
 from detector.settings import WEIGHTS_DIR, shared_dir
 
 MESO_MODELS = [n for n in list_models() if get_spec(n).family == "MesoNet"]

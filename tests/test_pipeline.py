@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from detector.cli import common
-from detector.faces.detect import FaceSettings, QualitySettings
+from detector.faces.detect import FaceSettings
+from detector.faces.quality import QualitySettings
 from detector.io import synthetic
 from detector.pipeline import ExtractionSettings
 from detector.reporting.record import analysis_to_dict
@@ -132,7 +133,8 @@ GATE_SAMPLE = [
 def test_no_rejected_detection_reaches_the_score_table(analyzer, clips_dir):
     """On a sample of the shared clips: every detection is either scored or listed as rejected
     (counted against a separate detection pass), and the score table holds only the scored."""
-    from detector.io.video import parse_sampling, probe, read_frames
+    from detector.io.decode import read_frames
+    from detector.io.probe import parse_sampling, probe
 
     root = clips_dir.parent
     reasons = []

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 from detector.errors import VideoReadError
 from detector.io import synthetic
 from detector.io.playback import browser_can_play, playable_copy
-from detector.io.video import probe
+from detector.io.probe import probe
 from detector.pipeline import ExtractionSettings
 from detector.reporting.pdf import render_pdf
 from detector.reporting.record import CaseInfo, analysis_to_dict, app_version, custom_marks

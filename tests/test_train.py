@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from detector.models.weights import load_state_dict, sha256_file
+from detector.io.files import sha256_file
+from detector.models.weights import load_state_dict
 from detector.training import data
 
 

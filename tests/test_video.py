@@ -7,7 +7,8 @@ import pytest
 
 from detector.errors import BadSettingsError, NoVideoStreamError, VideoReadError
 from detector.io import synthetic
-from detector.io.video import parse_sampling, probe, read_frames
+from detector.io.decode import read_frames
+from detector.io.probe import parse_sampling, probe
 
 
 def test_parse_sampling_accepts_the_documented_strategies():
@@ -125,7 +126,7 @@ def test_shared_clips_probe_and_sample(clips_dir):
 def test_next_frames_come_with_the_same_samples(tmp_path, spec):
     """``with_next`` keeps the sampled frames and attaches the decoded frame that follows each
     (every one but the very last frame of the stream), and reports no gap in an intact file."""
-    from detector.io.video import iter_frames
+    from detector.io.decode import iter_frames
     from detector.types import DecodeGap, SampledFrame
 
     clip = synthetic.write_video(
@@ -150,7 +151,7 @@ def test_next_frames_come_with_the_same_samples(tmp_path, spec):
 
 
 def test_next_frames_survive_seeking(tmp_path):
-    from detector.io.video import iter_frames
+    from detector.io.decode import iter_frames
     from detector.types import SampledFrame
 
     clip = synthetic.write_video(

@@ -53,7 +53,7 @@ def add_trust_option(p: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace):
     """(models, extraction settings, scoring) from the analysis options; BadSettingsError if wrong."""
-    from detector.io.video import parse_sampling
+    from detector.io.probe import parse_sampling
     from detector.pipeline import ExtractionSettings
     from detector.verdict.scoring import parse_weights, resolve_scoring
 

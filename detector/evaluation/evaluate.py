@@ -25,11 +25,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.errors import BadSettingsError
+from detector.io.files import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
     from detector.types import Analysis
-
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 @dataclass(frozen=True)
@@ -429,8 +428,6 @@ def split_ids_of(split_file: Path, part: str) -> set[str]:
 # --- command line -------------------------------------------------------------------------------
 
 
-
-
 def result_to_dict(res: EvaluationResult, with_items: bool = True) -> dict:
     """JSON-ready document (NaN -> null)."""
 
@@ -464,5 +461,3 @@ def result_to_dict(res: EvaluationResult, with_items: bool = True) -> dict:
     if with_items:
         doc["items"] = [asdict(i) for i in res.items]
     return clean(doc)
-
-

@@ -120,7 +120,7 @@ class FaceEmbedder:
 
     def embed(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
         """Embeddings of the faces at ``boxes`` (full-frame xyxy) in one RGB uint8 frame."""
-        from detector.faces.detect import square_crop
+        from detector.faces.crop import square_crop
 
         return self.embed_crops([square_crop(image, b, CROP_MARGIN, INPUT_SIZE) for b in boxes])
 

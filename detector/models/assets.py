@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.models.weights import sha256_file
+from detector.io.files import sha256_file
 from detector.settings import cache_dir
 
 

@@ -12,22 +12,13 @@ storage only when validation AUC holds (see each manifest's ``dtype`` and metric
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
 from detector.errors import WeightsIntegrityError, WeightsMissingError
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
+from detector.io.files import sha256_file
 
 
 def load_state_dict(path: Path, expected_sha256: str) -> dict[str, torch.Tensor]:

@@ -130,7 +130,7 @@ def _certificate_info(reader, label) -> dict:
 def _read_metadata(path: Path, name: str, max_pixels: int) -> dict:
     import av
 
-    from detector.io.video import _first_frame, _open, _rotation
+    from detector.io.probe import _first_frame, _open, _rotation
 
     with _open(path, name, max_pixels) as container:
         tags = {str(k): str(v) for k, v in dict(container.metadata).items()}

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from detector.errors import DecodeTimeoutError, DetectorError, VideoReadError, VideoTooLargeError
 from detector.io.isolated.decoder import _PACKAGE_ROOT, DecodeLimits, _python_path
-from detector.io.video import check_file
+from detector.io.probe import check_file
 from detector.provenance.child import read_facts
 from detector.provenance.findings import findings
 from detector.provenance.model import (

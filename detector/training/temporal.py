@@ -572,7 +572,3 @@ def _notes(cfg: TemporalConfig, frozen: bool, storage: str) -> str:
         "intervals over videos are wide, and the FF++ fakes are probably Face2Face only",
     ]
     return ". ".join(parts) + "."
-
-
-
-

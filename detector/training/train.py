@@ -433,7 +433,8 @@ def save_weights(state: dict[str, torch.Tensor], path: Path, dtype: torch.dtype 
     """
     from safetensors.torch import save_file
 
-    from detector.models.weights import quantize_state, sha256_file
+    from detector.io.files import sha256_file
+    from detector.models.weights import quantize_state
 
     if dtype == "int8":
         tensors = quantize_state(state)
@@ -928,7 +929,3 @@ def _data_terms(cfg: TrainConfig) -> str:
 
 
 # --- command line -------------------------------------------------------------------------------
-
-
-
-

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.evaluation.evaluate import bootstrap_auc_ci
+from detector.io.files import VIDEO_SUFFIXES
 from detector.settings import cache_dir
 from detector.training.data import augment, self_blend
 from detector.training.train import (
@@ -47,7 +48,6 @@ from detector.training.train import (
     save_weights,
 )
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 TWO_STREAM_NAMES = ("two_stream_frame", "two_stream_video")
 WINDOW = 10
 
@@ -430,7 +430,3 @@ def run(args, log=print) -> dict:
         results[name] = manifest
     log(f"done in {_fmt_s(time.time() - t0)}")
     return results
-
-
-
-

@@ -43,15 +43,8 @@ from detector.errors import (
     VideoTooLargeError,
     VideoTooShortError,
 )
-from detector.io.video import (
-    MAX_PIXELS,
-    MAX_SAMPLES,
-    DecodeStats,
-    SamplingPlan,
-    check_file,
-    iter_frames,
-    probe,
-)
+from detector.io.decode import DecodeStats, iter_frames
+from detector.io.probe import MAX_PIXELS, MAX_SAMPLES, SamplingPlan, check_file, probe
 from detector.types import DecodeGap, SampledFrame, VideoInfo
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[3]

