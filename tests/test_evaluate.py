@@ -9,7 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.evaluation.evaluate import binary_metrics, evaluate_scores
+from detector.evaluation.evaluate import evaluate_scores
+from detector.evaluation.metrics import binary_metrics
 
 
 def test_binary_metrics_on_hand_made_scores():
@@ -112,7 +113,7 @@ def test_evaluate_clip_folders_through_the_pipeline(tmp_path):
 
 
 def test_bootstrap_interval_resamples_whole_videos():
-    from detector.evaluation.evaluate import bootstrap_auc_ci
+    from detector.evaluation.metrics import bootstrap_auc_ci
 
     y = np.repeat([0, 1], 20)
     assert bootstrap_auc_ci(y, y.astype(float)) == [1.0, 1.0]

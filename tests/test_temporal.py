@@ -13,7 +13,7 @@ import torch
 from detector.models import create_model, get_spec
 from detector.models.weights import INT8_SUFFIX, dequantize_state, load_state_dict, quantize_state
 from detector.scoring.ensemble import Ensemble, track_windows
-from detector.training.data import default_landmarks
+from detector.training.images import default_landmarks
 from detector.training.temporal import FaceSequence, make_sequence
 from detector.training.train import save_weights
 from tests.test_train import _face

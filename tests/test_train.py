@@ -13,7 +13,7 @@ from torch import nn
 
 from detector.io.files import sha256_file
 from detector.models.weights import load_state_dict
-from detector.training import data
+from detector.training import dataset, fakes, images, splits
 
 
 def _face(size: int = 128, seed: int = 0) -> np.ndarray:
@@ -32,15 +32,15 @@ def _swap_other_person(img, marks, rng):
     """identity_swap with a second, differently drawn face as the source."""
     other = _face(112, seed=5)
     other[40:60, 30:80] = (20, 20, 200)  # a feature only the other person has
-    other_marks = data.default_landmarks(112, 112) if marks is not None else None
-    return data.identity_swap(img, marks, other, other_marks, rng)
+    other_marks = images.default_landmarks(112, 112) if marks is not None else None
+    return fakes.identity_swap(img, marks, other, other_marks, rng)
 
 
-@pytest.mark.parametrize("generator", [data.self_blend, data.face_warp, _swap_other_person])
+@pytest.mark.parametrize("generator", [fakes.self_blend, fakes.face_warp, _swap_other_person])
 @pytest.mark.parametrize("with_landmarks", [True, False])
 def test_generators_change_only_the_masked_face(generator, with_landmarks):
     img = _face(128)
-    marks = data.default_landmarks(128, 128) if with_landmarks else None
+    marks = images.default_landmarks(128, 128) if with_landmarks else None
     for seed in range(5):
         fake, mask = generator(img, marks, np.random.default_rng(seed))
         assert fake.shape == img.shape and fake.dtype == np.uint8
@@ -54,8 +54,8 @@ def test_generators_change_only_the_masked_face(generator, with_landmarks):
 
 def test_generators_are_deterministic_given_the_seed():
     img = _face(96)
-    a, _ = data.self_blend(img, None, np.random.default_rng(3))
-    b, _ = data.self_blend(img, None, np.random.default_rng(3))
+    a, _ = fakes.self_blend(img, None, np.random.default_rng(3))
+    b, _ = fakes.self_blend(img, None, np.random.default_rng(3))
     assert np.array_equal(a, b)
 
 
@@ -63,27 +63,27 @@ def test_identity_swap_puts_the_other_face_in_and_is_seeded():
     target = _face(128)
     source = _face(128, seed=9)
     source[44:56, 40:88] = (0, 0, 255)  # a blue band across the source's eyes
-    marks = data.default_landmarks(128, 128)
-    plain = data.SwapParams(
+    marks = images.default_landmarks(128, 128)
+    plain = fakes.SwapParams(
         seed=1, jitter=0.0, full_affine=False, colour=0.0, blur=0.0, downscale=1.0, ratio=1.0
     )
-    fake, mask = data.apply_swap(target, marks, source, marks, plain)
+    fake, mask = fakes.apply_swap(target, marks, source, marks, plain)
     band = (slice(46, 54), slice(44, 84))
     assert mask[band].min() > 0.5
     blue = fake[band].astype(int)
     assert (blue[..., 2] - blue[..., 0]).mean() > 100, "the source's feature is not in the fake"
     assert np.abs(fake[:6, :6].astype(int) - target[:6, :6].astype(int)).max() == 0
-    a = data.identity_swap(target, marks, source, marks, np.random.default_rng(4))[0]
-    b = data.identity_swap(target, marks, source, marks, np.random.default_rng(4))[0]
+    a = fakes.identity_swap(target, marks, source, marks, np.random.default_rng(4))[0]
+    b = fakes.identity_swap(target, marks, source, marks, np.random.default_rng(4))[0]
     assert np.array_equal(a, b)
 
 
 def test_identity_swap_track_repeats_one_swap_and_follows_the_face():
     target = _face(128)
     source = _face(128, seed=9)
-    marks = data.default_landmarks(128, 128)
+    marks = images.default_landmarks(128, 128)
     shifted = np.roll(target, 10, axis=1)
-    frames = data.identity_swap_track(
+    frames = fakes.identity_swap_track(
         [target, target, shifted],
         [marks, marks, marks + np.float32([10, 0])],
         source,
@@ -96,23 +96,23 @@ def test_identity_swap_track_repeats_one_swap_and_follows_the_face():
 
 
 def test_augment_returns_requested_size():
-    out = data.augment(_face(150), 64, np.random.default_rng(0))
+    out = dataset.augment(_face(150), 64, np.random.default_rng(0))
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
 
 
 def test_ids_from_file_names():
-    assert data.ffpp_video_id("000_3.jpg") == "000"
-    assert data.ffpp_video_id("000_003_3.jpg") == "000_003"
-    assert data.ffpp_target_id("000_003_3.jpg") == "000"
-    assert data.person_id("0_0_aidai_0014.jpg") == "aidai"
-    assert data.person_id("augmented_image_7.jpg") == "augmented"
-    assert data.person_id("2020-06-23-120048 (copy).jpg") == "2020-06-23"
+    assert splits.ffpp_video_id("000_3.jpg") == "000"
+    assert splits.ffpp_video_id("000_003_3.jpg") == "000_003"
+    assert splits.ffpp_target_id("000_003_3.jpg") == "000"
+    assert splits.person_id("0_0_aidai_0014.jpg") == "aidai"
+    assert splits.person_id("augmented_image_7.jpg") == "augmented"
+    assert splits.person_id("2020-06-23-120048 (copy).jpg") == "2020-06-23"
 
 
 def test_split_is_by_id_deterministic_and_disjoint():
     ids = [f"{i:03d}" for i in range(100)]
-    a = data.split_ids(ids, seed=0)
-    b = data.split_ids(reversed(ids), seed=0)
+    a = splits.split_ids(ids, seed=0)
+    b = splits.split_ids(reversed(ids), seed=0)
     assert a == b
     assert [len(a[k]) for k in ("train", "val", "test")] == [70, 15, 15]
     sets = [set(a[k]) for k in ("train", "val", "test")]
@@ -203,7 +203,7 @@ def test_shipped_split_matches_the_shared_data():
     if not real.is_dir():
         pytest.skip(f"{real} not found: the FaceForensics++ crops live in ../shared/data")
     split = json.loads(split_file.read_text())
-    ids = {data.ffpp_target_id(p) for p in data.list_images(real)}
+    ids = {splits.ffpp_target_id(p) for p in images.list_images(real)}
     parts = [set(split[k]) for k in ("train", "val", "test")]
     assert set().union(*parts) == ids
     assert sum(len(p) for p in parts) == len(ids)

@@ -16,7 +16,6 @@ under mean and median frame aggregation; the same settings are computed here, in
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.errors import BadSettingsError
+from detector.evaluation.metrics import binary_metrics, bootstrap_auc_ci, json_ready
 from detector.io.files import VIDEO_SUFFIXES
 
 if TYPE_CHECKING:
@@ -78,65 +78,6 @@ class EvaluationResult:
     @property
     def video_auc(self) -> float:
         return self.video["ensemble"]["auc"]
-
-
-def binary_metrics(labels: Sequence[int], scores: Sequence[float], threshold: float = 0.5) -> dict:
-    """ROC AUC (NaN unless both classes are present) and the confusion-matrix metrics."""
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(labels).astype(int)
-    s = np.asarray(scores, dtype=float)
-    pred = (s >= threshold).astype(int)
-    tp = int(np.sum((pred == 1) & (y == 1)))
-    tn = int(np.sum((pred == 0) & (y == 0)))
-    fp = int(np.sum((pred == 1) & (y == 0)))
-    fn = int(np.sum((pred == 0) & (y == 1)))
-
-    def ratio(a: int, b: int) -> float:
-        return a / b if b else math.nan
-
-    return {
-        "auc": float(roc_auc_score(y, s)) if len(np.unique(y)) == 2 else math.nan,
-        "accuracy": ratio(tp + tn, len(y)),
-        "precision": ratio(tp, tp + fp),
-        "recall": ratio(tp, tp + fn),
-        "tpr": ratio(tp, tp + fn),
-        "tnr": ratio(tn, tn + fp),
-        "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
-        "n": len(y),
-    }
-
-
-def bootstrap_auc_ci(
-    labels: Sequence[int],
-    scores: Sequence[float],
-    groups: Sequence[str] | None = None,
-    n: int = 500,
-    seed: int = 0,
-) -> list[float]:
-    """95 % percentile-bootstrap interval of the ROC AUC, [] when it cannot be computed.
-
-    With ``groups`` (the video of each frame) whole videos are resampled, because the frames of
-    one video are not independent; without, the items themselves.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(labels).astype(int)
-    s = np.asarray(scores, dtype=float)
-    if len(np.unique(y)) < 2 or np.isnan(s).any():
-        return []
-    keys = np.asarray(groups) if groups is not None else np.arange(len(y))
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    members = [np.flatnonzero(inverse == k) for k in range(len(uniq))]
-    rng = np.random.default_rng(seed)
-    vals = []
-    for _ in range(n):
-        idx = np.concatenate([members[k] for k in rng.integers(0, len(uniq), len(uniq))])
-        if len(np.unique(y[idx])) == 2:
-            vals.append(roc_auc_score(y[idx], s[idx]))
-    if len(vals) < n // 2:
-        return []
-    return [float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))]
 
 
 def _reduce(x: np.ndarray, aggregation: str) -> np.ndarray:
@@ -302,7 +243,8 @@ def score_image_folders(
     """
     from detector.models import get_spec
     from detector.scoring.ensemble import Ensemble
-    from detector.training.data import ffpp_target_id, ffpp_video_id, list_images, read_rgb
+    from detector.training.images import list_images, read_rgb
+    from detector.training.splits import ffpp_target_id, ffpp_video_id
 
     flow = [m for m in models if get_spec(m).inputs == "crop_and_flow"]
     if flow:
@@ -340,7 +282,7 @@ def score_image_folders(
 
 def _video_then_frame(path: Path) -> tuple[str, int, str]:
     """Sort key: video id, then the frame number ``k`` of ``..._k`` (numerically)."""
-    from detector.training.data import ffpp_video_id
+    from detector.training.splits import ffpp_video_id
 
     tail = path.stem.rpartition("_")[2]
     return ffpp_video_id(path), int(tail) if tail.isdigit() else -1, path.name
@@ -431,15 +373,6 @@ def split_ids_of(split_file: Path, part: str) -> set[str]:
 def result_to_dict(res: EvaluationResult, with_items: bool = True) -> dict:
     """JSON-ready document (NaN -> null)."""
 
-    def clean(o):
-        if isinstance(o, float):
-            return None if math.isnan(o) else o
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, list | tuple):
-            return [clean(v) for v in o]
-        return o
-
     doc = {
         "models": list(res.models),
         "weights": res.weights,
@@ -460,4 +393,4 @@ def result_to_dict(res: EvaluationResult, with_items: bool = True) -> dict:
     }
     if with_items:
         doc["items"] = [asdict(i) for i in res.items]
-    return clean(doc)
+    return json_ready(doc)

@@ -35,17 +35,10 @@ import torch
 from torch import nn
 
 from detector.settings import cache_dir, data_dir
-from detector.training.data import (
-    AugmentSettings,
-    Landmarks,
-    augment,
-    face_warp,
-    ffpp_target_id,
-    identity_swap,
-    list_images,
-    read_rgb,
-    self_blend,
-)
+from detector.training.dataset import AugmentSettings, augment
+from detector.training.fakes import face_warp, identity_swap, self_blend
+from detector.training.images import Landmarks, list_images, read_rgb
+from detector.training.splits import ffpp_target_id
 
 POOL_VERSION = 1
 CROP = 256  # aligned crops are stored at this size; augmentation crops and resizes to 224
@@ -177,7 +170,7 @@ def _sources(part: str) -> dict[str, list[Aligned]]:
                 [a.names[i] for i in keep],
             )
             out.setdefault(key, []).append(sel)
-        from detector.training.data import person_id
+        from detector.training.splits import person_id
 
         out["real"].append(align_folder(d / "faces_real_fmd", person_id))
     return out

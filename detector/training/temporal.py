@@ -42,15 +42,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector.evaluation.evaluate import bootstrap_auc_ci
+from detector.evaluation.metrics import binary_metrics, bootstrap_auc_ci, json_ready
 from detector.settings import PROJECT_ROOT
-from detector.training.data import FaceSet, augment, resize_square, self_blend
+from detector.training.dataset import FaceSet, augment, resize_square
+from detector.training.fakes import self_blend
 from detector.training.train import (
     TrainConfig,
     _data_terms,
     _fmt_s,
-    _round,
-    binary_metrics,
     choose_storage,
     load_splits,
     save_weights,
@@ -533,8 +532,8 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         "wall_time_s": round(wall, 1),
         "epochs": len(history),
         "best_epoch": best["epoch"],
-        "history": _round(history),
-        "metrics": _round(metrics),
+        "history": json_ready(history, 4),
+        "metrics": json_ready(metrics, 4),
         **({"trunk_metrics": trunk_man.get("metrics", {})} if trunk else {}),
         "notes": _notes(cfg, frozen, storage),
     }

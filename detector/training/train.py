@@ -5,7 +5,7 @@
 The recipe follows the papers the project implements: binary cross-entropy with class weights
 (paper 004), ImageNet or face-recognition initialisation, and real faces turned into fakes on the
 fly by self-blending (SBI, Shiohara & Yamasaki 2022) and face-warping artifacts (FWA, Li & Lyu
-2019), see :mod:`detector.training.data`. Splits are by video / person id, never by frame; the id split
+2019), see :mod:`detector.training.fakes`. Splits are by video / person id, never by frame; the id split
 of FaceForensics++-style folders is written to (or read from) a JSON file so it is reproducible.
 Model selection (early stopping) uses validation frame AUC only; the test split, when present, is
 scored once with the selected weights.
@@ -26,18 +26,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from detector.evaluation.metrics import binary_metrics, json_ready
 from detector.settings import PROJECT_ROOT, cache_dir
-from detector.training.data import (
-    SOURCES,
-    FaceSet,
-    TrainingSampler,
-    face_warp,
+from detector.training.dataset import SOURCES, FaceSet, TrainingSampler, load_folder
+from detector.training.fakes import face_warp, self_blend
+from detector.training.images import list_images
+from detector.training.splits import (
     ffpp_target_id,
     ffpp_video_id,
-    list_images,
-    load_folder,
     person_id,
-    self_blend,
     split_groups_by_size,
     split_ids,
 )
@@ -357,28 +354,6 @@ def predict(
 # --- metrics ------------------------------------------------------------------------------------
 
 
-def binary_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
-    """AUC (NaN with one class), accuracy, TPR, TNR, precision, confusion at ``threshold``."""
-    from sklearn.metrics import roc_auc_score
-
-    y = np.asarray(labels).astype(int)
-    s = np.asarray(scores, float)
-    pred = (s >= threshold).astype(int)
-    tp = int(np.sum((pred == 1) & (y == 1)))
-    tn = int(np.sum((pred == 0) & (y == 0)))
-    fp = int(np.sum((pred == 1) & (y == 0)))
-    fn = int(np.sum((pred == 0) & (y == 1)))
-    return {
-        "auc": float(roc_auc_score(y, s)) if len(set(y.tolist())) == 2 else math.nan,
-        "accuracy": (tp + tn) / max(len(y), 1),
-        "tpr": tp / (tp + fn) if tp + fn else math.nan,
-        "tnr": tn / (tn + fp) if tn + fp else math.nan,
-        "precision": tp / (tp + fp) if tp + fp else math.nan,
-        "confusion": {"tp": tp, "fp": fp, "tn": tn, "fn": fn},
-        "n": len(y),
-    }
-
-
 def video_scores(
     videos: Sequence[str], labels: np.ndarray, scores: np.ndarray, reduce=np.mean
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -410,16 +385,6 @@ def set_metrics(fs: FaceSet, scores: np.ndarray) -> dict:
         "n_frames": frame["n"],
         "n_videos": video["n"],
     }
-
-
-def _round(obj, nd: int = 4):
-    if isinstance(obj, float):
-        return None if math.isnan(obj) else round(obj, nd)
-    if isinstance(obj, dict):
-        return {k: _round(v, nd) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_round(v, nd) for v in obj]
-    return obj
 
 
 # --- saving -------------------------------------------------------------------------------------
@@ -735,8 +700,8 @@ def train(
         "wall_time_s": round(wall, 1),
         "epochs": state["epoch"],
         "best_epoch": state["best_epoch"] + 1,
-        "history": _round(state["history"]),
-        "metrics": _round(metrics),
+        "history": json_ready(state["history"], 4),
+        "metrics": json_ready(metrics, 4),
         "notes": _auto_notes(cfg, t, size, sampler.mix, storage, synthetic_val),
     }
     (out / f"{t.name}.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

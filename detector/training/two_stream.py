@@ -34,19 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.evaluation.evaluate import bootstrap_auc_ci
+from detector.evaluation.metrics import binary_metrics, bootstrap_auc_ci, json_ready
 from detector.io.files import VIDEO_SUFFIXES
 from detector.settings import cache_dir
-from detector.training.data import augment, self_blend
-from detector.training.train import (
-    TrainConfig,
-    _data_terms,
-    _fmt_s,
-    _round,
-    binary_metrics,
-    choose_storage,
-    save_weights,
-)
+from detector.training.dataset import augment
+from detector.training.fakes import self_blend
+from detector.training.train import TrainConfig, _data_terms, _fmt_s, choose_storage, save_weights
 
 TWO_STREAM_NAMES = ("two_stream_frame", "two_stream_video")
 WINDOW = 10
@@ -139,7 +132,7 @@ def pair_inputs(pairs: list[Pair], size: int, rng: np.random.Generator | None, s
             b.append(augment(p.next_crop, size, np.random.default_rng(seed)))
     same = {x.shape for x in a} | {x.shape for x in b}
     if len(same) > 1:
-        from detector.training.data import resize_square
+        from detector.training.dataset import resize_square
 
         a = [resize_square(x, size) for x in a]
         b = [resize_square(x, size) for x in b]
@@ -401,7 +394,7 @@ def run(args, log=print) -> dict:
             "fake per real pair",
             "training_command": "python -m detector " + shlex.join(sys.argv[1:]),
             "wall_time_s": round(time.time() - t0, 1),
-            "metrics": _round(
+            "metrics": json_ready(
                 {
                     "cv": cv_metrics,
                     "cv_with_synthetic_fakes": {
@@ -413,7 +406,8 @@ def run(args, log=print) -> dict:
                     f"{groups} (a real clip and the fakes made on it share a group); pooled "
                     "predictions; 'cv' counts the real and fake clips only, "
                     "'cv_with_synthetic_fakes' adds the held-out group's SBI pairs",
-                }
+                },
+                4,
             ),
             "notes": (
                 f"DATA IS THIN: {len(clips)} clips, so the cross-validated numbers have wide "
