@@ -187,19 +187,15 @@ def clip_scorer(check: int = 12):
     from detector.models import create_model, read_manifest
     from detector.scoring.ensemble import Ensemble
     from detector.settings import cache_dir
-    from detector.training.clip import (
-        ClipTrainConfig,
-        _CachedHead,
-        extract_features,
-        predict_cached,
-    )
+    from detector.training.clip import CachedHead, ClipTrainConfig, predict_cached
+    from detector.training.clip_pool import extract_features
 
     conf = read_manifest("clip_vit_b16")["config"]
     cfg = ClipTrainConfig(
         recipe=conf["recipe"], layers=tuple(conf["layers"]), tune_from=conf["tune_from"]
     )
     det = create_model("clip_vit_b16").net.eval()
-    head = _CachedHead(det, cfg)
+    head = CachedHead(det, cfg)
     folder = cache_dir() / "crossval" / f"clipfeat_{cfg.tune_from - 1}"
     checked = []
 

@@ -38,7 +38,7 @@ def int8_scorer():
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     from detector.models import create_model, get_spec
-    from detector.scoring.ensemble import preprocess
+    from detector.models.preprocess import preprocess
 
     spec = get_spec(NAME)
     with warnings.catch_warnings():

@@ -20,13 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from detector.settings import cache_dir
-from detector.training.clip import (
-    ClipTrainConfig,
-    _CachedHead,
-    extract_features,
-    predict_cached,
-    train_and_save,
-)
+from detector.training.clip import CachedHead, ClipTrainConfig, predict_cached, train_and_save
+from detector.training.clip_pool import extract_features
 from detector.types import ScoringSettings
 from scripts.calibrate import aucs, objective, video_scores
 from scripts.crossval import all_faces
@@ -84,7 +79,7 @@ def main(argv=None) -> int:
             else train_and_save(cfg, out, command)
         )
         feats = crossval_features(faces, cfg.tune_from - 1)
-        head = _CachedHead(det, cfg)
+        head = CachedHead(det, cfg)
         scores = {
             k: predict_cached(head, feats[k], cfg.recipe == "ln") if k in feats else np.zeros(0)
             for k in faces

@@ -73,7 +73,7 @@ def clips(root: Path | None = None) -> list[Clip]:
 def ffpp_val_videos() -> dict[str, np.ndarray]:
     """Real FF++ validation-id videos as stacks of pipeline-cut crops (10 frames each)."""
     from detector.settings import WEIGHTS_DIR
-    from detector.training.clip import align_folder
+    from detector.training.clip_pool import align_folder
     from detector.training.splits import ffpp_target_id, ffpp_video_id
 
     split = json.loads((WEIGHTS_DIR / "splits" / "ffpp_split.json").read_text("utf-8"))

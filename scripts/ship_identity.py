@@ -27,7 +27,7 @@ from detector.faces.identity import CROP_MARGIN, IDENTITY_WEIGHTS, INPUT_SIZE, p
 from detector.models.backbones import facenet_irv1, load_pretrained, pretrained_dir
 from detector.models.weights import dequantize_state, load_state_dict, quantize_state
 from detector.settings import WEIGHTS_DIR, cache_dir, data_dir
-from detector.training.train import save_weights
+from detector.training.storage import save_weights
 
 SOURCE = "inception_resnet_v1_msceleb"
 MIN_MEAN_COSINE = 0.99

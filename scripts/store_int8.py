@@ -22,15 +22,10 @@ import torch
 from detector.evaluation.metrics import json_ready
 from detector.models.weights import dequantize_state, load_state_dict, quantize_state
 from detector.settings import WEIGHTS_DIR
-from detector.training.train import (
-    STORAGE_NOTES,
-    TrainConfig,
-    load_splits,
-    predict,
-    save_weights,
-    set_metrics,
-    trainables,
-)
+from detector.training.config import TrainConfig, load_splits
+from detector.training.predict import predict, set_metrics
+from detector.training.storage import STORAGE_NOTES, save_weights
+from detector.training.trainables import trainables
 
 
 def _config(man: dict) -> TrainConfig:

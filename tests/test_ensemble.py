@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from detector.models import create_model, get_spec, list_models, model_card
-from detector.scoring.ensemble import Ensemble, LoadedModel, bf16_holds, freeze_for_cpu, preprocess
-from detector.training.train import save_weights
+from detector.models.preprocess import preprocess
+from detector.scoring.ensemble import Ensemble, LoadedModel, bf16_holds, freeze_for_cpu
+from detector.training.storage import save_weights
 
 FRAME_MEMBERS = [
     n for n in list_models() if get_spec(n).kind == "frame" and get_spec(n).inputs == "crop"

@@ -14,8 +14,8 @@ from detector.models import create_model, get_spec
 from detector.models.weights import INT8_SUFFIX, dequantize_state, load_state_dict, quantize_state
 from detector.scoring.ensemble import Ensemble, track_windows
 from detector.training.images import default_landmarks
-from detector.training.temporal import FaceSequence, make_sequence
-from detector.training.train import save_weights
+from detector.training.sequences import FaceSequence, make_sequence
+from detector.training.storage import save_weights
 from tests.test_train import _face
 
 
@@ -107,7 +107,7 @@ def test_ensemble_scores_temporal_member_per_window(tmp_path):
     assert ens.temporal_names == (name,)
     assert np.allclose(p[[0, 1, 2, 5, 6]], p[0]) and np.allclose(p[[3, 4]], p[3])
     assert p[0] != p[3]
-    from detector.scoring.ensemble import preprocess
+    from detector.models.preprocess import preprocess
 
     module = ens.members[name].module
     x = preprocess(crops[[3, 4]], get_spec(name), torch.device("cpu"))[None]
@@ -131,7 +131,7 @@ def test_flow_is_zero_for_a_still_face_and_follows_a_shift():
 
 @pytest.mark.parametrize("name", ["two_stream_frame", "two_stream_video"])
 def test_two_stream_members_take_packed_crop_and_flow(name, tmp_path):
-    from detector.scoring.ensemble import preprocess
+    from detector.models.preprocess import preprocess
 
     spec = get_spec(name)
     assert spec.inputs == "crop_and_flow"

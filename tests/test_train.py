@@ -138,7 +138,9 @@ def _write_faces(folder: Path, names: list[str]) -> None:
 
 
 def test_tiny_training_run_writes_loadable_weights(tmp_path, monkeypatch):
-    from detector.training.train import Trainable, TrainConfig, load_splits, train
+    from detector.training.config import TrainConfig, load_splits
+    from detector.training.train import train
+    from detector.training.trainables import Trainable
 
     monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path / "cache"))
     real, fake = tmp_path / "real", tmp_path / "fake"
@@ -185,7 +187,7 @@ def test_tiny_training_run_writes_loadable_weights(tmp_path, monkeypatch):
 def test_saved_weights_have_deterministic_bytes(tmp_path):
     from safetensors import safe_open
 
-    from detector.training.train import save_weights
+    from detector.training.storage import save_weights
 
     state = _Tiny().state_dict()
     a = save_weights(state, tmp_path / "a.safetensors", torch.float16)
@@ -210,7 +212,7 @@ def test_shipped_split_matches_the_shared_data():
 
 
 def test_teachers_give_soft_targets_and_pooled_features():
-    from detector.training.train import Teachers
+    from detector.training.distill import Teachers
 
     teacher = Teachers(["efficientnet_lite0"], torch.device("cpu"))
     imgs = np.stack([_face(224, seed) for seed in range(3)])

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from detector.settings import PROJECT_ROOT
-from detector.training.train import TRAINABLE_NAMES, TrainConfig, train
+from detector.training.config import TrainConfig
+from detector.training.train import train
+from detector.training.trainables import TRAINABLE_NAMES
 
 
 def add_arguments(p) -> None:

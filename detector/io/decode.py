@@ -22,13 +22,13 @@ from detector.io.probe import (
     MAX_PIXELS,
     MAX_SAMPLES,
     SamplingPlan,
-    _check_size,
-    _open,
-    _out_of_memory,
-    _reason,
-    _target_times,
-    _upright,
-    _video_stream,
+    check_size,
+    open_container,
+    out_of_memory_error,
+    reason_of,
+    target_times,
+    upright_rgb,
+    video_stream_of,
 )
 from detector.types import DecodeGap, SampledFrame, VideoInfo
 
@@ -83,7 +83,7 @@ def iter_frames(
             (consecutive raw frames for optical flow); the last frame of a stream has none.
     """
     stats = stats if stats is not None else DecodeStats()
-    targets = _target_times(plan, info, max_samples)
+    targets = target_times(plan, info, max_samples)
     name = info.name
     period = 1.0 / info.fps if info.fps > 0 else 0.0
     partner = None
@@ -99,8 +99,8 @@ def iter_frames(
         targets = [t for t, _ in merged]
         partner = [is_partner for _, is_partner in merged]
     try:
-        with _open(path, name, max_pixels) as container:
-            stream = _video_stream(container, name)
+        with open_container(path, name, max_pixels) as container:
+            stream = video_stream_of(container, name)
             stream.thread_type = "AUTO"
             items = _decode(
                 container,
@@ -117,7 +117,7 @@ def iter_frames(
             )
             yield from _with_next(items, period) if with_next else items
     except MemoryError:
-        raise _out_of_memory(name) from None
+        raise out_of_memory_error(name) from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -213,7 +213,7 @@ def _decode(
         except MemoryError:
             raise
         except av.FFmpegError as exc:
-            yield DecodeGap(stats.last_timestamp_s, f"reading stopped: {_reason(exc)}")
+            yield DecodeGap(stats.last_timestamp_s, f"reading stopped: {reason_of(exc)}")
             failed_demux = True
             break
         stats.packets += 1
@@ -229,11 +229,11 @@ def _decode(
             raise
         except av.FFmpegError as exc:
             yield DecodeGap(
-                stats.last_timestamp_s, f"a packet could not be decoded: {_reason(exc)}"
+                stats.last_timestamp_s, f"a packet could not be decoded: {reason_of(exc)}"
             )
             continue
         for frame in frames:
-            _check_size(frame.width, frame.height, max_pixels, info.name)
+            check_size(frame.width, frame.height, max_pixels, info.name)
             t = frame_time(frame, ordinal)
             index = round(t * info.fps) if (seeked and info.fps > 0) else ordinal
             ordinal += 1
@@ -244,10 +244,10 @@ def _decode(
                 continue
             if targets is None:
                 if stats.frames_sampled >= limit:  # with_next: the frame after the last sample
-                    yield _NextFrame(SampledFrame(index, t, _upright(frame)))
+                    yield _NextFrame(SampledFrame(index, t, upright_rgb(frame)))
                     return
                 stats.frames_sampled += 1
-                yield SampledFrame(index, t, _upright(frame))
+                yield SampledFrame(index, t, upright_rgb(frame))
                 if stats.frames_sampled >= limit and not with_next:
                     return
                 continue
@@ -257,10 +257,10 @@ def _decode(
             while next_target < len(targets) and targets[next_target] <= t + half_period:
                 next_target += 1
             if partner is not None and all(partner[first:next_target]):
-                yield _NextFrame(SampledFrame(index, t, _upright(frame)))
+                yield _NextFrame(SampledFrame(index, t, upright_rgb(frame)))
             else:
                 stats.frames_sampled += 1
-                yield SampledFrame(index, t, _upright(frame))
+                yield SampledFrame(index, t, upright_rgb(frame))
             if next_target >= len(targets):
                 return
             jump = targets[next_target] - t

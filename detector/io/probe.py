@@ -95,11 +95,13 @@ def check_file(path: Path, name: str, max_pixels: int = MAX_PIXELS) -> str:
     kind = require_video(head, name)
     declared = declared_frame_size(head, kind)
     if declared is not None:
-        _check_size(*declared, max_pixels, name)
+        check_size(*declared, max_pixels, name)
     return kind
 
 
-def _open(path: Path, name: str, max_pixels: int = MAX_PIXELS) -> av.container.InputContainer:
+def open_container(
+    path: Path, name: str, max_pixels: int = MAX_PIXELS
+) -> av.container.InputContainer:
     """Open a file judged by its content (:func:`check_file`), with the matching demuxer forced."""
     kind = check_file(path, name, max_pixels)
     try:
@@ -112,12 +114,12 @@ def _open(path: Path, name: str, max_pixels: int = MAX_PIXELS) -> av.container.I
             metadata_errors="ignore",
         )
     except MemoryError:
-        raise _out_of_memory(name) from None
+        raise out_of_memory_error(name) from None
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise VideoReadError(f"{name}: not a readable video file ({_reason(exc)})") from None
+        raise VideoReadError(f"{name}: not a readable video file ({reason_of(exc)})") from None
 
 
-def _check_size(width: int, height: int, max_pixels: int, name: str) -> None:
+def check_size(width: int, height: int, max_pixels: int, name: str) -> None:
     if width * height > max_pixels or max(width, height) > MAX_SIDE:
         raise VideoTooLargeError(
             f"{name}: frame size {width}x{height} is beyond the {max_pixels / 1e6:.0f} "
@@ -125,17 +127,17 @@ def _check_size(width: int, height: int, max_pixels: int, name: str) -> None:
         )
 
 
-def _out_of_memory(name: str) -> VideoTooLargeError:
+def out_of_memory_error(name: str) -> VideoTooLargeError:
     return VideoTooLargeError(f"{name}: decoding needed more memory than this analysis allows")
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
     """FFmpeg's words for what went wrong, without the file path it was given."""
     text = getattr(exc, "strerror", None) or type(exc).__name__
     return str(text)[:120]
 
 
-def _video_stream(container: av.container.InputContainer, name: str) -> av.video.VideoStream:
+def video_stream_of(container: av.container.InputContainer, name: str) -> av.video.VideoStream:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["nothing"]
         raise NoVideoStreamError(
@@ -157,13 +159,13 @@ def probe(path: Path, *, name: str | None = None, max_pixels: int = MAX_PIXELS) 
     """
     path = Path(path)
     name = name or path.name
-    with _open(path, name, max_pixels) as container:
-        stream = _video_stream(container, name)
+    with open_container(path, name, max_pixels) as container:
+        stream = video_stream_of(container, name)
         ctx = stream.codec_context
         width, height = int(ctx.width or 0), int(ctx.height or 0)
         if width <= 0 or height <= 0:
             raise VideoReadError(f"{name}: the video stream declares no frame size")
-        _check_size(width, height, max_pixels, name)
+        check_size(width, height, max_pixels, name)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 0.0
         duration_s = 0.0
@@ -171,8 +173,8 @@ def probe(path: Path, *, name: str | None = None, max_pixels: int = MAX_PIXELS) 
             duration_s = float(stream.duration * stream.time_base)
         elif container.duration:
             duration_s = container.duration / av.time_base
-        first = _first_frame(container, stream, name, max_pixels)
-        rotation = _rotation(first)
+        first = first_frame(container, stream, name, max_pixels)
+        rotation = rotation_of(first)
         declared = int(stream.frames or 0)
         if declared > 0:
             count, source = declared, "container"
@@ -196,36 +198,36 @@ def probe(path: Path, *, name: str | None = None, max_pixels: int = MAX_PIXELS) 
         )
 
 
-def _first_frame(container, stream, name: str, max_pixels: int) -> av.VideoFrame:
+def first_frame(container, stream, name: str, max_pixels: int) -> av.VideoFrame:
     try:
         for packet in container.demux(stream):
             try:
                 for frame in packet.decode():
-                    _check_size(frame.width, frame.height, max_pixels, name)
+                    check_size(frame.width, frame.height, max_pixels, name)
                     return frame
             except MemoryError:
                 raise
             except av.FFmpegError:
                 continue
     except MemoryError:
-        raise _out_of_memory(name) from None
+        raise out_of_memory_error(name) from None
     except av.FFmpegError as exc:
         raise VideoReadError(
-            f"{name}: the video stream cannot be decoded ({_reason(exc)})"
+            f"{name}: the video stream cannot be decoded ({reason_of(exc)})"
         ) from None
     raise VideoReadError(f"{name}: no frame of the video stream could be decoded")
 
 
-def _rotation(frame: av.VideoFrame) -> int:
+def rotation_of(frame: av.VideoFrame) -> int:
     """Display rotation in degrees counter-clockwise, snapped to a quarter turn."""
     angle = float(getattr(frame, "rotation", 0) or 0)
     return 0 if not math.isfinite(angle) else (round(angle / 90) * 90) % 360
 
 
-def _upright(frame: av.VideoFrame) -> np.ndarray:
+def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
     """RGB array with the container's rotation applied (display orientation)."""
     image = frame.to_ndarray(format="rgb24")
-    rotation = _rotation(frame)
+    rotation = rotation_of(frame)
     # PyAV reports the display matrix angle counter-clockwise; np.rot90 turns counter-clockwise.
     if rotation:
         image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
@@ -255,7 +257,7 @@ def sampling_cap_note(plan: SamplingPlan, info: VideoInfo, max_samples: int) -> 
     )
 
 
-def _target_times(plan: SamplingPlan, info: VideoInfo, max_samples: int) -> list[float] | None:
+def target_times(plan: SamplingPlan, info: VideoInfo, max_samples: int) -> list[float] | None:
     """Timestamps to sample, or None for count-based plans (first:N, all within the cap)."""
     if plan.kind == "first":
         return None

@@ -11,8 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from detector.errors import DetectorError, VideoReadError, VideoTooLargeError
-from detector.io.isolated.decoder import _limit_resources
-from detector.provenance.model import _MAX_ITEMS, _QT_EPOCH, C2PA_MIME, _text
+from detector.io.isolated.decoder import limit_resources
+from detector.provenance.model import C2PA_MIME, MAX_ITEMS, QT_EPOCH, clean_text
 
 DEVICE_TAGS = {
     "com.apple.quicktime.make": "make",
@@ -81,7 +81,7 @@ def _read_c2pa(path: Path, kind: str, anchors: str | None) -> dict:
     except c2pa.C2paError.ManifestNotFound:
         return {"state": "absent", "message": "no C2PA manifest in the file"}
     except c2pa.C2paError as exc:
-        words = _text(str(exc) or type(exc).__name__, 200)
+        words = clean_text(str(exc) or type(exc).__name__, 200)
         damaged = tuple(getattr(c2pa.C2paError, k) for k in _DAMAGED_MANIFEST)
         if isinstance(exc, damaged):  # a manifest was found, but it is broken
             return {"state": "invalid", "message": f"the credentials cannot be read ({words})"}
@@ -102,7 +102,7 @@ def _read_c2pa(path: Path, kind: str, anchors: str | None) -> dict:
     return {
         "state": "present",
         "manifest": {k: v for k, v in active.items() if k != "assertions"},
-        "actions": actions[:_MAX_ITEMS],
+        "actions": actions[:MAX_ITEMS],
         "results": results,
         "validation_state": store.get("validation_state"),
         "manifest_count": len(manifests),
@@ -130,12 +130,12 @@ def _certificate_info(reader, label) -> dict:
 def _read_metadata(path: Path, name: str, max_pixels: int) -> dict:
     import av
 
-    from detector.io.probe import _first_frame, _open, _rotation
+    from detector.io.probe import first_frame, open_container, rotation_of
 
-    with _open(path, name, max_pixels) as container:
+    with open_container(path, name, max_pixels) as container:
         tags = {str(k): str(v) for k, v in dict(container.metadata).items()}
         streams = []
-        for s in list(container.streams)[:_MAX_ITEMS]:
+        for s in list(container.streams)[:MAX_ITEMS]:
             meta = {str(k): str(v) for k, v in dict(s.metadata).items()}
             duration = float(s.duration * s.time_base) if s.duration and s.time_base else None
             ctx = getattr(s, "codec_context", None)
@@ -183,8 +183,8 @@ def _read_metadata(path: Path, name: str, max_pixels: int) -> dict:
             # Rotation is on decoded frames; a frame beyond the pixel budget is not decoded.
             with contextlib.suppress(VideoReadError, VideoTooLargeError, av.FFmpegError):
                 container.seek(0)
-                first = _first_frame(container, video, name, max_pixels)
-                facts["rotation_deg"] = _rotation(first)
+                first = first_frame(container, video, name, max_pixels)
+                facts["rotation_deg"] = rotation_of(first)
     return facts
 
 
@@ -236,7 +236,7 @@ def _mvhd_modification_time(path: Path) -> str:
         seconds = int.from_bytes(body[8:12], "big")
     if not seconds or seconds > 1 << 40:
         return ""
-    return (_QT_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
+    return (QT_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.000000Z")
 
 
 def _find_box(fh, kind: bytes, start: int, end: int) -> tuple[int, int] | None:
@@ -268,7 +268,7 @@ def _child_main() -> int:
     job = json.loads(sys.stdin.buffer.read(1 << 23))
     limits = job["limits"]
     try:
-        _limit_resources(limits)
+        limit_resources(limits)
         doc = read_facts(job)
     except DetectorError as exc:
         doc = {"type": "error", "status": exc.status, "message": str(exc)}

@@ -13,7 +13,7 @@ from detector.provenance.model import (
     FileMetadata,
     Finding,
     Provenance,
-    _parse_time,
+    parse_time,
 )
 
 # IPTC digital source types (https://cv.iptc.org/newscodes/digitalsourcetype/) in words.
@@ -168,8 +168,8 @@ def _metadata_findings(m: FileMetadata, now: datetime) -> list[Finding]:
                 "common after an upload and not by itself a sign of manipulation.",
             )
         )
-    created = _parse_time(m.creation_time)
-    modified = _parse_time(m.modification_time)
+    created = parse_time(m.creation_time)
+    modified = parse_time(m.modification_time)
     if created and created > now + timedelta(days=1):
         out.append(
             Finding(

@@ -241,13 +241,13 @@ TRUST_CODES = {"signingCredential.untrusted", "signingCredential.trusted"}
 _MAX_TEXT = 300  # characters kept of any string read from the file
 
 
-_MAX_ITEMS = 100  # actions, ingredients, tags, streams kept
+MAX_ITEMS = 100  # actions, ingredients, tags, streams kept
 
 
-_QT_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
+QT_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
 
 
-def _parse_time(text: str) -> datetime | None:
+def parse_time(text: str) -> datetime | None:
     if not text:
         return None
     try:
@@ -257,7 +257,7 @@ def _parse_time(text: str) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
-def _text(value, limit: int = _MAX_TEXT) -> str:
+def clean_text(value, limit: int = _MAX_TEXT) -> str:
     """A printable string of bounded length from anything the file supplied."""
     if value is None:
         return ""

@@ -35,13 +35,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from detector.errors import DecodeTimeoutError, DetectorError, VideoReadError, VideoTooLargeError
-from detector.io.isolated.decoder import _PACKAGE_ROOT, DecodeLimits, _python_path
+from detector.io.isolated.decoder import PACKAGE_ROOT, DecodeLimits, child_python_path
 from detector.io.probe import check_file
 from detector.provenance.child import read_facts
 from detector.provenance.findings import findings
 from detector.provenance.model import (
-    _MAX_ITEMS,
     C2PA_STATES,
+    MAX_ITEMS,
     TRUST_CODES,
     C2paAction,
     C2paIngredient,
@@ -52,7 +52,7 @@ from detector.provenance.model import (
     StatusCode,
     StreamMetadata,
     TrustAnchors,
-    _text,
+    clean_text,
 )
 
 _MAX_OUTPUT = 1 << 20  # bytes of JSON the child may send
@@ -101,7 +101,7 @@ def inspect_file(
     status, message = "ok", ""
     if metadata is None:  # the credentials may still have been read
         status = VideoReadError.status
-        message = _text(raw.get("metadata_error")) or f"{name}: the metadata could not be read"
+        message = clean_text(raw.get("metadata_error")) or f"{name}: the metadata could not be read"
         found.insert(
             0, Finding("notable", "metadata_unreadable", f"The file could not be read: {message}")
         )
@@ -125,13 +125,13 @@ def _num(value) -> float | None:
 
 
 def _items(value) -> list:
-    return list(value[:_MAX_ITEMS]) if isinstance(value, list) else []
+    return list(value[:MAX_ITEMS]) if isinstance(value, list) else []
 
 
 def _pairs(value) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict):
         return ()
-    return tuple((_text(k, 80), _text(v)) for k, v in list(value.items())[:_MAX_ITEMS])
+    return tuple((clean_text(k, 80), clean_text(v)) for k, v in list(value.items())[:MAX_ITEMS])
 
 
 def _credentials_from(raw, trusted_list: bool) -> Credentials:
@@ -139,18 +139,22 @@ def _credentials_from(raw, trusted_list: bool) -> Credentials:
         return Credentials("unchecked", "the credentials reader sent nothing usable")
     state = raw["state"]
     if state in ("absent", "unchecked") or not isinstance(raw.get("manifest"), dict):
-        return Credentials(state if state != "present" else "unchecked", _text(raw.get("message")))
+        return Credentials(
+            state if state != "present" else "unchecked", clean_text(raw.get("message"))
+        )
     m = raw["manifest"]
     results = raw.get("results") if isinstance(raw.get("results"), dict) else {}
     failures = tuple(
-        StatusCode(_text(e.get("code"), 100), _text(e.get("explanation")))
+        StatusCode(clean_text(e.get("code"), 100), clean_text(e.get("explanation")))
         for e in _items(results.get("failure"))
         if isinstance(e, dict)
     )
     successes = {
-        _text(e.get("code"), 100) for e in _items(results.get("success")) if isinstance(e, dict)
+        clean_text(e.get("code"), 100)
+        for e in _items(results.get("success"))
+        if isinstance(e, dict)
     }
-    validation_state = _text(raw.get("validation_state"), 40)
+    validation_state = clean_text(raw.get("validation_state"), 40)
     integrity_failed = any(f.code not in TRUST_CODES for f in failures)
     if validation_state == "Invalid" or integrity_failed or state == "invalid":
         state = "invalid"
@@ -170,22 +174,24 @@ def _credentials_from(raw, trusted_list: bool) -> Credentials:
                 agent = " ".join(str(agent.get(k, "")) for k in ("name", "version")).strip()
             actions.append(
                 C2paAction(
-                    _text(a.get("action"), 100),
-                    _text(a.get("when"), 60),
-                    _text(agent),
-                    _text(a.get("digitalSourceType")),
+                    clean_text(a.get("action"), 100),
+                    clean_text(a.get("when"), 60),
+                    clean_text(agent),
+                    clean_text(a.get("digitalSourceType")),
                 )
             )
     ingredients = tuple(
         C2paIngredient(
-            _text(i.get("title")), _text(i.get("format"), 60), _text(i.get("relationship"), 40)
+            clean_text(i.get("title")),
+            clean_text(i.get("format"), 60),
+            clean_text(i.get("relationship"), 40),
         )
         for i in _items(m.get("ingredients"))
         if isinstance(i, dict)
     )
     source_types = {a.digital_source_type for a in actions if a.digital_source_type}
     if m.get("digital_source_type"):
-        source_types.add(_text(m.get("digital_source_type")))
+        source_types.add(clean_text(m.get("digital_source_type")))
     generator = _generator(m)
     message = {
         "present": "signed, and the file is unchanged since",
@@ -193,14 +199,14 @@ def _credentials_from(raw, trusted_list: bool) -> Credentials:
     }[state]
     return Credentials(
         state=state,
-        message=_text(raw.get("message")) or message,
+        message=clean_text(raw.get("message")) or message,
         claim_generator=generator,
-        title=_text(m.get("title")),
-        signer=_text(sig.get("common_name")) or _dn(cert.get("subject")),
-        signer_organization=_text(sig.get("issuer")),
+        title=clean_text(m.get("title")),
+        signer=clean_text(sig.get("common_name")) or _dn(cert.get("subject")),
+        signer_organization=clean_text(sig.get("issuer")),
         issuer=_dn(cert.get("issuer")),
         certificate_valid=_validity(cert.get("validity")),
-        signing_time=_text(sig.get("time"), 60),
+        signing_time=clean_text(sig.get("time"), 60),
         validation_state=validation_state,
         trust=trust,
         errors=failures,
@@ -215,22 +221,22 @@ def _dn(name) -> str:
     """A distinguished name in words: "Common Name (Organisation)"."""
     if not isinstance(name, dict):
         return ""
-    cn, org = _text(name.get("CN"), 120), _text(name.get("O"), 120)
+    cn, org = clean_text(name.get("CN"), 120), clean_text(name.get("O"), 120)
     return f"{cn} ({org})" if cn and org and cn != org else cn or org
 
 
 def _validity(validity) -> str:
     if not isinstance(validity, dict):
         return ""
-    start, end = _text(validity.get("notBefore"), 40), _text(validity.get("notAfter"), 40)
+    start, end = clean_text(validity.get("notBefore"), 40), clean_text(validity.get("notAfter"), 40)
     return f"{start} to {end}" if start or end else ""
 
 
 def _generator(m: dict) -> str:
     infos = m.get("claim_generator_info")
     if isinstance(infos, list) and infos and isinstance(infos[0], dict):
-        return _text(" ".join(str(infos[0].get(k, "")) for k in ("name", "version")).strip())
-    return _text(m.get("claim_generator"))
+        return clean_text(" ".join(str(infos[0].get(k, "")) for k in ("name", "version")).strip())
+    return clean_text(m.get("claim_generator"))
 
 
 def _metadata_from(raw) -> FileMetadata | None:
@@ -242,11 +248,11 @@ def _metadata_from(raw) -> FileMetadata | None:
             streams.append(
                 StreamMetadata(
                     index=int(_num(s.get("index")) or 0),
-                    kind=_text(s.get("kind"), 20),
-                    codec=_text(s.get("codec"), 40),
-                    handler_name=_text(s.get("handler_name")),
-                    encoder=_text(s.get("encoder")),
-                    creation_time=_text(s.get("creation_time"), 60),
+                    kind=clean_text(s.get("kind"), 20),
+                    codec=clean_text(s.get("codec"), 40),
+                    handler_name=clean_text(s.get("handler_name")),
+                    encoder=clean_text(s.get("encoder")),
+                    creation_time=clean_text(s.get("creation_time"), 60),
                     duration_s=_num(s.get("duration_s")),
                     tags=_pairs(s.get("tags")),
                 )
@@ -254,16 +260,16 @@ def _metadata_from(raw) -> FileMetadata | None:
     rotation = _num(raw.get("rotation_deg"))
     mode = raw.get("frame_rate_mode")
     return FileMetadata(
-        container=_text(raw.get("container"), 60),
-        major_brand=_text(raw.get("major_brand"), 20),
-        minor_version=_text(raw.get("minor_version"), 20),
-        compatible_brands=tuple(_text(b, 8) for b in _items(raw.get("compatible_brands"))),
-        encoder=_text(raw.get("encoder")),
-        creation_time=_text(raw.get("creation_time"), 60),
-        modification_time=_text(raw.get("modification_time"), 60),
-        device_make=_text(raw.get("device_make")),
-        device_model=_text(raw.get("device_model")),
-        device_software=_text(raw.get("device_software")),
+        container=clean_text(raw.get("container"), 60),
+        major_brand=clean_text(raw.get("major_brand"), 20),
+        minor_version=clean_text(raw.get("minor_version"), 20),
+        compatible_brands=tuple(clean_text(b, 8) for b in _items(raw.get("compatible_brands"))),
+        encoder=clean_text(raw.get("encoder")),
+        creation_time=clean_text(raw.get("creation_time"), 60),
+        modification_time=clean_text(raw.get("modification_time"), 60),
+        device_make=clean_text(raw.get("device_make")),
+        device_model=clean_text(raw.get("device_model")),
+        device_software=clean_text(raw.get("device_software")),
         rotation_deg=None if rotation is None else int(rotation),
         frame_rate_fps=_num(raw.get("frame_rate_fps")),
         frame_rate_mode=mode if mode in ("constant", "variable") else "unknown",
@@ -282,8 +288,8 @@ def _run_isolated(job: dict, limits: DecodeLimits, name: str) -> dict:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        cwd=_PACKAGE_ROOT,
-        env={**os.environ, "PYTHONPATH": _python_path(), "MALLOC_ARENA_MAX": "2"},
+        cwd=PACKAGE_ROOT,
+        env={**os.environ, "PYTHONPATH": child_python_path(), "MALLOC_ARENA_MAX": "2"},
     )
     try:
         with contextlib.suppress(BrokenPipeError):  # a child that died at once: see below
@@ -327,5 +333,5 @@ def _run_isolated(job: dict, limits: DecodeLimits, name: str) -> dict:
         cls = {c.status: c for c in (VideoReadError, VideoTooLargeError)}.get(
             status, VideoReadError
         )
-        raise cls(_text(doc.get("message")) or f"{name}: the file could not be read")
+        raise cls(clean_text(doc.get("message")) or f"{name}: the file could not be read")
     return doc

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from detector.models import ModelCard, ModelSpec, create_model, get_spec, model_card
+from detector.models.preprocess import as_batch, normalised, preprocess, resized_to, with_flow
 from detector.scoring.device import native_bf16, release_free_memory, resolve_device
 from detector.scoring.frozen import cache_key, cached, file_stamps
 
@@ -136,57 +136,6 @@ def member_cache_key(
 def _cost(net: nn.Module, spec: ModelSpec) -> float:
     """Parameters x input pixels: the heaviest members are started first."""
     return float(sum(p.numel() for p in net.parameters()) * spec.input_size**2)
-
-
-def _to_input(crops: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 N x H x W x 3 -> uint8 N x 3 x H x W (a channels-last view, no copy on CPU)."""
-    return torch.from_numpy(np.ascontiguousarray(crops)).to(device).permute(0, 3, 1, 2)
-
-
-def _resized(x: torch.Tensor, size: int) -> torch.Tensor:
-    """uint8 N x 3 x H x W -> float N x 3 x S x S in [0, 1] (antialiased bilinear, as trained).
-
-    On a CPU the resize runs on the uint8 pixels (torch's vectorised uint8 path, about 10x faster
-    than on floats at 320 -> 224 px) and rounds each pixel to the nearest level, a difference of
-    at most half a grey level from resizing floats as the training did;
-    ``scripts/check_precision.py`` measures the validation AUC through this path.
-    """
-
-    def resize(t: torch.Tensor) -> torch.Tensor:
-        if t.shape[-1] == size and t.shape[-2] == size:
-            return t
-        return F.interpolate(t, (size, size), mode="bilinear", antialias=True, align_corners=False)
-
-    if x.device.type == "cpu":
-        return resize(x).float() / 255.0
-    return resize(x.float() / 255.0)
-
-
-def _normalised(x: torch.Tensor, spec: ModelSpec) -> torch.Tensor:
-    mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-
-
-def preprocess(
-    crops: np.ndarray, spec: ModelSpec, device: torch.device, next_crops=None
-) -> torch.Tensor:
-    """uint8 N x H x W x 3 RGB crops -> normalised float N x 3 x S x S at the model's input size.
-
-    Members with ``inputs == "crop_and_flow"`` get 2 more channels: the optical flow from each crop
-    to ``next_crops[i]`` (the same box in the next raw frame; zero motion where it is None).
-    """
-    x = _normalised(_resized(_to_input(crops, device), spec.input_size), spec)
-    return _with_flow(x, crops, spec, device, next_crops)
-
-
-def _with_flow(x, crops, spec: ModelSpec, device, next_crops) -> torch.Tensor:
-    if spec.inputs != "crop_and_flow":
-        return x
-    from detector.models.families.two_stream import flow_batch
-
-    flow = flow_batch(crops, next_crops, spec.input_size).to(device)
-    return torch.cat([x, flow.contiguous(memory_format=torch.channels_last)], dim=1)
 
 
 class CoreWorkers:
@@ -356,11 +305,11 @@ class Ensemble:
                 member = per_frame[name]
                 spec = member.spec
                 with torch.inference_mode():
-                    x = _normalised(resized[spec.input_size][rows], spec)
+                    x = normalised(resized[spec.input_size][rows], spec.mean, spec.std)
                     sub = part[rows]
                     at = start + rows.start
                     nxt = next_crops[at : at + len(sub)] if next_crops is not None else None
-                    x = _with_flow(x, sub, spec, self.device, nxt)
+                    x = with_flow(x, sub, spec, self.device, nxt)
                     logits = member(x).reshape(-1)
                     out[at : at + len(logits), columns[name]] = torch.sigmoid(logits).cpu().numpy()
 
@@ -369,8 +318,8 @@ class Ensemble:
         with torch.inference_mode():
             for start in range(0, len(crops) if per_frame else 0, chunk):
                 part = np.stack(crops[start : start + chunk])
-                raw = _to_input(part, self.device)
-                resized = {size: _resized(raw, size) for size in sizes}  # shared by members
+                raw = as_batch(part, self.device)
+                resized = {size: resized_to(raw, size) for size in sizes}  # shared by members
                 tasks = [
                     member_task(n, start, part, resized, rows)
                     for n in heaviest_first

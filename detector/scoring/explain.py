@@ -27,8 +27,8 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from detector.models import create_model, get_spec
+from detector.models.preprocess import preprocess
 from detector.reporting.visual import STANDS_OUT_AT, overlay_heatmap
-from detector.scoring.ensemble import preprocess
 
 LEANS_FAKE_AT = 0.5
 """The model's own score for the crop must reach this (its logit is then positive) for its map to

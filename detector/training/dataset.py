@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.training.fakes import _colour_jitter, face_warp, self_blend
+from detector.training.fakes import colour_jitter, face_warp, self_blend
 from detector.training.images import Landmarks, cached_landmarks, list_images, read_rgb
 from detector.training.splits import ffpp_target_id, ffpp_video_id
 
@@ -65,7 +65,7 @@ def augment(
     if rng.random() < s.flip:
         out = out[:, ::-1]
     if rng.random() < s.colour:
-        out = _colour_jitter(out, rng, 0.1)
+        out = colour_jitter(out, rng, 0.1)
     if rng.random() < s.blur:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2))
     if rng.random() < s.rescale:

@@ -93,7 +93,7 @@ def _blend(target: np.ndarray, source: np.ndarray, mask: np.ndarray, ratio: floa
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _colour_jitter(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
+def colour_jitter(img: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
     x = img.astype(np.float32)
     x = x * rng.uniform(1 - strength, 1 + strength) + rng.uniform(-25, 25) * strength
     x = x + rng.uniform(-20, 20, size=3) * strength  # per-channel shift (RGB)
@@ -112,7 +112,7 @@ def self_blend(
     (the "mask generator"); blending ratio is random, often 1.
     """
     h, w = image.shape[:2]
-    source = _colour_jitter(image, rng, 0.15)
+    source = colour_jitter(image, rng, 0.15)
     if rng.random() < 0.5:
         blur = cv2.GaussianBlur(source, (0, 0), rng.uniform(0.5, 1.5))
         source = blur
@@ -146,7 +146,7 @@ def face_warp(
     interp = cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC
     source = cv2.resize(small, (w, h), interpolation=interp)
     if rng.random() < 0.3:
-        source = _colour_jitter(source, rng, 0.05)
+        source = colour_jitter(source, rng, 0.05)
     mask = blend_mask((h, w), landmarks, rng)
     return _blend(image, source, mask, 1.0), mask
 

@@ -27,13 +27,11 @@ Two ways of training:
   from random initialisation, sequences generated on the fly, within a time budget.
 
 Metrics are per sequence (= per video): AUC, accuracy, TPR/TNR, precision, confusion, and a 95 %
-bootstrap confidence interval of the AUC over videos, because the sets are small.
-"""
+bootstrap confidence interval of the AUC over videos, because the sets are small."""
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,24 +40,27 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detector.evaluation.metrics import binary_metrics, bootstrap_auc_ci, json_ready
+from detector.evaluation.metrics import binary_metrics, json_ready
 from detector.settings import PROJECT_ROOT
-from detector.training.dataset import FaceSet, augment, resize_square
-from detector.training.fakes import self_blend
-from detector.training.train import (
-    TrainConfig,
-    _data_terms,
-    _fmt_s,
-    choose_storage,
-    load_splits,
-    save_weights,
-)
+from detector.training.config import TrainConfig, load_splits
+from detector.training.manifest import data_terms_of, fmt_s
+from detector.training.storage import choose_storage, save_weights
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
+from detector.training.sequences import (
+    KINDS,
+    FaceSequence,
+    eval_sequences,
+    make_sequence,
+    sequence_metrics,
+    sequences_of,
+    to_batch,
+)
 
 TEMPORAL_NAMES = ("lstm_efficientnet_lite0", "lstm_xception", "resnext50_lstm")
+
+
 FROZEN_TRUNKS = {
     "lstm_efficientnet_lite0": "efficientnet_lite0",
     "lstm_xception": "xception",
@@ -80,78 +81,6 @@ def frozen_trunk(cfg: TemporalConfig) -> str | None:
 
 # the head of each trunk's per-frame network, dropped when the trunk goes under the LSTM
 TRUNK_HEADS = {"efficientnet_lite0": "classifier.", "xception": "fc.", "resnext50_32x4d": "fc."}
-KINDS = ("real", "fake", "sbi_track", "sbi_flicker")
-
-
-@dataclass(frozen=True)
-class FaceSequence:
-    """The ordered crops of one video, with landmarks (reals) and label (1 = fake)."""
-
-    video: str
-    label: int
-    images: tuple[np.ndarray, ...]
-    landmarks: tuple
-
-
-def _frame_number(name: str) -> int:
-    m = re.search(r"_(\d+)\.[A-Za-z]+$", name)
-    return int(m.group(1)) if m else 0
-
-
-def sequences_of(fs: FaceSet) -> list[FaceSequence]:
-    """Group a FaceSet's frames into per-video sequences ordered by frame number."""
-    by_video: dict[str, list[int]] = {}
-    for i, v in enumerate(fs.videos):
-        by_video.setdefault(v, []).append(i)
-    out = []
-    for v in sorted(by_video):
-        idx = sorted(by_video[v], key=lambda i: _frame_number(fs.names[i]))
-        out.append(
-            FaceSequence(
-                video=v,
-                label=int(fs.labels[idx[0]]),
-                images=tuple(fs.images[i] for i in idx),
-                landmarks=tuple(fs.landmarks[i] for i in idx),
-            )
-        )
-    return out
-
-
-def make_sequence(
-    seq: FaceSequence, kind: str, rng: np.random.Generator, size: int, train: bool = True
-) -> np.ndarray:
-    """One (T, size, size, 3) uint8 sequence of the given kind (see the module docstring)."""
-    frames = list(seq.images)
-    if kind == "sbi_track":
-        blend_seed = int(rng.integers(2**31))
-        frames = [
-            self_blend(im, lm, np.random.default_rng(blend_seed))[0]
-            for im, lm in zip(frames, seq.landmarks, strict=True)
-        ]
-    elif kind == "sbi_flicker":
-        chosen = rng.random(len(frames)) < 0.5
-        chosen[rng.integers(len(frames))] = True  # at least one blended frame
-        if chosen.all():
-            chosen[rng.integers(len(frames))] = False  # and one left as it was
-        frames = [
-            self_blend(im, lm, np.random.default_rng(int(rng.integers(2**31))))[0] if c else im
-            for im, lm, c in zip(frames, seq.landmarks, chosen, strict=True)
-        ]
-    if not train:
-        return np.stack([resize_square(im, size) for im in frames])
-    aug_seed = int(rng.integers(2**31))
-    return np.stack([augment(im, size, np.random.default_rng(aug_seed)) for im in frames])
-
-
-def to_batch(seqs: np.ndarray, mean, std, device) -> torch.Tensor:
-    """uint8 (B, T, S, S, 3) -> normalised float (B, T, 3, S, S)."""
-    import torch
-
-    x = torch.from_numpy(np.ascontiguousarray(seqs)).to(device).float() / 255
-    x = x.permute(0, 1, 4, 2, 3)
-    m = torch.tensor(mean, device=device).view(1, 1, 3, 1, 1)
-    s = torch.tensor(std, device=device).view(1, 1, 3, 1, 1)
-    return (x - m) / s
 
 
 @dataclass(frozen=True)
@@ -190,11 +119,11 @@ def load_sequence_sets(cfg: TemporalConfig, log: Callable[[str], None] = print) 
     tc = TrainConfig(
         model=cfg.model, real=cfg.real, fake=cfg.fake, split_file=cfg.split_file, seed=cfg.seed
     )
-    from detector.training.train import _is_id_split_folder
+    from detector.training.config import is_id_split_folder
 
     data = load_splits(tc, log)
     # only id-split (video) folders make sequences: photos of one person are not a video
-    video_folders = {str(f) for f in (*cfg.real, *cfg.fake) if _is_id_split_folder(Path(f))}
+    video_folders = {str(f) for f in (*cfg.real, *cfg.fake) if is_id_split_folder(Path(f))}
     skipped = [str(f) for f in (*cfg.real, *cfg.fake) if str(f) not in video_folders]
     if skipped:
         log(f"not video frame folders, left out of the sequences: {', '.join(skipped)}")
@@ -204,38 +133,6 @@ def load_sequence_sets(cfg: TemporalConfig, log: Callable[[str], None] = print) 
         seqs = [s for s in sequences_of(fs.subset(keep)) if len(s.images) >= 2]
         out[name] = seqs
     return SequenceSets(out["train"], out["val"], out["test"], data.split)
-
-
-def eval_sequences(
-    sets: list[FaceSequence], seed: int, with_synthetic: bool
-) -> tuple[list[FaceSequence | tuple], np.ndarray, list[str]]:
-    """Fixed evaluation items: (sequence, kind) pairs, labels, names."""
-    items, labels, names = [], [], []
-    for s in sets:
-        items.append((s, "real" if s.label == 0 else "fake"))
-        labels.append(s.label)
-        names.append(s.video)
-    if with_synthetic:
-        for k, s in enumerate(x for x in sets if x.label == 0):
-            kind = ("sbi_track", "sbi_flicker")[k % 2]
-            items.append((s, kind))
-            labels.append(1)
-            names.append(f"{kind}_{s.video}")
-    return items, np.array(labels), names
-
-
-def sequence_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
-    m = binary_metrics(labels, scores)
-    return {
-        "video_auc": m["auc"],
-        "video_auc_ci95": bootstrap_auc_ci(labels, scores, n=1000),
-        "accuracy": m["accuracy"],
-        "tpr": m["tpr"],
-        "tnr": m["tnr"],
-        "precision": m["precision"],
-        "confusion": m["confusion"],
-        "n_videos": m["n"],
-    }
 
 
 def build(cfg: TemporalConfig, device) -> nn.Module:
@@ -510,7 +407,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
             if trunk
             else ""
         ),
-        "data_terms": _data_terms(TrainConfig(model=cfg.model, real=cfg.real, fake=cfg.fake)),
+        "data_terms": data_terms_of(TrainConfig(model=cfg.model, real=cfg.real, fake=cfg.fake)),
         "trained_on": (
             f"{sum(s.label == 0 for s in sets.train)} real and "
             f"{sum(s.label == 1 for s in sets.train)} fake FaceForensics++ c23 videos "
@@ -538,7 +435,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         "notes": _notes(cfg, frozen, storage),
     }
     (out / f"{cfg.model}.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-    log(f"wrote {out / cfg.model}.safetensors ({storage}, sha256 {sha[:12]}) in {_fmt_s(wall)}")
+    log(f"wrote {out / cfg.model}.safetensors ({storage}, sha256 {sha[:12]}) in {fmt_s(wall)}")
     return manifest
 
 

@@ -37,9 +37,11 @@ import numpy as np
 from detector.evaluation.metrics import binary_metrics, bootstrap_auc_ci, json_ready
 from detector.io.files import VIDEO_SUFFIXES
 from detector.settings import cache_dir
+from detector.training.config import TrainConfig
 from detector.training.dataset import augment
 from detector.training.fakes import self_blend
-from detector.training.train import TrainConfig, _data_terms, _fmt_s, choose_storage, save_weights
+from detector.training.manifest import data_terms_of, fmt_s
+from detector.training.storage import choose_storage, save_weights
 
 TWO_STREAM_NAMES = ("two_stream_frame", "two_stream_video")
 WINDOW = 10
@@ -119,7 +121,7 @@ def pair_inputs(pairs: list[Pair], size: int, rng: np.random.Generator | None, s
     """Packed (N, 5, S, S) tensors; with ``rng``, one augmentation per pair on both crops."""
     import torch
 
-    from detector.scoring.ensemble import preprocess
+    from detector.models.preprocess import preprocess
 
     a, b = [], []
     for p in pairs:
@@ -318,7 +320,7 @@ def run(args, log=print) -> dict:
     rgb_only = create_model("efficientnet_lite0", weights_dir=weights)
     base_scores = np.zeros(len(pairs))
     spec0 = get_spec("efficientnet_lite0")
-    from detector.scoring.ensemble import preprocess
+    from detector.models.preprocess import preprocess
 
     with torch.inference_mode():
         for s in range(0, len(pairs), 32):
@@ -385,7 +387,7 @@ def run(args, log=print) -> dict:
             f"(sha256 {man['sha256']}), frozen; flow CNN and classifier: random initialisation",
             "licence": "trained here; the data terms apply; the RGB stream inherits "
             "weights/efficientnet_lite0.json's terms",
-            "data_terms": _data_terms(
+            "data_terms": data_terms_of(
                 TrainConfig(model=name, real=tuple(args.real), fake=tuple(args.fake))
             ),
             "trained_on": f"{n_real} real and {n_fake} fake face pairs from "
@@ -422,5 +424,5 @@ def run(args, log=print) -> dict:
         (out / f"{name}.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
         log(f"wrote {out / name}.safetensors (sha256 {sha[:12]})")
         results[name] = manifest
-    log(f"done in {_fmt_s(time.time() - t0)}")
+    log(f"done in {fmt_s(time.time() - t0)}")
     return results

@@ -47,7 +47,7 @@ from detector.io.decode import DecodeStats, iter_frames
 from detector.io.probe import MAX_PIXELS, MAX_SAMPLES, SamplingPlan, check_file, probe
 from detector.types import DecodeGap, SampledFrame, VideoInfo
 
-_PACKAGE_ROOT = Path(__file__).resolve().parents[3]
+PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 _HEADER_LIMIT = 1 << 16  # bytes; headers are small JSON documents, frames follow as raw pixels
 _ERRORS = {
     cls.status: cls
@@ -167,9 +167,9 @@ class IsolatedDecoder(InProcessDecoder):
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 pass_fds=(write_fd,),
-                cwd=_PACKAGE_ROOT,
+                cwd=PACKAGE_ROOT,
                 # Two malloc arenas: per-thread arenas reserve address space the cap would count.
-                env={**os.environ, "PYTHONPATH": _python_path(), "MALLOC_ARENA_MAX": "2"},
+                env={**os.environ, "PYTHONPATH": child_python_path(), "MALLOC_ARENA_MAX": "2"},
             )
         except BaseException:
             os.close(read_fd)
@@ -319,10 +319,10 @@ class IsolatedDecoder(InProcessDecoder):
             self._proc = None
 
 
-def _python_path() -> str:
+def child_python_path() -> str:
     """The child's import path: this package first, then whatever the parent was given."""
     extra = os.environ.get("PYTHONPATH")
-    return str(_PACKAGE_ROOT) + (os.pathsep + extra if extra else "")
+    return str(PACKAGE_ROOT) + (os.pathsep + extra if extra else "")
 
 
 def _info_from(data: dict) -> VideoInfo:
@@ -334,7 +334,7 @@ def _info_from(data: dict) -> VideoInfo:
 # ---------------------------------------------------------------- the child process
 
 
-def _limit_resources(limits: dict) -> None:
+def limit_resources(limits: dict) -> None:
     try:
         import resource
     except ImportError:  # not POSIX: no caps, the parent's time limits still hold
@@ -386,7 +386,7 @@ def _child_main(fd: int) -> int:
     name, path = job["name"], Path(job["path"])
     limits = job["limits"]
     try:
-        _limit_resources(limits)
+        limit_resources(limits)
         max_pixels = int(limits["max_pixels"])
         affordable = _affordable_pixels(int(limits["memory_mb"]))
         memory_bound = affordable is not None and affordable < max_pixels

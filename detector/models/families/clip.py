@@ -129,7 +129,7 @@ def class_token_block(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y + block.ls2(block.mlp(block.norm2(y)))
 
 
-def _standardise(x: torch.Tensor) -> torch.Tensor:
+def standardise(x: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(x, x.shape[-1:])
 
 
@@ -160,7 +160,7 @@ class CLIPDetector(nn.Module):
 
     def features_from_tokens(self, tokens: Sequence[torch.Tensor]) -> torch.Tensor:
         """Head input from the per-block token sequences (``tokens[i]`` after block i + 1)."""
-        parts = [_standardise(tokens[k - 1][:, 0]) for k in self.layers]
+        parts = [standardise(tokens[k - 1][:, 0]) for k in self.layers]
         parts.append(F.normalize(self.backbone.embed(tokens[-1]), dim=-1) * np.sqrt(EMBED))
         return torch.cat(parts, dim=-1)
 
