@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import streamlit as st
 
 from detector.settings import PROJECT_ROOT
-from pages import ui
+from pages import state, ui
 
 st.set_page_config(
     page_title="Deepfake video analysis",
@@ -32,5 +32,5 @@ navigation = st.navigation(
     ]
 )
 ui.sidebar_settings()
-st.session_state[ui.VIA_NAVIGATION] = True
+st.session_state[state.VIA_NAVIGATION] = True
 navigation.run()

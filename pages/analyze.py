@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import ui, views
+from pages import actions, state, ui, views
 
 ui.page_setup()
 
@@ -16,14 +16,14 @@ source = st.radio(
     "Source",
     ["Upload a file", "Example clip"],
     horizontal=True,
-    key=ui.SOURCE,
+    key=state.SOURCE,
     on_change=ui.clear_current,
 )
 if source == "Upload a file":
     upload = st.file_uploader(
         "Video file",
         type=["mp4", "mov", "avi", "mkv", "webm"],
-        key=ui.UPLOAD,
+        key=state.UPLOAD,
         on_change=ui.clear_current,
         help="Checked by content, not by extension. The file is deleted after analysis; the "
         "video stays in this browser session's memory for the player.",
@@ -32,7 +32,7 @@ if source == "Upload a file":
         ui.run_analysis(upload.getvalue(), upload.name)
 else:
     examples = ui.example_choices()
-    choice = st.selectbox("Example", list(examples), key=ui.EXAMPLE, on_change=ui.clear_current)
+    choice = st.selectbox("Example", list(examples), key=state.EXAMPLE, on_change=ui.clear_current)
     if st.button("Analyze", type="primary", key="run_example"):
         ui.run_analysis(None, examples[choice].name, path=examples[choice])
 
@@ -58,4 +58,4 @@ if analysis is not None:
         st.page_link("pages/timeline.py", label="See the timeline", icon=":material/show_chart:")
     else:
         ui.show_status(analysis)
-    views.provenance_section(*ui.current_provenance(analysis))
+    views.provenance_section(*actions.current_provenance(analysis))

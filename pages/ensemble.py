@@ -9,7 +9,7 @@ from detector.reporting.paper000 import PRINTED_TABLE5, reproduce_tables
 from detector.reporting.record import ORDER_WORDS
 from detector.reporting.tables import breakdown_table
 from detector.verdict.aggregate import AGGREGATOR_LABELS
-from pages import charts, ui, views
+from pages import actions, charts, state, ui, views
 
 ui.page_setup()
 
@@ -35,10 +35,10 @@ if analysis is not None and analysis.ok:
             "Frames → person",
             list(AGGREGATOR_LABELS),
             format_func=AGGREGATOR_LABELS.get,
-            key=ui.AGGREGATION,
+            key=state.AGGREGATION,
         )
-        order = c2.radio("Order", list(ORDER_WORDS), format_func=ORDER_WORDS.get, key=ui.ORDER)
-        threshold = c3.slider("Threshold", 0.05, 0.95, step=0.01, key=ui.THRESHOLD)
+        order = c2.radio("Order", list(ORDER_WORDS), format_func=ORDER_WORDS.get, key=state.ORDER)
+        threshold = c3.slider("Threshold", 0.05, 0.95, step=0.01, key=state.THRESHOLD)
         new = replace(
             scoring, weights=raw, aggregation=aggregation, order=order, threshold=threshold
         )
@@ -76,7 +76,7 @@ paper_order = st.radio(
     "Ensemble Average/Median computed as",
     list(ORDER_WORDS),
     format_func=ORDER_WORDS.get,
-    key=ui.PAPER_ORDER,
+    key=state.PAPER_ORDER,
 )
 for table in reproduce_tables(order=paper_order):
     st.markdown(f"**{table.title}**")
@@ -101,17 +101,17 @@ real = c1.file_uploader(
     "Real clips",
     type=["mp4", "mov", "avi", "mkv", "webm"],
     accept_multiple_files=True,
-    key=ui.EVAL_REAL,
+    key=state.EVAL_REAL,
 )
 fake = c2.file_uploader(
     "Manipulated clips",
     type=["mp4", "mov", "avi", "mkv", "webm"],
     accept_multiple_files=True,
-    key=ui.EVAL_FAKE,
+    key=state.EVAL_FAKE,
 )
 if st.button("Evaluate these clips", key="run_eval", disabled=not (real and fake)):
-    ui.evaluate_uploads(real, fake)
-result = st.session_state.get(ui.EVALUATION)
+    actions.evaluate_uploads(real, fake)
+result = st.session_state.get(state.EVALUATION)
 if result is not None:
     st.dataframe(charts.table5_dataframe(result.table5), hide_index=True)
     st.caption(
@@ -120,9 +120,9 @@ if result is not None:
     )
     for line in result.skipped:
         st.warning(f"Not counted: {line}")
-uploaded = st.file_uploader("Evaluation output (JSON)", type=["json"], key=ui.EVAL_JSON)
+uploaded = st.file_uploader("Evaluation output (JSON)", type=["json"], key=state.EVAL_JSON)
 if uploaded is not None:
-    rows = ui.table5_from_json(uploaded.getvalue())
+    rows = actions.table5_from_json(uploaded.getvalue())
     if rows is None:
         st.error("This JSON has no `table5`: is it the output of `detector evaluate --json`?")
     else:

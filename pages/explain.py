@@ -4,7 +4,7 @@ import streamlit as st
 
 from detector.models import get_spec
 from detector.reporting.record import person_role
-from pages import charts, ui, views
+from pages import actions, charts, state, ui, views
 
 MAX_CAM_FACES = 24  # Grad-CAM runs on at most this many of a person's frames, evenly spaced
 
@@ -60,9 +60,9 @@ if analysis is not None:
         people,
         index=people.index(default_person),
         format_func=lambda t: f"Person {t + 1} ({len(rows_of[t])} frames)",
-        key=ui.CAM_PERSON,
+        key=state.CAM_PERSON,
     )
-    model = c2.selectbox("Model", frame_models, key=ui.CAM_MODEL)
+    model = c2.selectbox("Model", frame_models, key=state.CAM_MODEL)
     faces = rows_of[person]
     chosen = charts.evenly_spaced(faces, MAX_CAM_FACES)
     if not frame_models:
@@ -73,8 +73,8 @@ if analysis is not None:
         )
         label = f"Run Grad-CAM on person {person + 1}'s frames{more}"
         if st.button(label, type="primary", key="run_gradcam"):
-            ui.run_gradcams(analysis, chosen, model)
-        done = [(fid, ui.cached_gradcam(fid, model)) for fid in chosen]
+            actions.run_gradcams(analysis, chosen, model)
+        done = [(fid, actions.cached_gradcam(fid, model)) for fid in chosen]
         done = [(fid, cam) for fid, cam in done if cam is not None]
         if done:
             quiet = [cam for _, cam in done if not cam.stands_out]
@@ -95,6 +95,6 @@ if analysis is not None:
                 format_func=lambda f: (
                     f"{analysis.face(f).timestamp_s:.2f} s (frame {analysis.face(f).frame_index})"
                 ),
-                key=ui.CAM_FRAME,
+                key=state.CAM_FRAME,
             )
             views.gradcam_on_frame(analysis, shown, dict(done)[shown])

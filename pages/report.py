@@ -7,7 +7,7 @@ import streamlit as st
 from detector.reporting.pdf import render_pdf
 from detector.reporting.record import analysis_to_dict, frame_scores_csv
 from detector.verdict.verdict import VERDICT_WORDS
-from pages import ui
+from pages import actions, state, ui
 
 ui.page_setup()
 
@@ -28,15 +28,17 @@ else:
         )
         if marks := ui.custom_marks(analysis):
             st.warning("**Custom settings:** " + "; ".join(marks) + ".", icon=":material/tune:")
-    case = ui.case_info()
+    case = actions.case_info()
     st.subheader("Case")
     c1, c2 = st.columns(2)
-    c1.text_input("Case id", case.case_id, key=ui.CASE_ID_INPUT)
-    c2.text_input("Analyst", case.analyst, key=ui.ANALYST_INPUT)
-    st.text_area("Notes", case.notes, key=ui.NOTES_INPUT, help="Printed in the report as written.")
-    ui.save_case_info()  # widget values vanish when the page is left; the session keeps them
-    case = ui.case_info()
-    cams = ui.gradcams_for_current()
+    c1.text_input("Case id", case.case_id, key=state.CASE_ID_INPUT)
+    c2.text_input("Analyst", case.analyst, key=state.ANALYST_INPUT)
+    st.text_area(
+        "Notes", case.notes, key=state.NOTES_INPUT, help="Printed in the report as written."
+    )
+    actions.save_case_info()  # widget values vanish when the page is left; the session keeps them
+    case = actions.case_info()
+    cams = actions.gradcams_for_current()
     st.write(
         f"The PDF holds the case, the verdict and who decided it, the settings, the timeline, "
         f"face thumbnails per person, {len(cams)} Grad-CAM image(s) computed on the Faces page, "
@@ -44,7 +46,7 @@ else:
         "table, limitations, the app version; the models' training details and the core "
         "paper's layout are in an appendix."
     )
-    analysis = ui.with_current_provenance(analysis)  # under the trust anchors set now
+    analysis = actions.with_current_provenance(analysis)  # under the trust anchors set now
     stem = analysis.video.sha256[:12] if analysis.video else "analysis"
     pdf = render_pdf(analysis, scoring, gradcams=cams, case=case)
     st.download_button(

@@ -4,7 +4,7 @@ point to open its frame."""
 import streamlit as st
 
 from detector.reporting.record import frame_scores_csv
-from pages import charts, ui, views
+from pages import charts, state, ui, views
 
 ui.page_setup()
 
@@ -21,12 +21,14 @@ if analysis is not None:
             people,
             index=people.index(person),
             format_func=lambda p: f"Person {p}",
-            key=ui.PERSON_SHOWN,
+            key=state.PERSON_SHOWN,
             help="Each model's line is drawn for one person; the thick lines are the ensemble "
             "of every person, in that person's colour.",
         )
     fig = charts.timeline_figure(analysis, scoring, person)
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=ui.TIMELINE_CHART)
+    event = st.plotly_chart(
+        fig, on_select="rerun", selection_mode="points", key=state.TIMELINE_CHART
+    )
     clicked = charts.face_id_from_selection(
         (event or {}).get("selection"), fig, analysis.scores.face_ids
     )

@@ -27,103 +27,42 @@ from detector.errors import DetectorError
 from detector.io.uploads import display_name, staged_upload
 from detector.models import list_models
 from detector.pipeline import Analyzer, ExtractionSettings
-from detector.provenance.model import Provenance, TrustAnchors, trust_anchors_from_bytes
-from detector.provenance.read import inspect_file
-from detector.reporting.record import CaseInfo
-from detector.scoring.explain import CamResult, Explainer
+from detector.provenance.model import TrustAnchors, trust_anchors_from_bytes
 from detector.settings import cache_dir, data_dir
 from detector.types import Analysis, ScoringSettings, Verdict
 from detector.verdict.scoring import default_models, default_scoring
 from detector.verdict.verdict import compute_verdict
-
-# ---- session-state keys: this module is their only owner -----------------------------------
-SAMPLING = "sampling"  # sidebar widget
-MODELS = "models"  # sidebar widget
-ANALYSES = "analyses"  # dict[key, Analysis], oldest first, at most MAX_KEPT
-VIDEOS = "video_bytes"  # dict[key, bytes]: what the player plays (session memory only)
-PLAYABLE = "playable_copies"  # dict[key, bytes]: H.264 copies of videos browsers cannot play
-CURRENT = "current_analysis_key"
-SCORING = "scoring"  # dict[key, ScoringSettings]: each clip keeps its own settings
-SELECTED_FACE = "selected_face_id"  # dict[key, face id] opened from the timeline
-VIA_NAVIGATION = "via_navigation"  # set by app.py; see page_setup()
-GRADCAMS = "gradcams"  # dict[(key, face_id, model)] -> CamResult, for the report
-CASE = "case_info"  # CaseInfo entered on the Report page
-EVALUATION = "evaluation"  # the last EvaluationResult of uploaded labelled clips
-TRUST = "trust_anchors"  # TrustAnchors | None: the analyst's PEM of trusted C2PA signers
-TRUST_ERROR = "trust_anchors_error"  # why the last PEM upload was refused
-PROVENANCE = "provenance"  # dict[(key, anchors sha256)] -> Provenance read with other anchors
-# widget keys
-SOURCE = "source"
-UPLOAD = "upload"
-EXAMPLE = "example"
-TIMELINE_CHART = "timeline_chart"
-PERSON_SHOWN = "timeline_person"
-AGGREGATION = "aggregation"
-ORDER = "order"
-THRESHOLD = "threshold"
-PAPER_ORDER = "paper_order"
-EVAL_JSON = "eval_json"
-EVAL_REAL = "eval_real"
-EVAL_FAKE = "eval_fake"
-CAM_PERSON = "cam_person"
-CAM_MODEL = "cam_model"
-CAM_FRAME = "cam_frame"
-CASE_ID_INPUT = "case_id_input"
-ANALYST_INPUT = "analyst_input"
-NOTES_INPUT = "notes_input"
-TRUST_UPLOAD = "trust_upload"
-
-# Widgets whose values belong to the clip shown: dropped when another clip is shown, so that no
-# setting of one clip flows silently into another (weight sliders "w_<model>" too).
-CLIP_WIDGETS = (
-    TIMELINE_CHART,
-    PERSON_SHOWN,
+from pages.state import (
     AGGREGATION,
+    ANALYSES,
+    CLIP_WIDGET_PREFIXES,
+    CLIP_WIDGETS,
+    CURRENT,
+    DEFAULT_SAMPLING,
+    EXCLUDE_PREFIX,
+    GRADCAMS,
+    INCLUDED,
+    MAX_KEPT,
+    MAX_VIDEOS_KEPT,
+    MODELS,
     ORDER,
+    PLAYABLE,
+    PROVENANCE,
+    RETRYABLE,
+    SAMPLING,
+    SAMPLING_CHOICES,
+    SCORING,
+    SELECTED_FACE,
+    STATUS_TITLES,
     THRESHOLD,
-    CAM_PERSON,
-    CAM_MODEL,
-    CAM_FRAME,
+    TRUST,
+    TRUST_ERROR,
+    TRUST_UPLOAD,
+    VIA_NAVIGATION,
+    VIDEOS,
+    WEIGHT_PREFIX,
+    Key,
 )
-
-WEIGHT_PREFIX = "w_"  # + model name: the lab's weight sliders
-EXCLUDE_PREFIX = "exclude_"  # + track id: a person's exclusion choice on the verdict card
-CLIP_WIDGET_PREFIXES = (WEIGHT_PREFIX, EXCLUDE_PREFIX)
-INCLUDED = "counts"
-EXCLUSION_REASONS = (INCLUDED, "not a face", "not relevant")
-
-MAX_KEPT = 5  # analyses kept per session
-MAX_VIDEOS_KEPT = 3  # of which this many keep their video for the player
-
-SAMPLING_CHOICES = {
-    "1fps": "1 frame per second (as the core paper; default)",
-    "even:16": "16 evenly spaced frames (as Notshe, Xiao et al.)",
-    "even:40": "40 evenly spaced frames (as Bing, Kim, Petrov)",
-    "first:20": "first 20 frames (as Likith P et al.)",
-    "all": "every frame (slow)",
-}
-DEFAULT_SAMPLING = "1fps"
-
-STATUS_TITLES = {
-    "no_faces": "No face found: nothing to judge",
-    "unreadable": "The file cannot be read as a video",
-    "no_video_stream": "The file holds no video",
-    "unsupported_codec": "The video codec is not supported",
-    "too_short": "The video is too short to judge",
-    "too_large": "The video is too large to decode safely",
-    "timeout": "Decoding took too long and was stopped",
-    "bad_settings": "The analysis settings are invalid",
-    "weights_missing": "A model's weights are missing",
-    "weights_tampered": "A model's weights failed their integrity check",
-}
-
-# Outcomes that do not depend on the file alone: analysing it again may give another answer.
-RETRYABLE = {"timeout", "weights_missing", "weights_tampered", "bad_settings"}
-
-Key = tuple[str, str, tuple[str, ...]]  # (sha256, sampling, models)
-
-
-# ---- models: loaded once per selection, in the background ----------------------------------
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -177,11 +116,6 @@ def get_analyzer(models: tuple[str, ...], bar=None) -> Analyzer:
     return future.result()
 
 
-@st.cache_resource(show_spinner="Preparing Grad-CAM…")
-def get_explainer(model: str) -> Explainer:
-    return Explainer(model, device="cpu")
-
-
 @st.cache_resource(show_spinner="Generating the example clip…")
 def example_clip() -> Path:
     """The bundled example: generated from scikit-image's public-domain astronaut photo."""
@@ -210,9 +144,6 @@ def available_models() -> list[str]:
 
 def shipped_models() -> list[str]:
     return [m for m in default_scoring().weights if m in available_models()]
-
-
-# ---- the sidebar ---------------------------------------------------------------------------
 
 
 def sidebar_settings() -> ExtractionSettings:
@@ -295,39 +226,6 @@ def current_trust() -> TrustAnchors | None:
     return st.session_state.get(TRUST)
 
 
-def current_provenance(analysis: Analysis) -> tuple[Provenance | None, str]:
-    """The analysis's provenance under the trust anchors set now, and a note when it could not
-    be read again with them (the file's bytes are no longer kept). Credentials are re-read, not
-    the faces: changing the anchors never reruns inference."""
-    p = analysis.provenance
-    trust = current_trust()
-    sha = trust.sha256 if trust else ""
-    if p is None or p.trust_anchors_sha256 == sha:
-        return p, ""
-    key = current_key()
-    cache = st.session_state.setdefault(PROVENANCE, {})
-    if (key, sha) not in cache:
-        data = video_bytes(key)
-        if data is None:
-            return p, (
-                "This was read with other trust anchors than those set now; analyse the clip "
-                "again to apply them."
-            )
-        name = analysis.video.name if analysis.video else "upload"
-        try:
-            with staged_upload(data, name) as staged:
-                cache[(key, sha)] = inspect_file(staged, name, trust=trust)
-        except DetectorError as exc:
-            return p, f"The credentials could not be read again: {exc}"
-    return cache[(key, sha)], ""
-
-
-def with_current_provenance(analysis: Analysis) -> Analysis:
-    """The analysis as the report should file it: provenance under the anchors set now."""
-    p, _ = current_provenance(analysis)
-    return replace(analysis, provenance=p) if p is not analysis.provenance else analysis
-
-
 def clip_label(analysis: Analysis) -> str:
     name = analysis.video.name if analysis.video else "upload"
     return f"{name} · {analysis.sampling} · {analysis.status.replace('_', ' ')}"
@@ -343,9 +241,6 @@ def settings_differ(analysis: Analysis) -> bool:
     return analysis.sampling != st.session_state.get(SAMPLING, DEFAULT_SAMPLING) or (
         bool(models) and set(models) != set(selected_models())
     )
-
-
-# ---- analyses ------------------------------------------------------------------------------
 
 
 def current_key() -> Key | None:
@@ -394,7 +289,7 @@ def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Non
     if key not in cache or cache[key].status in RETRYABLE:
         bar = st.progress(0.0, text="Checking the file…")
         try:
-            cache[key] = _analyse(data, display_name(name), sampling, models, bar)
+            cache[key] = analyse_upload(data, display_name(name), sampling, models, bar)
         finally:
             bar.empty()
     _keep(key, data)
@@ -402,7 +297,7 @@ def run_analysis(data: bytes | None, name: str, path: Path | None = None) -> Non
     st.rerun()
 
 
-def _analyse(data: bytes, label: str, sampling: str, models, bar) -> Analysis:
+def analyse_upload(data: bytes, label: str, sampling: str, models, bar) -> Analysis:
     stages = {"probe": (0.05, 0.1), "faces": (0.1, 0.8), "scoring": (0.8, 0.98), "done": (1, 1)}
     words = {"probe": "Reading the file", "faces": "Finding faces", "scoring": "Scoring faces"}
 
@@ -465,9 +360,6 @@ def make_playable(key: Key) -> None:
             st.error(str(exc))
 
 
-# ---- the face opened from the timeline -----------------------------------------------------
-
-
 def selected_face() -> int | None:
     return st.session_state.get(SELECTED_FACE, {}).get(current_key())
 
@@ -478,9 +370,6 @@ def select_face(face_id: int | None) -> None:
         faces.pop(current_key(), None)
     else:
         faces[current_key()] = int(face_id)
-
-
-# ---- scoring settings (per analysis) -------------------------------------------------------
 
 
 def default_scoring_for(analysis: Analysis) -> ScoringSettings:
@@ -565,119 +454,6 @@ def init_lab_widgets(scoring: ScoringSettings) -> None:
 
 def current_verdict(analysis: Analysis) -> Verdict:
     return compute_verdict(analysis.scores, current_scoring(analysis))
-
-
-# ---- Grad-CAM ------------------------------------------------------------------------------
-
-
-def gradcam(analysis: Analysis, face_id: int, model: str) -> CamResult:
-    """Grad-CAM for one scored face and model, computed once on demand and kept for the report."""
-    if face_id not in {int(f) for f in analysis.scores.face_ids}:
-        raise KeyError(f"face {face_id} was not scored")  # rejected detections are never explained
-    cams = st.session_state.setdefault(GRADCAMS, {})
-    key = (current_key(), face_id, model)
-    if key not in cams:
-        cams[key] = get_explainer(model).explain(analysis.face(face_id).crop)
-    return cams[key]
-
-
-def run_gradcams(analysis: Analysis, face_ids: list[int], model: str) -> None:
-    """Grad-CAM for several faces with one model, behind a progress bar."""
-    bar = st.progress(0.0, text="Grad-CAM…")
-    try:
-        for k, fid in enumerate(face_ids):
-            bar.progress(
-                k / len(face_ids), text=f"Grad-CAM with {model}: face {k + 1} of {len(face_ids)}"
-            )
-            gradcam(analysis, fid, model)
-    finally:
-        bar.empty()
-
-
-def cached_gradcam(face_id: int, model: str) -> CamResult | None:
-    return st.session_state.get(GRADCAMS, {}).get((current_key(), face_id, model))
-
-
-def gradcams_for_current() -> list[tuple[int, CamResult]]:
-    """(face_id, CamResult) pairs computed for the current analysis, in the order they were made."""
-    current = current_key()
-    return [(k[1], v) for k, v in st.session_state.get(GRADCAMS, {}).items() if k[0] == current]
-
-
-# ---- the case (Report page) ----------------------------------------------------------------
-
-
-def case_info() -> CaseInfo:
-    return st.session_state.get(CASE) or CaseInfo()
-
-
-def save_case_info() -> None:
-    """Copy the Report page's fields into the session (widget states vanish with the page)."""
-    st.session_state[CASE] = CaseInfo(
-        case_id=st.session_state.get(CASE_ID_INPUT, "").strip(),
-        analyst=st.session_state.get(ANALYST_INPUT, "").strip(),
-        notes=st.session_state.get(NOTES_INPUT, "").strip(),
-    )
-
-
-# ---- evaluation on uploaded labelled clips (Table 5) ---------------------------------------
-
-
-def table5_from_json(data: bytes) -> list[dict] | None:
-    """The ``table5`` rows of an ``evaluate --json`` document, or None if it has none."""
-    import json
-
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    rows = doc.get("table5") if isinstance(doc, dict) else None
-    return rows if isinstance(rows, list) and rows else None
-
-
-def evaluate_uploads(real: list, fake: list) -> None:
-    """Analyse uploaded labelled clips with the selected models and keep their Table 5."""
-    from detector.evaluation.evaluate import evaluate_scores, scores_from_analyses
-
-    models = selected_models()
-    if not models:
-        st.error("Select at least one model in the sidebar.")
-        return
-    if not real or not fake:
-        st.error("Upload at least one real and one fake clip.")
-        return
-    sampling = st.session_state.get(SAMPLING, DEFAULT_SAMPLING)
-    uploads = [(f, 0) for f in real] + [(f, 1) for f in fake]
-    bar = st.progress(0.0, text="Loading the models…")
-    analysed = []
-    try:
-        for k, (f, label) in enumerate(uploads):
-            name = display_name(f.name)
-            bar.progress(k / len(uploads), text=f"Analysing {name} ({k + 1} of {len(uploads)})")
-            analysed.append((name, label, _analyse(f.getvalue(), name, sampling, models, bar)))
-        scored = scores_from_analyses(analysed, models, log=lambda *_: None)
-        if len({lab for lab in scored.labels}) < 2:
-            st.session_state.pop(EVALUATION, None)
-            st.error(
-                "Both real and fake clips need a verdict to compare them. Without one: "
-                + "; ".join(scored.skipped)
-            )
-            return
-        weights = None
-        analysis = current_analysis()
-        if analysis is not None and analysis.ok and set(analysis.scores.models) == set(models):
-            weights = current_scoring(analysis).weights
-        result = evaluate_scores(
-            scored.videos, scored.labels, scored.scores, scored.models, weights=weights
-        )
-        st.session_state[EVALUATION] = replace(result, skipped=scored.skipped)
-    except DetectorError as exc:
-        st.error(str(exc))
-    finally:
-        bar.empty()
-
-
-# ---- shared states -------------------------------------------------------------------------
 
 
 def require_ok_analysis() -> Analysis | None:

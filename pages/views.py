@@ -28,7 +28,7 @@ from detector.reporting.visual import (
 from detector.scoring.explain import CamResult
 from detector.types import Analysis, Verdict
 from detector.verdict.verdict import VERDICT_WORDS
-from pages import ui
+from pages import state, ui
 
 LABEL_COLOUR = {"fake": "red", "uncertain": "orange", "real": "green"}
 
@@ -122,7 +122,7 @@ def people_table(analysis: Analysis, verdict: Verdict, controls: bool) -> None:
         if controls:
             c2.selectbox(
                 f"Person {t.track_id + 1}",
-                ui.EXCLUSION_REASONS,
+                state.EXCLUSION_REASONS,
                 key=ui.exclusion_key(t.track_id),
                 on_change=ui.apply_exclusion,
                 args=(t.track_id,),
@@ -182,7 +182,7 @@ def video_player(analysis: Analysis, start_s: float) -> None:
     if data is None:
         st.info(
             "The video itself is no longer held in this session (only the last "
-            f"{ui.MAX_VIDEOS_KEPT} are kept); analyse it again to play it."
+            f"{state.MAX_VIDEOS_KEPT} are kept); analyse it again to play it."
         )
         return
     if not browser_can_play(analysis.video):

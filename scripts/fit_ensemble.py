@@ -29,6 +29,7 @@ import numpy as np
 from detector.evaluation.evaluate import evaluate_scores, score_image_folders, split_ids_of
 from detector.models import list_models
 from detector.settings import PROJECT_ROOT, WEIGHTS_DIR, data_dir
+from detector.verdict.aggregate import reduce_frames
 
 TRAINED = ("efficientnet_lite0", "xception", "inception_resnet_v2", "facenet_irv1")
 MESONET_F2F = ("meso4_f2f", "mesoinception4_f2f")
@@ -50,8 +51,7 @@ def _auc(y, s) -> float:
 def video_matrix(videos, labels, scores, aggregation: str):
     keys = sorted(set(videos))
     idx = {k: [i for i, v in enumerate(videos) if v == k] for k in keys}
-    reduce = np.mean if aggregation == "mean" else np.median
-    mat = np.array([reduce(scores[idx[k]], axis=0) for k in keys])
+    mat = np.array([reduce_frames(scores[idx[k]], aggregation, axis=0) for k in keys])
     lab = np.array([labels[idx[k][0]] for k in keys])
     return mat, lab
 

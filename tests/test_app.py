@@ -9,7 +9,7 @@ from detector.pipeline import ExtractionSettings
 from detector.settings import PROJECT_ROOT
 from detector.types import Analysis
 from detector.verdict.scoring import default_scoring
-from pages import ui
+from pages import state, ui
 
 PAGES = [
     "pages/analyze.py",
@@ -41,8 +41,8 @@ def _app(analysis: Analysis | None = None) -> AppTest:
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=120)
     if analysis is not None:
         key = _key(analysis)
-        at.session_state[ui.ANALYSES] = {key: analysis}
-        at.session_state[ui.CURRENT] = key
+        at.session_state[state.ANALYSES] = {key: analysis}
+        at.session_state[state.CURRENT] = key
     return at
 
 
@@ -85,14 +85,14 @@ def test_ensemble_lab_reweights_without_inference(analysis, monkeypatch):
     at.run()
     at.switch_page("pages/ensemble.py")
     at.run()
-    before = at.session_state[ui.SCORING][_key(analysis)]
+    before = at.session_state[state.SCORING][_key(analysis)]
     models = analysis.scores.models
     monkeypatch.setattr(ui, "get_analyzer", lambda *_: pytest.fail("inference ran"))
     at.slider(key=ui.weight_key(models[0])).set_value(1.0).run()
     at.slider(key=ui.weight_key(models[1])).set_value(0.0).run()
     other = "mean" if before.aggregation == "median" else "median"
-    at.selectbox(key=ui.AGGREGATION).set_value(other).run()
-    after = at.session_state[ui.SCORING][_key(analysis)]
+    at.selectbox(key=state.AGGREGATION).set_value(other).run()
+    after = at.session_state[state.SCORING][_key(analysis)]
     assert after.aggregation == other != before.aggregation
     assert after.weights[models[1]] == 0.0
     assert not at.exception
@@ -118,7 +118,7 @@ def test_states_without_a_verdict_are_words_not_numbers(status):
     )
     at = _app(failed)
     at.run()
-    assert ui.STATUS_TITLES[status] in _texts(at)
+    assert state.STATUS_TITLES[status] in _texts(at)
     assert not at.metric  # no score anywhere
     for page in PAGES[1:4]:
         at.switch_page(page)
@@ -130,11 +130,11 @@ def test_states_without_a_verdict_are_words_not_numbers(status):
 def test_upload_of_a_non_video_is_refused_in_words():
     at = _app()
     at.run()
-    at.radio(key=ui.SOURCE).set_value("Upload a file").run()
+    at.radio(key=state.SOURCE).set_value("Upload a file").run()
     uploader = at.get("file_uploader")[0]
     uploader.upload("photo.mp4", b"\x89PNG\r\n\x1a\n" + b"0" * 100, "video/mp4").run()
     # AppTest drops sidebar widgets after the first rerun of a multipage app: re-seed them.
-    at.session_state[ui.MODELS] = ["meso4_df"]
+    at.session_state[state.MODELS] = ["meso4_df"]
     at.button(key="run_upload").click().run()
     assert "this is a PNG image, not a video file" in _texts(at)
     assert not at.exception
@@ -188,8 +188,8 @@ def test_a_click_left_over_from_another_clip_is_ignored(analysis):
 def test_the_opened_face_shows_its_frame_and_the_video_there(analysis, videos):
     at = _app(analysis)
     face_id = int(analysis.scores.face_ids[2])
-    at.session_state[ui.VIDEOS] = {_key(analysis): videos["face"].read_bytes()}
-    at.session_state[ui.SELECTED_FACE] = {_key(analysis): face_id}
+    at.session_state[state.VIDEOS] = {_key(analysis): videos["face"].read_bytes()}
+    at.session_state[state.SELECTED_FACE] = {_key(analysis): face_id}
     at.run()
     at.switch_page("pages/timeline.py")
     at.run()
@@ -203,8 +203,8 @@ def test_a_newly_chosen_file_clears_the_shown_result(analysis):
     at.run()
     assert at.metric
     at.get("file_uploader")[0].upload("next.mp4", b"\x00" * 64, "video/mp4").run()
-    assert not at.metric and at.session_state[ui.CURRENT] is None
-    assert _key(analysis) in at.session_state[ui.ANALYSES]  # still in the session's list
+    assert not at.metric and at.session_state[state.CURRENT] is None
+    assert _key(analysis) in at.session_state[state.ANALYSES]  # still in the session's list
 
 
 def test_excluding_a_person_recomputes_without_inference_and_is_marked(crowd, monkeypatch):
@@ -214,13 +214,13 @@ def test_excluding_a_person_recomputes_without_inference_and_is_marked(crowd, mo
     decider = crowd.verdict.deciding_track_id
     at.selectbox(key=ui.exclusion_key(decider)).set_value("not a face").run()
     assert not at.exception
-    scoring = at.session_state[ui.SCORING][_key(crowd)]
+    scoring = at.session_state[state.SCORING][_key(crowd)]
     assert scoring.exclusions == {decider: "not a face"}
     assert f"person {decider + 1} excluded (not a face)" in _warnings(at)
     assert f"Person {decider + 1} decides" not in _texts(at)
     at.button(key="reset_card").click().run()
     assert "Custom settings" not in _warnings(at)
-    assert at.session_state[ui.exclusion_key(decider)] == ui.INCLUDED
+    assert at.session_state[ui.exclusion_key(decider)] == state.INCLUDED
     assert f"Person {decider + 1} decides" in _texts(at)
 
 
@@ -231,11 +231,11 @@ def test_lab_changes_are_marked_and_reset_to_defaults(analysis):
     at.run()
     assert "Custom settings" not in _warnings(at)
     other = "mean" if default_scoring().aggregation == "median" else "median"
-    at.selectbox(key=ui.AGGREGATION).set_value(other).run()
+    at.selectbox(key=state.AGGREGATION).set_value(other).run()
     assert f"frames combined by {other} over frames" in _warnings(at)
     at.button(key="reset_lab").click().run()
     assert "Custom settings" not in _warnings(at)
-    assert at.session_state[ui.AGGREGATION] == default_scoring().aggregation
+    assert at.session_state[state.AGGREGATION] == default_scoring().aggregation
 
 
 def test_no_server_path_can_be_typed_in_the_browser(analysis):
@@ -253,30 +253,30 @@ def test_gradcam_runs_on_all_of_a_persons_frames(analysis):
     at.run()
     at.switch_page("pages/explain.py")
     at.run()
-    at.selectbox(key=ui.CAM_MODEL).set_value("mesoinception4_f2f").run()
+    at.selectbox(key=state.CAM_MODEL).set_value("mesoinception4_f2f").run()
     at.button(key="run_gradcam").click().run()
     assert not at.exception
-    cams = at.session_state[ui.GRADCAMS]
+    cams = at.session_state[state.GRADCAMS]
     assert len(cams) == len(analysis.tracks[0].face_ids)
     assert f"mesoinception4_f2f on person 1: {len(cams)} frame(s)" in _texts(at)
 
 
 def test_the_session_keeps_its_last_clips(analysis, monkeypatch):
-    monkeypatch.setattr(ui, "_analyse", lambda *_: analysis)
+    monkeypatch.setattr(ui, "analyse_upload", lambda *_: analysis)
     at = _app()
-    old = {(f"sha{k}", "1fps", ("m",)): analysis for k in range(ui.MAX_KEPT)}
-    at.session_state[ui.ANALYSES] = dict(old)
-    at.session_state[ui.VIDEOS] = {k: b"v" for k in list(old)[-ui.MAX_VIDEOS_KEPT :]}
+    old = {(f"sha{k}", "1fps", ("m",)): analysis for k in range(state.MAX_KEPT)}
+    at.session_state[state.ANALYSES] = dict(old)
+    at.session_state[state.VIDEOS] = {k: b"v" for k in list(old)[-state.MAX_VIDEOS_KEPT :]}
     at.run()
-    at.radio(key=ui.SOURCE).set_value("Example clip").run()
-    at.session_state[ui.MODELS] = ["meso4_df"]  # see test_upload_of_a_non_video...
+    at.radio(key=state.SOURCE).set_value("Example clip").run()
+    at.session_state[state.MODELS] = ["meso4_df"]  # see test_upload_of_a_non_video...
     at.button(key="run_example").click().run()
     assert not at.exception
-    kept = at.session_state[ui.ANALYSES]
-    assert len(kept) == ui.MAX_KEPT and ("sha0", "1fps", ("m",)) not in kept
-    assert len(at.session_state[ui.VIDEOS]) <= ui.MAX_VIDEOS_KEPT
-    new = at.session_state[ui.CURRENT]
-    assert new == list(kept)[-1] and new in at.session_state[ui.VIDEOS]
+    kept = at.session_state[state.ANALYSES]
+    assert len(kept) == state.MAX_KEPT and ("sha0", "1fps", ("m",)) not in kept
+    assert len(at.session_state[state.VIDEOS]) <= state.MAX_VIDEOS_KEPT
+    new = at.session_state[state.CURRENT]
+    assert new == list(kept)[-1] and new in at.session_state[state.VIDEOS]
     # Switching between them (the sidebar's list) is operated by the browser test: AppTest
     # drops sidebar widgets after the first rerun of a multipage app.
 
@@ -286,13 +286,13 @@ def test_case_fields_outlive_a_page_change(analysis):
     at.run()
     at.switch_page("pages/report.py")
     at.run()
-    at.text_input(key=ui.CASE_ID_INPUT).input("CASE-9").run()
+    at.text_input(key=state.CASE_ID_INPUT).input("CASE-9").run()
     at.switch_page("pages/analyze.py")
     at.run()
     at.switch_page("pages/report.py")
     at.run()
-    assert at.text_input(key=ui.CASE_ID_INPUT).value == "CASE-9"
-    assert at.session_state[ui.CASE].case_id == "CASE-9"
+    assert at.text_input(key=state.CASE_ID_INPUT).value == "CASE-9"
+    assert at.session_state[state.CASE].case_id == "CASE-9"
 
 
 def test_the_page_icon_is_a_bundled_file():

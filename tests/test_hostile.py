@@ -153,7 +153,7 @@ def test_the_cli_refuses_bad_settings_with_exit_2(hostile):
 def test_the_app_explains_bad_uploads_and_stays_usable(hostile):
     from streamlit.testing.v1 import AppTest
 
-    from pages import ui
+    from pages import state
 
     uploads_before = set(Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"))
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=180)
@@ -165,7 +165,7 @@ def test_the_app_explains_bad_uploads_and_stays_usable(hostile):
         at.get("file_uploader")[0].upload(upload_name, hostile(name).read_bytes(), "video/mp4")
         at.run()
         # AppTest drops sidebar widgets after the first rerun of a multipage app: re-seed them.
-        at.session_state[ui.MODELS] = ["meso4_df"]
+        at.session_state[state.MODELS] = ["meso4_df"]
         at.button(key="run_upload").click().run()
         assert not at.exception, (name, at.exception)
         shown = "\n".join([e.value for e in at.error] + [m.value for m in at.markdown])
@@ -175,11 +175,11 @@ def test_the_app_explains_bad_uploads_and_stays_usable(hostile):
             shown_name = display_name(upload_name)  # "passwd.mp4", never the path
             assert shown_name in [s.value for s in at.subheader]
         else:
-            assert ui.STATUS_TITLES[case.status] in shown, (name, shown)
+            assert state.STATUS_TITLES[case.status] in shown, (name, shown)
             assert all(w.lower() in shown.lower() for w in case.says), (name, shown)
             assert not at.metric  # words, never a number
     at.radio(key="source").set_value("Example clip").run()
-    at.session_state[ui.MODELS] = ["meso4_df"]
+    at.session_state[state.MODELS] = ["meso4_df"]
     at.button(key="run_example").click().run()
     assert not at.exception, at.exception
     assert not at.error

@@ -430,13 +430,13 @@ def _app_with(analysis: Analysis, key: tuple, video: bytes | None = None):
     from streamlit.testing.v1 import AppTest
 
     from detector.settings import PROJECT_ROOT
-    from pages import ui
+    from pages import state
 
     at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
-    at.session_state[ui.ANALYSES] = {key: analysis}
-    at.session_state[ui.CURRENT] = key
+    at.session_state[state.ANALYSES] = {key: analysis}
+    at.session_state[state.CURRENT] = key
     if video is not None:
-        at.session_state[ui.VIDEOS] = {key: video}
+        at.session_state[state.VIDEOS] = {key: video}
     return at
 
 
@@ -458,7 +458,7 @@ def test_the_analyze_page_shows_file_and_provenance(files, monkeypatch):
 
 
 def test_new_trust_anchors_reread_the_credentials_without_inference(files, monkeypatch):
-    from pages import ui
+    from pages import state, ui
 
     monkeypatch.setattr(ui, "start_preload", lambda: None)
     monkeypatch.setattr(ui, "get_analyzer", lambda *_: pytest.fail("inference ran"))
@@ -470,7 +470,7 @@ def test_new_trust_anchors_reread_the_credentials_without_inference(files, monke
     at = _app_with(a, key, files["signed"].read_bytes())
     at.run()
     assert "c2pa_trust_unknown" in codes(p)
-    at.session_state[ui.TRUST] = load_trust_anchors(files["ca"])
+    at.session_state[state.TRUST] = load_trust_anchors(files["ca"])
     at.run()
     assert not at.exception, at.exception
     assert any("present and intact" in s.value for s in at.success)

@@ -26,6 +26,7 @@ import numpy as np
 from detector.errors import BadSettingsError
 from detector.evaluation.metrics import binary_metrics, bootstrap_auc_ci, json_ready
 from detector.io.files import VIDEO_SUFFIXES
+from detector.verdict.aggregate import combine, reduce_frames
 
 if TYPE_CHECKING:
     from detector.types import Analysis
@@ -78,10 +79,6 @@ class EvaluationResult:
     @property
     def video_auc(self) -> float:
         return self.video["ensemble"]["auc"]
-
-
-def _reduce(x: np.ndarray, aggregation: str) -> np.ndarray:
-    return x.mean(axis=0) if aggregation == "mean" else np.median(x, axis=0)
 
 
 def default_weightings(models: Sequence[str]) -> list[dict[str, float]]:
@@ -145,11 +142,8 @@ def evaluate_scores(
     mixed = [k for k in keys if len(set(y[rows[k]].tolist())) > 1]
     if mixed:
         raise BadSettingsError(f"videos with both real and fake frames: {mixed[:5]}")
-    per_model = np.array([_reduce(s[rows[k]], aggregation) for k in keys])
-    if order == "aggregate_then_combine":
-        ens = per_model @ w
-    else:
-        ens = np.array([float(_reduce(s[rows[k]] @ w, aggregation)) for k in keys])
+    per_model = np.array([reduce_frames(s[rows[k]], aggregation, axis=0) for k in keys])
+    ens = np.array([combine(s[rows[k]], w, aggregation, order) for k in keys])
     video = {m: binary_metrics(v_label, per_model[:, j], threshold) for j, m in enumerate(models)}
     video["ensemble"] = binary_metrics(v_label, ens, threshold)
     for j, m in enumerate([*models, "ensemble"]):

@@ -41,7 +41,7 @@ import numpy as np
 
 from detector.errors import BadSettingsError
 from detector.verdict import aggregate
-from detector.verdict.aggregate import ORDERS
+from detector.verdict.aggregate import ORDERS, combine, reduce_frames
 
 # One source for the two orders and their labels: detector.verdict.aggregate.
 DEFAULT_ORDER = "aggregate_then_combine"
@@ -174,20 +174,6 @@ def weighting_label(weights: Mapping[str, float]) -> str:
 # --- aggregation ------------------------------------------------------------------------------
 
 
-def _aggregate(matrix: np.ndarray, aggregation: str) -> np.ndarray:
-    """Aggregate over the last axis (frames); the median of an even count is the midpoint."""
-    if aggregation == "mean":
-        return matrix.mean(axis=-1)
-    return np.median(matrix, axis=-1)
-
-
-def _ensemble_score(matrix: np.ndarray, w: np.ndarray, aggregation: str, order: str) -> float:
-    """One video's ensemble score: ``w`` (models,) over ``matrix`` (models x frames)."""
-    if order == "aggregate_then_combine":
-        return float(w @ _aggregate(matrix, aggregation))
-    return float(_aggregate(w @ matrix, aggregation))
-
-
 # --- Tables 3 and 4 ---------------------------------------------------------------------------
 
 
@@ -212,8 +198,8 @@ def breakdown_table(
     """
     _check_order(order)
     names, matrix = _score_matrix(per_model_scores)
-    means = _aggregate(matrix, "mean")
-    medians = _aggregate(matrix, "median")
+    means = reduce_frames(matrix, "mean")
+    medians = reduce_frames(matrix, "median")
 
     rows: list[BreakdownRow] = []
     per_frame: dict[str, tuple[float, ...]] = {}
@@ -230,8 +216,8 @@ def breakdown_table(
         rows.append(
             BreakdownRow(
                 label,
-                _ensemble_score(matrix, w, "mean", order),
-                _ensemble_score(matrix, w, "median", order),
+                combine(matrix.T, w, "mean", order),
+                combine(matrix.T, w, "median", order),
                 weights,
             )
         )
@@ -381,7 +367,7 @@ def table5(
         w = np.array([weights[name] for name in names])
         for aggregation in aggregations:
             for order in orders:
-                scores = np.array([_ensemble_score(m, w, aggregation, order) for m in matrices])
+                scores = np.array([combine(m.T, w, aggregation, order) for m in matrices])
                 pred = (scores >= threshold).astype(int)
                 fake, real = y == 1, y == 0
                 out.append(

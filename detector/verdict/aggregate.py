@@ -109,3 +109,32 @@ manipulations in their training data)."""
 def ensemble_per_face(table: ScoreTable, weights: Mapping[str, float]) -> np.ndarray:
     """Weighted model combination for every face (the timeline's ensemble line)."""
     return table.p_fake @ normalise_weights(weights, table.models)
+
+
+def reduce_frames(x: np.ndarray, aggregation: str, axis: int = -1, threshold: float = 0.5):
+    """Reduce scores over frames along ``axis`` with the named reducer of :data:`AGGREGATORS`
+    (vectorised for mean and median; the median of an even count is the midpoint)."""
+    if aggregation not in AGGREGATORS:
+        raise BadSettingsError(
+            f"unknown aggregation {aggregation!r}; use one of {', '.join(AGGREGATORS)}"
+        )
+    x = np.asarray(x, dtype=float)
+    if aggregation == "mean":
+        return x.mean(axis=axis)
+    if aggregation == "median":
+        return np.median(x, axis=axis)
+    reduce = AGGREGATORS[aggregation]
+    return np.apply_along_axis(lambda v: reduce(v, threshold), axis, x)
+
+
+def combine(
+    scores: np.ndarray, w: np.ndarray, aggregation: str, order: str, threshold: float = 0.5
+) -> float:
+    """One score from ``scores`` (frames x models) and normalised weights ``w`` (models,), in one
+    of the two :data:`ORDERS`: reduce each model over frames then weigh, or weigh then reduce."""
+    if order not in ORDERS:
+        raise BadSettingsError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
+    scores = np.asarray(scores, dtype=float)
+    if order == "aggregate_then_combine":
+        return float(reduce_frames(scores, aggregation, 0, threshold) @ w)
+    return float(reduce_frames(scores @ w, aggregation, 0, threshold))

@@ -25,6 +25,7 @@ from detector.verdict.aggregate import (
     ORDERS,
     TRACK_REDUCTIONS,
     Reducer,
+    combine,
     normalise_weights,
 )
 
@@ -91,10 +92,7 @@ def compute_verdict(table: ScoreTable, settings: ScoringSettings) -> Verdict:
         rows = table.track_ids == tid
         scores = table.p_fake[rows]
         per_model = {m: reduce(scores[:, j], thr) for j, m in enumerate(table.models)}
-        if settings.order == "aggregate_then_combine":
-            p = float(sum(w[j] * per_model[m] for j, m in enumerate(table.models)))
-        else:
-            p = reduce(scores @ w, thr)
+        p = combine(scores, w, settings.aggregation, settings.order, thr)
         ts = table.timestamps_s[rows]
         tracks.append(
             TrackScore(
