@@ -4,11 +4,23 @@
 machines and in CI but not in a user's clone; everything that reads it takes the location from the
 environment (``DEEPFAKE_SHARED_DIR``, ``DEEPFAKE_DATA_DIR``) and callers handle its absence.
 Locations set by environment variables are read when asked for, not at import time.
+
+:func:`current` gives all of them as one :class:`Settings`; the functions below are its fields.
+
+| variable | default | what |
+|---|---|---|
+| ``DEEPFAKE_WEIGHTS_DIR`` | ``weights/`` | model weights and manifests (sha256-checked) |
+| ``DEEPFAKE_SHARED_DIR`` | ``../shared`` | research data, papers (absent in a user's clone) |
+| ``DEEPFAKE_DATA_DIR`` | ``<shared>/data`` | labelled clips and crops |
+| ``DEEPFAKE_CACHE_DIR`` | ``.cache/`` | converted backbones, features, frozen graphs |
+| ``DEEPFAKE_FROZEN_DIR`` | ``<cache>/frozen`` | frozen CPU graphs |
+| ``DEEPFAKE_DEVICE`` | ``auto`` | ``auto`` (a GPU when present), ``cpu`` or ``cuda`` |
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -39,3 +51,47 @@ def data_dir() -> Path:
 def cache_dir() -> Path:
     """Local, git-ignored cache for converted pretrained backbones and extracted features."""
     return Path(os.environ.get("DEEPFAKE_CACHE_DIR", PROJECT_ROOT / ".cache"))
+
+
+def pretrained_dir() -> Path:
+    """Converted pretrained backbones (initialisations for training): ``<cache>/pretrained``."""
+    return cache_dir() / "pretrained"
+
+
+def frozen_dir() -> Path:
+    """Frozen CPU graphs: ``DEEPFAKE_FROZEN_DIR``, else ``<cache>/frozen``."""
+    env = os.environ.get("DEEPFAKE_FROZEN_DIR")
+    return Path(env) if env else cache_dir() / "frozen"
+
+
+def device() -> str:
+    """The device asked for by default: ``DEEPFAKE_DEVICE``, else ``auto``."""
+    return os.environ.get("DEEPFAKE_DEVICE", "auto").lower()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every location and default the library reads from the environment, in one object."""
+
+    project_root: Path
+    weights_dir: Path
+    shared_dir: Path
+    data_dir: Path
+    cache_dir: Path
+    pretrained_dir: Path
+    frozen_dir: Path
+    device: str
+
+
+def current() -> Settings:
+    """The settings now (environment variables are read at each call)."""
+    return Settings(
+        project_root=PROJECT_ROOT,
+        weights_dir=weights_dir(),
+        shared_dir=shared_dir(),
+        data_dir=data_dir(),
+        cache_dir=cache_dir(),
+        pretrained_dir=pretrained_dir(),
+        frozen_dir=frozen_dir(),
+        device=device(),
+    )

@@ -38,7 +38,7 @@ from pages.ui import (
 
 @st.cache_resource(show_spinner="Preparing Grad-CAM…")
 def get_explainer(model: str) -> Explainer:
-    return Explainer(model, device="cpu")
+    return Explainer(model)
 
 
 def gradcam(analysis: Analysis, face_id: int, model: str) -> CamResult:

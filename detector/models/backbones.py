@@ -28,9 +28,9 @@ from pathlib import Path
 
 from torch import nn
 
+from detector import settings
 from detector.errors import WeightsIntegrityError, WeightsMissingError
 from detector.models.weights import load_state_dict
-from detector.settings import cache_dir
 
 __all__ = [
     "PRETRAINED",
@@ -174,8 +174,9 @@ PRETRAINED: dict[str, PretrainedBackbone] = {
 
 
 def pretrained_dir(root: Path | None = None) -> Path:
-    """Where converted backbones live: ``<cache>/pretrained`` (git-ignored)."""
-    return (root or cache_dir()) / "pretrained"
+    """Where converted backbones live: ``<root>/pretrained``, by default
+    :func:`detector.settings.pretrained_dir` (git-ignored)."""
+    return root / "pretrained" if root else settings.pretrained_dir()
 
 
 def load_pretrained(net: nn.Module, name: str, *, directory: Path | None = None) -> nn.Module:

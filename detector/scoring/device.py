@@ -13,7 +13,9 @@ def resolve_device(wanted: str = "auto") -> torch.device:
     """ "auto" picks CUDA when available, else CPU; asking for CUDA without a GPU is an error."""
     wanted = (wanted or "auto").lower()
     if wanted == "auto":
-        wanted = os.environ.get("DEEPFAKE_DEVICE", "auto").lower()
+        from detector.settings import device
+
+        wanted = device()
     if wanted == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if wanted.startswith("cuda") and not torch.cuda.is_available():

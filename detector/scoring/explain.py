@@ -29,6 +29,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from detector.models import create_model, get_spec
 from detector.models.preprocess import preprocess
 from detector.reporting.visual import STANDS_OUT_AT, overlay_heatmap
+from detector.scoring.device import resolve_device
 
 LEANS_FAKE_AT = 0.5
 """The model's own score for the crop must reach this (its logit is then positive) for its map to
@@ -89,11 +90,11 @@ def _tokens_to_map(tokens: torch.Tensor) -> torch.Tensor:
 class Explainer:
     """Grad-CAM for one registered model. Thread-safe; owns its network."""
 
-    def __init__(self, model: str, weights_dir: Path | None = None, device: str = "cpu") -> None:
+    def __init__(self, model: str, weights_dir: Path | None = None, device: str = "auto") -> None:
         self.spec = get_spec(model)
         if not self.spec.gradcam_layer:
             raise ValueError(f"model {model!r} declares no Grad-CAM target layer")
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.module = create_model(model, weights_dir=weights_dir, device=self.device)
         self.layer = _resolve(self.module.net, self.spec.gradcam_layer)
         self._lock = threading.Lock()

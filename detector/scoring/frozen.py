@@ -87,11 +87,10 @@ KEEP_PER_NAME = 3  # graphs kept per network (other weights, precisions, CPU cap
 
 
 def cache_folder() -> Path:
-    """``DEEPFAKE_FROZEN_DIR``, else ``<cache>/frozen``."""
-    from detector.settings import cache_dir
+    """:func:`detector.settings.frozen_dir`: ``DEEPFAKE_FROZEN_DIR``, else ``<cache>/frozen``."""
+    from detector.settings import frozen_dir
 
-    override = os.environ.get("DEEPFAKE_FROZEN_DIR")
-    return Path(override) if override else cache_dir() / "frozen"
+    return frozen_dir()
 
 
 def _prune(folder: Path, name: str) -> None:
