@@ -1,0 +1,147 @@
+"""The README's metric tables, generated from the one source of each number: the manifests in
+``weights/`` (each member's ``metrics``) and ``weights/ensemble.json`` (the default ensemble).
+
+``python -m scripts.readme_tables`` prints them; ``--write`` replaces each table in README.md
+between its ``<!-- table: NAME -->`` and ``<!-- /table -->`` markers. ``tests/test_readme_tables.py``
+fails when the README and the manifests disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+from detector.settings import PROJECT_ROOT, WEIGHTS_DIR
+
+README = PROJECT_ROOT / "README.md"
+COMMAND = "python -m scripts.readme_tables --write"
+
+CROSSVAL_MEMBERS = ("clip_vit_b16", "efficientnet_lite0", "xception", "inception_resnet_v2")
+CROSSVAL_COLUMNS = (
+    ("celebdf_vs_all_reals", "Celeb-DF fakes vs all reals"),
+    ("ffpp_clips_vs_all_reals", "FF++ DF/FS/NT clips vs all reals"),
+    ("all", "all fakes vs all reals"),
+)
+FRAME_MEMBERS = {
+    "efficientnet_lite0": "EfficientNet-Lite0, ImageNet init, fine-tuned at 224 px on FF++ crops, "
+    "real photos, SBI + FWA fakes",
+    "xception": "Xception (the core paper's; Keras ImageNet init), entry flow frozen, 224 px, "
+    "same data",
+    "inception_resnet_v2": "Inception-ResNet-v2 (the core paper's), **random init** (no ImageNet "
+    "weights exist offline), 160 px, same data, distilled from the two above (labels + teacher "
+    "logits + teacher features); 51 min, stopped by its budget while still improving",
+    "facenet_irv1": "Inception-ResNet-**v1** (FaceNet, face-pretrained), 160 px; undertrained",
+}
+MESONET = ("meso4_f2f", "mesoinception4_f2f", "meso4_df", "mesoinception4_df")
+RATE_ROWS = (
+    ("real", "real videos"),
+    ("celebdf", "Celeb-DF fakes"),
+    ("ffpp_clips", "FF++ DF/FS/NT clips"),
+    ("all_fakes", "all fakes"),
+)
+
+
+def _manifest(name: str) -> dict:
+    return json.loads((WEIGHTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def _ensemble() -> dict:
+    return json.loads((WEIGHTS_DIR / "ensemble.json").read_text(encoding="utf-8"))
+
+
+def _auc(m: dict, ci: bool) -> str:
+    text = f"{m['auc']:.2f}"
+    if ci and m.get("ci95"):
+        lo, hi = m["ci95"]
+        text += f" ({lo:.2f}–{hi:.2f})"
+    return text
+
+
+def crossval_table() -> str:
+    rows = ["| model | " + " | ".join(t for _, t in CROSSVAL_COLUMNS) + " |", "|---" * 4 + "|"]
+    for name in CROSSVAL_MEMBERS:
+        auc = _manifest(name)["metrics"]["crossval"]["video_auc"]
+        cells = [_auc(auc[k], ci=name == "clip_vit_b16") for k, _ in CROSSVAL_COLUMNS]
+        cells[-1] = f"**{cells[-1]}**" if name == "clip_vit_b16" else cells[-1]
+        rows.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    auc = _ensemble()["calibration"]["video_auc"]
+    cells = [_auc(auc[k], ci=True) for k, _ in CROSSVAL_COLUMNS]
+    cells[-1] = f"**{cells[-1]}**"
+    rows.append("| **default ensemble** (below) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def calibration_table() -> str:
+    rates = _ensemble()["calibration"]["rates"]
+    rows = ['| | flagged "Manipulation likely" | "Inconclusive" |', "|---|---|---|"]
+    for key, label in RATE_ROWS:
+        r = rates[key]
+        flagged = f"{r['flagged_count']} of {r['n']}"
+        if r["n"] >= 20:
+            flagged += f" ({r['flagged']:.1%}"
+            if key == "all_fakes":
+                lo, hi = r["flagged_ci95"]
+                flagged += f", 95 % CI {lo:.0%}–{hi:.0%}"
+            flagged += ")"
+        if key == "all_fakes":
+            flagged = f"**{flagged}**"
+        rows.append(f"| {label} | {flagged} | {r['inconclusive']:.0%} |")
+    return "\n".join(rows).replace("%", " %").replace("  %", " %")
+
+
+def frame_members_table() -> str:
+    rows = ["| model | what it is | test frame / video AUC¹ |", "|---|---|---|"]
+    for name, what in FRAME_MEMBERS.items():
+        m = _manifest(name)["metrics"]
+        test = m["test"]
+        cell = f"{test['frame_auc']:.3f} / {test['video_auc']:.3f}"
+        if name == "inception_resnet_v2":
+            cell += f" (val {m['val']['frame_auc']:.3f})"
+        rows.append(f"| `{name}` | {what} | {cell} |")
+    meso = {n: _manifest(n)["metrics"]["ffpp_c23_shared_frames"] for n in MESONET}
+    cells = [
+        f"{n.split('_')[-1].upper()}: "
+        + ", ".join(
+            f"{meso[x]['frame_auc']:.3f} / {meso[x]['video_auc_mean_p_fake']:.3f}"
+            for x in MESONET
+            if x.endswith(n.split("_")[-1])
+        )
+        for n in ("_f2f", "_df")
+    ]
+    rows.append(
+        "| `meso4_*`, `mesoinception4_*` | MesoNet (Afchar et al. 2018), original weights "
+        "converted; all 200 `ffpp_frames` videos, not the test ids | "
+        + "; ".join(cells)
+        + " (Meso4, MesoInception4)² |"
+    )
+    return "\n".join(rows)
+
+
+TABLES = {
+    "crossval": crossval_table,
+    "calibration": calibration_table,
+    "frame-members": frame_members_table,
+}
+_BLOCK = re.compile(r"(<!-- table: ([\w-]+) -->\n)(.*?)(\n<!-- /table -->)", re.S)
+
+
+def render(readme: str) -> str:
+    """README text with every marked table replaced by its generated version."""
+    return _BLOCK.sub(lambda m: m.group(1) + TABLES[m.group(2)]() + m.group(4), readme)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="update README.md in place")
+    args = parser.parse_args(argv)
+    if args.write:
+        README.write_text(render(README.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        for name, make in TABLES.items():
+            print(f"<!-- table: {name} -->\n{make()}\n<!-- /table -->\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
