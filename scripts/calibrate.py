@@ -4,7 +4,7 @@ Everything here runs on the cross-dataset validation set of :mod:`scripts.crossv
 members never trained on), never on training data:
 
 1. every candidate member scores every face once (cached);
-2. each video's score is what an analysis would report: :func:`detector.verdict.aggregate.compute_verdict`
+2. each video's score is what an analysis would report: :func:`detector.verdict.verdict.compute_verdict`
    on the video's faces (people, brief tracks and all);
 3. weightings of the candidates (a grid, step 0.1) and frame aggregations are ranked by the share
    of fakes caught while at most ~5 % of the real videos are flagged (the alarm threshold is set

@@ -9,7 +9,7 @@ person and low for two people. The weights are David Sandberg's Inception-ResNet
 its embeddings stay to float32).
 
 This network is not a member of the detector ensemble and never scores manipulation: it only
-tells the tracker (:class:`detector.faces.detect.FaceTracker`) which faces belong together. It is kept
+tells the tracker (:class:`detector.faces.track.FaceTracker`) which faces belong together. It is kept
 out of the model registry, which feeds the model picker.
 
 Preprocessing follows the original: a square crop around the detector's box with a tenth of its

@@ -180,7 +180,7 @@ def overlay_heatmap(
 def crop_region(box_xyxy, margin: float) -> tuple[int, int, int]:
     """(left, top, side) in frame pixels of the square a face crop was cut from.
 
-    The same geometry as :func:`detector.faces.detect.square_crop` (a test holds them together).
+    The same geometry as :func:`detector.faces.crop.square_crop` (a test holds them together).
     """
     x1, y1, x2, y2 = box_xyxy
     side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
