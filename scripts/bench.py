@@ -144,7 +144,7 @@ def bench_scoring(analyzer, n_crops: int = 64, runs: int = 5) -> dict:
     nxt = list(np.roll(crops, 1, axis=0)) if ens.needs_next_frames else None
     alone = {}
     for name, member in ens.members.items():
-        one = replace_members(ens, name)
+        one = ens.only(name)
         one.score(crops[:4], None, nxt[:4] if nxt else None)  # warm-up
         t, _ = _median_time(lambda one=one: one.score(crops, None, nxt), runs)
         alone[name] = ("bf16" if member.low_precision else "fp32", flops_per_crop(name), t)
@@ -199,22 +199,12 @@ def bench_batch_sizes(analyzer, sizes=(4, 8, 16, 32), n_crops: int = 64, runs: i
             module = freeze_for_cpu(
                 create_model(name, weights_dir=analyzer.weights_dir), spec, member.low_precision
             )
-            one = replace_members(analyzer.ensemble, name)
-            one.members = {name: LoadedModel(spec, member.card, module, member.low_precision, True)}
+            loaded = LoadedModel(spec, member.card, module, member.low_precision, True)
+            one = analyzer.ensemble.only(name, loaded)
             one.score(crops[:bs])
             t, _ = _median_time(lambda one=one: one.score(crops), runs)
             out[name][bs] = 1000 * t / n_crops
     return out
-
-
-def replace_members(ens, name: str):
-    """A view of ``ens`` with one member (shares the loaded module)."""
-    from copy import copy
-
-    one = copy(ens)
-    one.members = {name: ens.members[name]}
-    one.workers = None  # alone: on every core, in the calling thread
-    return one
 
 
 def bench_reaggregate(analysis, repeats: int = 50) -> float:
@@ -236,59 +226,6 @@ def bench_reaggregate(analysis, repeats: int = 50) -> float:
     return 1000 * statistics.median(times)
 
 
-_MEMORY_CHILD = """
-import os, resource, sys, threading, time, json
-
-
-def rss_mb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(x.split()[1]) for x in f if x.startswith("VmRSS")) / 1024
-    except (OSError, StopIteration):
-        return 0.0
-
-
-def decoders():
-    # children that have become the decoder (a child between fork and exec still shows the
-    # parent's pages, shared, and is not counted)
-    for task in os.listdir("/proc/self/task"):
-        try:
-            pids = open(f"/proc/self/task/{task}/children").read().split()
-        except OSError:
-            continue
-        for pid in pids:
-            try:
-                if b"detector.io.isolated.decoder" in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\\0"):
-                    yield pid
-            except OSError:
-                pass
-
-
-peak = {"sum_mb": 0.0, "decoder_mb": 0.0}
-
-
-def poll():
-    while True:
-        dec = sum(rss_mb(p) for p in decoders())
-        peak["decoder_mb"] = max(peak["decoder_mb"], dec)
-        peak["sum_mb"] = max(peak["sum_mb"], rss_mb("self") + dec)
-        time.sleep(0.02)
-
-
-threading.Thread(target=poll, daemon=True).start()
-from detector.pipeline import Analyzer, ExtractionSettings
-a = Analyzer(device="cpu")
-t0 = time.perf_counter()
-r = a.analyze(sys.argv[1], ExtractionSettings())
-dt = time.perf_counter() - t0
-time.sleep(0.05)
-self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"status": r.status, "faces": len(r.faces), "seconds": dt,
-                  "main_mb": self_kb / 1024, "decoder_mb": peak["decoder_mb"],
-                  "sampled_sum_mb": peak["sum_mb"]}))
-"""
-
-
 def bench_memory(clip: Path) -> dict:
     """Peak RSS of a fresh process analysing ``clip``, and of its decoder child.
 
@@ -297,24 +234,13 @@ def bench_memory(clip: Path) -> dict:
     shares between fork and exec). ``sampled_sum_mb`` is the largest sampled sum of the two.
     """
     out = subprocess.run(
-        [sys.executable, "-c", _MEMORY_CHILD, str(clip)],
+        [sys.executable, "-m", "scripts.bench_child", "memory", str(clip)],
         capture_output=True,
         text=True,
         check=True,
         env=_child_env(),
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-_COLD_CHILD = """
-import time
-t0 = time.perf_counter()
-from detector.pipeline import Analyzer
-t1 = time.perf_counter()
-Analyzer(device="cpu").load()
-t2 = time.perf_counter()
-print(t1 - t0, t2 - t1)
-"""
 
 
 def _child_env(**extra) -> dict:
@@ -336,8 +262,8 @@ def bench_cold_start(runs: int = 3) -> dict:
     installing or changing weights, with no frozen graph on disk (it traces and freezes, and
     writes the cache); ``total_s``: the median of ``runs`` starts that find the cache."""
     with tempfile.TemporaryDirectory(prefix="deepfake-frozen-") as empty:
-        first, _ = _timed_process(["-c", _COLD_CHILD], DEEPFAKE_FROZEN_DIR=empty)
-    timed = [_timed_process(["-c", _COLD_CHILD]) for _ in range(runs)]
+        first, _ = _timed_process(["-m", "scripts.bench_child", "cold"], DEEPFAKE_FROZEN_DIR=empty)
+    timed = [_timed_process(["-m", "scripts.bench_child", "cold"]) for _ in range(runs)]
     wall = [t for t, _ in timed]
     k = int(np.argsort(wall)[len(wall) // 2])  # the run whose parts are reported
     imports, load = (float(x) for x in timed[k][1].split())

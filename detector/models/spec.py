@@ -47,6 +47,8 @@ class ModelSpec:
         base_prefix: the state-dict prefix the base loader fills.
         gradcam_tokens: the Grad-CAM layer outputs ViT tokens (class token first, then a square
             grid of patches) rather than a feature map.
+        trunk: the per-frame network whose trained trunk this member reuses, frozen (temporal
+            and two-stream members); its trainer starts from that network's weights.
     """
 
     name: str
@@ -66,6 +68,7 @@ class ModelSpec:
     base_loader: Callable[[nn.Module], None] | None = None
     base_prefix: str = ""
     gradcam_tokens: bool = False
+    trunk: str = ""
 
     @property
     def weights_path(self) -> Path:

@@ -13,6 +13,7 @@ Crops are resized once per input size and shared by the members that want that s
 
 from __future__ import annotations
 
+import copy
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -256,6 +257,15 @@ class Ensemble:
     def temporal_names(self) -> tuple[str, ...]:
         """Members that score windows of a person's track rather than single crops."""
         return tuple(n for n, m in self.members.items() if m.spec.kind == "track")
+
+    def only(self, name: str, member: LoadedModel | None = None) -> Ensemble:
+        """A view of this ensemble with one member (the loaded one, or ``member``) that shares
+        the loaded networks and scores on every core in the calling thread (for measuring one
+        member alone)."""
+        one = copy.copy(self)
+        one.members = {name: member or self.members[name]}
+        one.workers = None
+        return one
 
     @property
     def needs_next_frames(self) -> bool:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.evaluation.metrics import binary_metrics, json_ready
+from detector.models.registry import get_spec, list_models
 from detector.settings import PROJECT_ROOT
 from detector.training.config import TrainConfig, load_splits
 from detector.training.manifest import data_terms_of, fmt_s
@@ -58,14 +59,10 @@ from detector.training.sequences import (
     to_batch,
 )
 
-TEMPORAL_NAMES = ("lstm_efficientnet_lite0", "lstm_xception", "resnext50_lstm")
-
-
-FROZEN_TRUNKS = {
-    "lstm_efficientnet_lite0": "efficientnet_lite0",
-    "lstm_xception": "xception",
-    "resnext50_lstm": "resnext50_32x4d",
-}
+# The temporal members are the registry's "track" members; each names its trunk on its spec.
+TEMPORAL_NAMES = tuple(
+    n for n in list_models() if get_spec(n).kind == "track" and get_spec(n).inputs == "crop"
+)
 
 
 def frozen_trunk(cfg: TemporalConfig) -> str | None:
@@ -76,7 +73,7 @@ def frozen_trunk(cfg: TemporalConfig) -> str | None:
     """
     if cfg.model == "resnext50_lstm" and cfg.trunk_dir is None:
         return None
-    return FROZEN_TRUNKS.get(cfg.model)
+    return get_spec(cfg.model).trunk or None
 
 
 # the head of each trunk's per-frame network, dropped when the trunk goes under the LSTM

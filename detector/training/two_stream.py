@@ -36,14 +36,17 @@ import numpy as np
 
 from detector.evaluation.metrics import binary_metrics, bootstrap_auc_ci, json_ready
 from detector.io.files import VIDEO_SUFFIXES
+from detector.models.registry import get_spec, list_models
 from detector.settings import cache_dir
 from detector.training.config import TrainConfig
 from detector.training.dataset import augment
 from detector.training.fakes import self_blend
 from detector.training.manifest import data_terms_of, fmt_s
 from detector.training.storage import choose_storage, save_weights
+from detector.training.temporal import TRUNK_HEADS
 
-TWO_STREAM_NAMES = ("two_stream_frame", "two_stream_video")
+# The two-stream members are the registry's members that also take optical flow.
+TWO_STREAM_NAMES = tuple(n for n in list_models() if get_spec(n).inputs == "crop_and_flow")
 WINDOW = 10
 
 
@@ -314,12 +317,13 @@ def run(args, log=print) -> dict:
     groups = sorted({p.group for p in pairs})
     log(f"{len(pairs)} pairs (with synthetic fakes) in {len(groups)} groups: {groups}")
 
-    man = json.loads((weights / "efficientnet_lite0.json").read_text("utf-8"))
-    trunk = load_state_dict(weights / "efficientnet_lite0.safetensors", man["sha256"])
-    trunk = {k: v for k, v in trunk.items() if not k.startswith("classifier.")}
-    rgb_only = create_model("efficientnet_lite0", weights_dir=weights)
+    trunk_name = get_spec(TWO_STREAM_NAMES[0]).trunk
+    man = json.loads((weights / f"{trunk_name}.json").read_text("utf-8"))
+    trunk = load_state_dict(weights / f"{trunk_name}.safetensors", man["sha256"])
+    trunk = {k: v for k, v in trunk.items() if not k.startswith(TRUNK_HEADS[trunk_name])}
+    rgb_only = create_model(trunk_name, weights_dir=weights)
     base_scores = np.zeros(len(pairs))
-    spec0 = get_spec("efficientnet_lite0")
+    spec0 = get_spec(trunk_name)
     from detector.models.preprocess import preprocess
 
     with torch.inference_mode():

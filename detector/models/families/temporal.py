@@ -103,6 +103,7 @@ TEMPORAL_SPECS = {
         ),
         kind="track",
         sequence_length=SEQUENCE_LENGTH,
+        trunk="resnext50_32x4d",
     ),
     "lstm_efficientnet_lite0": ModelSpec(
         name="lstm_efficientnet_lite0",
@@ -118,6 +119,7 @@ TEMPORAL_SPECS = {
         ),
         kind="track",
         sequence_length=SEQUENCE_LENGTH,
+        trunk="efficientnet_lite0",
     ),
     "lstm_xception": ModelSpec(
         name="lstm_xception",
@@ -132,6 +134,7 @@ TEMPORAL_SPECS = {
         ),
         kind="track",
         sequence_length=SEQUENCE_LENGTH,
+        trunk="xception",
     ),
 }
 

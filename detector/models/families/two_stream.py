@@ -125,6 +125,7 @@ for _name, _per_video in (("two_stream_frame", False), ("two_stream_video", True
             input_size=224,
             mean=_B.mean,
             std=_B.std,
+            trunk="efficientnet_lite0",
             description=(
                 "Paper 004's two-stream network, "
                 + ("per video (window of up to 10 pairs)" if _per_video else "per frame")

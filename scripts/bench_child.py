@@ -1,0 +1,101 @@
+"""The fresh processes ``scripts/bench.py`` measures (``python -m scripts.bench_child cold|memory``).
+
+They run in their own interpreter so that imports, loading and peak memory are those of a new
+process; nothing from ``detector`` is imported before the clock starts.
+
+- ``cold``: prints the seconds to import the pipeline and to load every model (an ``Analyzer``).
+- ``memory CLIP``: analyses CLIP and prints one JSON line: status, faces, seconds, the process's
+  peak RSS (``main_mb``, the kernel's exact figure) and the decoder child's, sampled every 20 ms
+  from ``/proc`` (``decoder_mb``; the kernel's figure for a child would count the parent's pages
+  it shares between fork and exec), and the largest sampled sum of the two (``sampled_sum_mb``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import threading
+import time
+
+DECODER_MODULE = b"detector.io.isolated.decoder"
+
+
+def cold() -> None:
+    t0 = time.perf_counter()
+    from detector.pipeline import Analyzer
+
+    t1 = time.perf_counter()
+    Analyzer(device="cpu").load()
+    t2 = time.perf_counter()
+    print(t1 - t0, t2 - t1)
+
+
+def rss_mb(pid) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(x.split()[1]) for x in f if x.startswith("VmRSS")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+
+def decoders():
+    """Children that have become the decoder (a child between fork and exec still shows the
+    parent's pages, shared, and is not counted)."""
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as f:
+                pids = f.read().split()
+        except OSError:
+            continue
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if DECODER_MODULE in argv:
+                yield pid
+
+
+def memory(clip: str) -> None:
+    peak = {"sum_mb": 0.0, "decoder_mb": 0.0}
+
+    def poll() -> None:
+        while True:
+            dec = sum(rss_mb(p) for p in decoders())
+            peak["decoder_mb"] = max(peak["decoder_mb"], dec)
+            peak["sum_mb"] = max(peak["sum_mb"], rss_mb("self") + dec)
+            time.sleep(0.02)
+
+    threading.Thread(target=poll, daemon=True).start()
+    from detector.pipeline import Analyzer, ExtractionSettings
+
+    a = Analyzer(device="cpu")
+    t0 = time.perf_counter()
+    r = a.analyze(clip, ExtractionSettings())
+    dt = time.perf_counter() - t0
+    time.sleep(0.05)
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "status": r.status,
+                "faces": len(r.faces),
+                "seconds": dt,
+                "main_mb": self_kb / 1024,
+                "decoder_mb": peak["decoder_mb"],
+                "sampled_sum_mb": peak["sum_mb"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["cold"]:
+        cold()
+    elif sys.argv[1:2] == ["memory"] and len(sys.argv) == 3:
+        memory(sys.argv[2])
+    else:
+        raise SystemExit("usage: python -m scripts.bench_child cold | memory CLIP")
