@@ -44,8 +44,7 @@ def test_gradcam_heatmap_for_every_shipped_model(name, crop):
     assert result.heatmap.min() >= 0.0  # evidence in logit units, not rescaled to [0, 1]
     assert result.heatmap.max() <= result.peak + 1e-4
     assert result.overlay.shape == crop.shape and result.overlay.dtype == np.uint8
-    assert 0.0 <= result.p_fake <= 1.0
-    assert result.stands_out == (not result.why_nothing)
+    assert result.peak > 0.0 or not result.stands_out
     assert _hooks(explainer.module) == 0, "Grad-CAM left hooks on the model"
 
 

@@ -106,7 +106,9 @@ def test_a_second_ensemble_loads_the_cached_graph_with_the_same_scores(frozen_di
 def test_work_split_gives_every_core_a_share_within_the_batch_size(n, batch, cores, sizes):
     parts = work_split(n, batch, cores)
     assert [s.stop - s.start for s in parts] == sizes
-    assert sum(sizes) == n and all(a.stop == b.start for a, b in itertools.pairwise(parts))
+    assert sum(s.stop - s.start for s in parts) == n
+    assert not parts or (parts[0].start == 0 and parts[-1].stop == n)
+    assert all(a.stop == b.start for a, b in itertools.pairwise(parts))
 
 
 def test_bf16_is_native_only_with_the_flags_and_not_when_capped(monkeypatch):

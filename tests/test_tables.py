@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from decimal import Decimal
 from fractions import Fraction
 
 import pytest
@@ -251,7 +250,6 @@ def test_bad_input_raises_value_error(scores, weightings, order, match):
 )  # fmt: skip
 def test_round_half_up(x, text):
     assert round_half_up(x) == text
-    assert Decimal(text) == Decimal(text).quantize(Decimal("0.0001"))
 
 
 # --- Table 5 ----------------------------------------------------------------------------------
@@ -335,14 +333,6 @@ def test_table5_threshold_and_paper_videos():
 def test_table5_bad_input(videos, kwargs, match):
     with pytest.raises(ValueError, match=match):
         table5(videos, [{"a": 1}], **kwargs)
-
-
-def test_printed_table5_is_the_papers():
-    assert [(r.aggregation, r.weights[p.IRV2], r.accuracy) for r in p.PRINTED_TABLE5] == [
-        ("mean", 0.5, 0.9105),
-        ("median", 0.5, 0.9243),
-        ("mean", 0.6, 0.8986),
-    ]
 
 
 def test_weightings_that_normalise_alike_make_one_row():
