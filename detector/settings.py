@@ -5,7 +5,7 @@ machines and in CI but not in a user's clone; everything that reads it takes the
 environment (``DEEPFAKE_SHARED_DIR``, ``DEEPFAKE_DATA_DIR``) and callers handle its absence.
 Locations set by environment variables are read when asked for, not at import time.
 
-:func:`current` gives all of them as one :class:`Settings`; the functions below are its fields.
+This module is the one place they are read; the functions below are its settings.
 
 | variable | default | what |
 |---|---|---|
@@ -20,7 +20,6 @@ Locations set by environment variables are read when asked for, not at import ti
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -67,31 +66,3 @@ def frozen_dir() -> Path:
 def device() -> str:
     """The device asked for by default: ``DEEPFAKE_DEVICE``, else ``auto``."""
     return os.environ.get("DEEPFAKE_DEVICE", "auto").lower()
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Every location and default the library reads from the environment, in one object."""
-
-    project_root: Path
-    weights_dir: Path
-    shared_dir: Path
-    data_dir: Path
-    cache_dir: Path
-    pretrained_dir: Path
-    frozen_dir: Path
-    device: str
-
-
-def current() -> Settings:
-    """The settings now (environment variables are read at each call)."""
-    return Settings(
-        project_root=PROJECT_ROOT,
-        weights_dir=weights_dir(),
-        shared_dir=shared_dir(),
-        data_dir=data_dir(),
-        cache_dir=cache_dir(),
-        pretrained_dir=pretrained_dir(),
-        frozen_dir=frozen_dir(),
-        device=device(),
-    )

@@ -175,13 +175,8 @@ class ScoringSettings:
             "Manipulation likely". The shipped default is calibrated on real footage.
         inconclusive_band: scores in ``[threshold - band, threshold)`` are "Inconclusive": higher
             than most real footage, below the alarm line.
-        track_reduction: how people combine into the video verdict ("max": the most suspicious
-            person decides, as one manipulated person makes a manipulated video; "largest": the
-            person seen most).
         min_track_share: people seen in fewer than this share of the frames with faces are
-            "brief": listed, but they decide only with strong evidence (``brief_min_score``).
-        brief_min_score: score a brief person needs to decide; None: halfway from the threshold
-            to 1.
+            "brief": listed, but they decide only with strong evidence (:attr:`brief_level`).
         exclusions: person (track id) -> the analyst's reason ("not a face", "not relevant"):
             listed, never scored into the verdict; recorded in the report.
         calibration: how the default threshold was calibrated (None for settings without one).
@@ -192,16 +187,13 @@ class ScoringSettings:
     order: Order = "aggregate_then_combine"
     threshold: float = 0.5
     inconclusive_band: float = 0.1
-    track_reduction: str = "max"
     min_track_share: float = 0.2
-    brief_min_score: float | None = None
     exclusions: dict[int, str] = field(default_factory=dict)
     calibration: Calibration | None = None
 
     @property
     def brief_level(self) -> float:
-        if self.brief_min_score is not None:
-            return self.brief_min_score
+        """The score a brief person needs to decide: halfway from the threshold to 1."""
         return self.threshold + (1.0 - self.threshold) / 2.0
 
 

@@ -33,7 +33,7 @@ def _config(man: dict) -> TrainConfig:
     for k in ("real", "fake", "freeze", "teachers"):
         if k in c:
             c[k] = tuple(Path(x) if k in ("real", "fake") else x for x in c[k])
-    for k in ("split_file", "out", "work_dir", "teacher_dir"):
+    for k in ("split_file", "out", "work_dir"):
         if c.get(k):
             c[k] = Path(c[k])
     known = TrainConfig.__dataclass_fields__

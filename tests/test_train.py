@@ -78,23 +78,6 @@ def test_identity_swap_puts_the_other_face_in_and_is_seeded():
     assert np.array_equal(a, b)
 
 
-def test_identity_swap_track_repeats_one_swap_and_follows_the_face():
-    target = _face(128)
-    source = _face(128, seed=9)
-    marks = images.default_landmarks(128, 128)
-    shifted = np.roll(target, 10, axis=1)
-    frames = fakes.identity_swap_track(
-        [target, target, shifted],
-        [marks, marks, marks + np.float32([10, 0])],
-        source,
-        marks,
-        np.random.default_rng(0),
-    )
-    assert np.array_equal(frames[0], frames[1]), "one swap, the same choices on every frame"
-    # the face moved 10 px right: so did the swap (compare away from the image border)
-    assert np.abs(frames[2][:, 20:118].astype(int) - frames[0][:, 10:108].astype(int)).mean() < 3
-
-
 def test_augment_returns_requested_size():
     out = dataset.augment(_face(150), 64, np.random.default_rng(0))
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8

@@ -14,8 +14,9 @@ import argparse
 import importlib
 import json
 import sys
+import traceback
 
-from detector.cli.common import EXIT_NO_VERDICT, EXIT_USAGE
+from detector.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NO_VERDICT, EXIT_USAGE
 from detector.errors import BadSettingsError, DetectorError
 
 # command -> (module in detector.cli, one line of help)
@@ -71,4 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_VERDICT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not a bad input: say so in one line, keep the trace
+        traceback.print_exc(file=sys.stderr)
+        print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_INTERNAL

@@ -8,6 +8,7 @@ from pathlib import Path
 from detector.errors import BadSettingsError
 
 EXIT_OK, EXIT_USAGE, EXIT_NO_VERDICT, EXIT_INTERNAL = 0, 2, 3, 4
+EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
 
 
 def add_analysis_options(p: argparse.ArgumentParser) -> None:

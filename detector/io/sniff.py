@@ -82,10 +82,6 @@ def sniff(head: bytes) -> str:
     return "unknown"
 
 
-def is_video_container(kind: str) -> bool:
-    return kind in VIDEO_CONTAINERS
-
-
 def require_video(head: bytes, name: str = "upload") -> str:
     """The sniffed container kind, or :class:`VideoReadError` saying what the file is instead."""
     kind = sniff(head)

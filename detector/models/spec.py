@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import torch
 from torch import nn
-
-from detector import settings
 
 
 @dataclass(frozen=True)
@@ -62,21 +59,12 @@ class ModelSpec:
     description: str = ""
     kind: Literal["frame", "track"] = "frame"
     sequence_length: int = 1
-    default_weight: float = 1.0
     inputs: Literal["crop", "crop_and_flow"] = "crop"
     batch_size: int = 16
     base_loader: Callable[[nn.Module], None] | None = None
     base_prefix: str = ""
     gradcam_tokens: bool = False
     trunk: str = ""
-
-    @property
-    def weights_path(self) -> Path:
-        return settings.weights_dir() / f"{self.name}.safetensors"
-
-    @property
-    def manifest_path(self) -> Path:
-        return settings.weights_dir() / f"{self.name}.json"
 
 
 class FakeLogit(nn.Module):

@@ -6,13 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-SEVERITIES = ("info", "notable")
-
-
 C2PA_STATES = ("present", "absent", "invalid", "unchecked")
-
-
-TRUST_STATES = ("trusted", "untrusted", "unknown")
 
 
 TRUST_WORDS = {

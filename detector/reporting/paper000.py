@@ -33,11 +33,6 @@ from dataclasses import dataclass
 
 from detector.reporting.tables import DEFAULT_ORDER, BreakdownTable, breakdown_table
 
-PAPER = (
-    'A. Latipova and M. Yadryshnikova, "Development of Neural Networks for Deepfake '
-    'Recognition", Tables 3, 4 and 5'
-)
-
 IRV2 = "Inception-ResNet-v2"
 XCEPTION = "Xception"
 

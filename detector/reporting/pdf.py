@@ -188,10 +188,7 @@ def render_pdf(
                 "Threshold",
                 f"{s.threshold:.2f} (inconclusive from {max(0.0, s.threshold - s.inconclusive_band):.2f})",
             ),
-            (
-                "People → video",
-                "most suspicious person" if s.track_reduction == "max" else s.track_reduction,
-            ),
+            ("People → video", "the most suspicious person who decides"),
             ("Calibration", calibration_words(verdict)),
         ]
     draw_facts(pdf, settings)

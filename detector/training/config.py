@@ -56,7 +56,6 @@ class TrainConfig:
     time_budget_min: float | None = None
     out: Path = PROJECT_ROOT / "weights"
     work_dir: Path | None = None
-    teacher_dir: Path | None = None
     mix: dict[str, float] = field(default_factory=dict)
     teachers: tuple[str, ...] = ()
     distill_alpha: float = 0.5

@@ -14,7 +14,6 @@ that blending a face leaves, not the quirks of one manipulation method:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -260,19 +259,3 @@ def identity_swap(
     person would teach the detector that a real face is fake.
     """
     return apply_swap(target, target_landmarks, source, source_landmarks, draw_swap_params(rng))
-
-
-def identity_swap_track(
-    targets: Sequence[np.ndarray],
-    target_landmarks: Sequence[Landmarks | None],
-    source: np.ndarray,
-    source_landmarks: Landmarks | None,
-    rng: np.random.Generator,
-) -> list[np.ndarray]:
-    """The same swap (same face, same random choices) on every frame of a person's track, as a
-    face-swapped video would show it; only the target's landmarks move."""
-    params = draw_swap_params(rng)
-    return [
-        apply_swap(t, lm, source, source_landmarks, params)[0]
-        for t, lm in zip(targets, target_landmarks, strict=True)
-    ]

@@ -69,7 +69,6 @@ def cfg_key(cfg: TrainConfig, size: int) -> str:
         "time_budget_min",
         "out",
         "work_dir",
-        "teacher_dir",
         "device",
         "threads",
         "epochs",

@@ -94,7 +94,7 @@ def train(
     teacher: Teachers | None = None
     sample_size = size
     if cfg.teachers:
-        teacher = Teachers(cfg.teachers, device, cfg.teacher_dir)
+        teacher = Teachers(cfg.teachers, device)
         # draw crops at the largest input any network wants; each resizes down to its own
         sample_size = max(size, *teacher.input_sizes)
         log(

@@ -80,9 +80,6 @@ ORDERS: dict[str, str] = {
 }
 
 
-TRACK_REDUCTIONS = ("max", "largest")
-
-
 def normalise_weights(weights: Mapping[str, float], models: tuple[str, ...]) -> np.ndarray:
     """Weight vector aligned with ``models``, summing to 1; missing models get 0."""
     unknown = sorted(set(weights) - set(models))
@@ -100,10 +97,6 @@ def normalise_weights(weights: Mapping[str, float], models: tuple[str, ...]) -> 
             f"weights sum to zero: at least one model needs a positive weight ({dict(weights)})"
         )
     return w / w.sum()
-
-
-"""What an analyst reads for each label; a bare "real" is never shown (the models only know the
-manipulations in their training data)."""
 
 
 def ensemble_per_face(table: ScoreTable, weights: Mapping[str, float]) -> np.ndarray:

@@ -23,7 +23,6 @@ from detector.verdict.aggregate import (
     AGGREGATOR_LABELS,
     AGGREGATORS,
     ORDERS,
-    TRACK_REDUCTIONS,
     Reducer,
     combine,
     normalise_weights,
@@ -54,8 +53,6 @@ def _check(settings: ScoringSettings) -> Reducer:
         ) from None
     if settings.order not in ORDERS:
         raise BadSettingsError(f"unknown order {settings.order!r}; use one of {', '.join(ORDERS)}")
-    if settings.track_reduction not in TRACK_REDUCTIONS:
-        raise BadSettingsError(f"unknown track reduction {settings.track_reduction!r}")
     if not 0.0 < settings.threshold < 1.0:
         raise BadSettingsError("threshold must be between 0 and 1")
     if not 0.0 <= settings.inconclusive_band < 1.0:
@@ -119,9 +116,7 @@ def compute_verdict(table: ScoreTable, settings: ScoringSettings) -> Verdict:
         tracks[i] = replace(t, brief=brief, decisive=decisive)
     main = next(t for t in tracks if t.track_id == main.track_id)
     candidates = [t for t in tracks if t.decisive]
-    deciding = (
-        max(candidates, key=lambda t: t.p_fake) if settings.track_reduction == "max" else main
-    )
+    deciding = max(candidates, key=lambda t: t.p_fake)  # one manipulated person is enough
     label = label_for(deciding.p_fake, thr, settings.inconclusive_band)
     agreement = {m: label_for(deciding.per_model[m], thr, 0.0) for m in active}
     cal = settings.calibration
@@ -145,8 +140,6 @@ def compute_verdict(table: ScoreTable, settings: ScoringSettings) -> Verdict:
 
 
 def _rule(s: ScoringSettings, n_frames: int) -> str:
-    if s.track_reduction == "largest":
-        return "The person seen in the most frames decides."
     need = max(1, int(np.ceil(s.min_track_share * n_frames)))
     return (
         f"The most suspicious person seen in at least {need} of the {n_frames} sampled frames "
@@ -170,8 +163,6 @@ def custom_settings(scoring: ScoringSettings, default: ScoringSettings) -> list[
         out.append(f"threshold {scoring.threshold:.2f} (default {default.threshold:.2f})")
     if not np.isclose(scoring.inconclusive_band, default.inconclusive_band):
         out.append(f"inconclusive band {scoring.inconclusive_band:.2f}")
-    if scoring.track_reduction != default.track_reduction:
-        out.append(f"people combined by {scoring.track_reduction}")
     for tid, why in sorted(scoring.exclusions.items()):
         out.append(f"person {tid + 1} excluded ({why})")
     return out
