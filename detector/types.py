@@ -5,6 +5,7 @@ The score convention is the same everywhere: ``p_fake`` in [0, 1], higher = more
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -121,9 +122,11 @@ class Track:
     frame_indices: tuple[int, ...]
 
 
-def _normalised(weights: dict[str, float]) -> dict[str, float]:
-    total = sum(weights.values()) or 1.0
-    return {k: round(v / total, 6) for k, v in weights.items() if v > 0}
+def normalised_weights(weights: Mapping[str, float], decimals: int = 6) -> dict[str, float]:
+    """The models with a positive weight, their weights summing to 1, rounded (for comparing
+    two weightings and for showing one)."""
+    total = sum(v for v in weights.values() if v > 0) or 1.0
+    return {k: round(v / total, decimals) for k, v in weights.items() if v > 0}
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class Calibration:
         """Whether scores computed with these settings are on the calibrated scale."""
         if aggregation != self.aggregation or order != self.order:
             return False
-        return _normalised(weights) == _normalised(self.weights)
+        return normalised_weights(weights) == normalised_weights(self.weights)
 
     def real_percentile(self, score: float) -> float:
         """Share of the real calibration videos scoring strictly below ``score``."""

@@ -22,7 +22,7 @@ source = st.radio(
 if source == "Upload a file":
     upload = st.file_uploader(
         "Video file",
-        type=["mp4", "mov", "avi", "mkv", "webm"],
+        type=state.UPLOAD_TYPES,
         key=state.UPLOAD,
         on_change=ui.clear_current,
         help="Checked by content, not by extension. The file is deleted after analysis; the "

@@ -99,13 +99,13 @@ st.write(
 c1, c2 = st.columns(2)
 real = c1.file_uploader(
     "Real clips",
-    type=["mp4", "mov", "avi", "mkv", "webm"],
+    type=state.UPLOAD_TYPES,
     accept_multiple_files=True,
     key=state.EVAL_REAL,
 )
 fake = c2.file_uploader(
     "Manipulated clips",
-    type=["mp4", "mov", "avi", "mkv", "webm"],
+    type=state.UPLOAD_TYPES,
     accept_multiple_files=True,
     key=state.EVAL_FAKE,
 )

@@ -3,6 +3,8 @@ the words for each status. Nothing here touches Streamlit."""
 
 from __future__ import annotations
 
+from detector.io.files import VIDEO_SUFFIXES
+
 # ---- session-state keys: this module is their only owner -----------------------------------
 SAMPLING = "sampling"  # sidebar widget
 
@@ -173,3 +175,6 @@ RETRYABLE = {"timeout", "weights_missing", "weights_tampered", "bad_settings"}
 
 
 Key = tuple[str, str, tuple[str, ...]]  # (sha256, sampling, models)
+
+# What the video uploaders offer (files are still recognised by their bytes, not their names).
+UPLOAD_TYPES = [s.lstrip(".") for s in VIDEO_SUFFIXES]

@@ -30,6 +30,7 @@ from sklearn.metrics import roc_auc_score
 
 from detector.evaluation.evaluate import score_image_folders
 from detector.settings import WEIGHTS_DIR, data_dir
+from detector.training.splits import FFPP_SPLIT_FILE
 
 PATHS = {
     "fp32_eager": {"precision": "fp32", "optimize": False},
@@ -39,7 +40,7 @@ PATHS = {
 
 
 def check(names: list[str]) -> dict[str, dict]:
-    split = json.loads((WEIGHTS_DIR / "splits/ffpp_split.json").read_text("utf-8"))
+    split = json.loads(FFPP_SPLIT_FILE.read_text("utf-8"))
     root = data_dir() / "ffpp_frames"
     folders = [(root / "real", 0), (root / "fake", 1)]
     scored = {

@@ -33,6 +33,7 @@ import numpy as np
 
 from detector.io.files import VIDEO_SUFFIXES
 from detector.settings import PROJECT_ROOT, cache_dir, data_dir
+from detector.training.splits import FFPP_SPLIT_FILE
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,10 @@ def clips(root: Path | None = None) -> list[Clip]:
 
 def ffpp_val_videos() -> dict[str, np.ndarray]:
     """Real FF++ validation-id videos as stacks of pipeline-cut crops (10 frames each)."""
-    from detector.settings import WEIGHTS_DIR
     from detector.training.clip_pool import align_folder
     from detector.training.splits import ffpp_target_id, ffpp_video_id
 
-    split = json.loads((WEIGHTS_DIR / "splits" / "ffpp_split.json").read_text("utf-8"))
+    split = json.loads(FFPP_SPLIT_FILE.read_text("utf-8"))
     val = set(split["val"])
     a = align_folder(data_dir() / "ffpp_frames" / "real", ffpp_target_id)
     vids: dict[str, list[np.ndarray]] = {}

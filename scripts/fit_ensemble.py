@@ -29,6 +29,7 @@ import numpy as np
 from detector.evaluation.evaluate import evaluate_scores, score_image_folders, split_ids_of
 from detector.models import list_models
 from detector.settings import PROJECT_ROOT, WEIGHTS_DIR, data_dir
+from detector.training.splits import FFPP_SPLIT_FILE
 from detector.verdict.aggregate import reduce_frames
 
 TRAINED = ("efficientnet_lite0", "xception", "inception_resnet_v2", "facenet_irv1")
@@ -73,7 +74,7 @@ def learned_combiner_loo(mat: np.ndarray, lab: np.ndarray) -> tuple[float, np.nd
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--candidates", default=",".join((*TRAINED, *MESONET_F2F)))
-    ap.add_argument("--split", type=Path, default=WEIGHTS_DIR / "splits" / "ffpp_split.json")
+    ap.add_argument("--split", type=Path, default=FFPP_SPLIT_FILE)
     ap.add_argument("--step", type=float, default=0.1)
     ap.add_argument(
         "--require",

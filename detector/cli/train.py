@@ -8,6 +8,7 @@ from pathlib import Path
 
 from detector.settings import PROJECT_ROOT
 from detector.training.config import TrainConfig
+from detector.training.splits import FFPP_SPLIT_FILE
 from detector.training.train import train
 from detector.training.trainables import TRAINABLE_NAMES
 
@@ -33,7 +34,7 @@ def add_arguments(p) -> None:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--patience", type=int, default=3, help="epochs without val AUC gain")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split", type=Path, default=PROJECT_ROOT / "weights/splits/ffpp_split.json")
+    p.add_argument("--split", type=Path, default=FFPP_SPLIT_FILE)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", default="none", choices=["none", "bf16"])
     p.add_argument("--threads", type=int, default=2)

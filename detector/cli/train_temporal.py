@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from detector.settings import PROJECT_ROOT
+from detector.training.splits import FFPP_SPLIT_FILE
 from detector.training.temporal import TEMPORAL_NAMES, TemporalConfig, train_temporal
 
 
@@ -21,7 +22,7 @@ def add_arguments(p) -> None:
     p.add_argument("--patience", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--views", default=None, help="e.g. real=6,fake=4,sbi_track=3,sbi_flicker=3")
-    p.add_argument("--split", type=Path, default=PROJECT_ROOT / "weights/splits/ffpp_split.json")
+    p.add_argument("--split", type=Path, default=FFPP_SPLIT_FILE)
     p.add_argument("--amp", default="bf16", choices=["none", "bf16"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--time-budget-min", type=float, default=None)

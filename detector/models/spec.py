@@ -16,6 +16,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+SEQUENCE_LENGTH = 10  # frames per window: ffpp_frames has 10 per video; 10 s of a track at 1 fps
+
 
 @dataclass(frozen=True)
 class ModelSpec:

@@ -17,7 +17,7 @@ from detector.settings import cache_dir, data_dir
 from detector.training.dataset import AugmentSettings, augment
 from detector.training.fakes import face_warp, identity_swap, self_blend
 from detector.training.images import Landmarks, list_images, read_rgb
-from detector.training.splits import ffpp_target_id
+from detector.training.splits import FFPP_SPLIT_FILE, ffpp_target_id
 
 POOL_VERSION = 1
 
@@ -124,9 +124,8 @@ def align_folder(
 
 
 def _train_ids() -> set[str]:
-    from detector.settings import WEIGHTS_DIR
 
-    split = json.loads((WEIGHTS_DIR / "splits" / "ffpp_split.json").read_text("utf-8"))
+    split = json.loads(FFPP_SPLIT_FILE.read_text("utf-8"))
     return set(split["train"])
 
 

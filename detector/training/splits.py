@@ -13,6 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.settings import WEIGHTS_DIR
+
+FFPP_SPLIT_FILE = WEIGHTS_DIR / "splits" / "ffpp_split.json"
+"""The FaceForensics++ id split (train / val / test) every trainer and measurement uses."""
+
 
 def ffpp_video_id(path: str | Path) -> str:
     """Video of a frame file: ``TTT_k`` -> ``TTT``, ``TTT_SSS_k`` -> ``TTT_SSS``; else the stem."""

@@ -45,6 +45,7 @@ from detector.models.registry import get_spec, list_models
 from detector.settings import PROJECT_ROOT
 from detector.training.config import TrainConfig, load_splits
 from detector.training.manifest import data_terms_of, fmt_s
+from detector.training.splits import FFPP_SPLIT_FILE
 from detector.training.storage import choose_storage, save_weights
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class TemporalConfig:
     weight_decay: float = 1e-4
     patience: int = 8
     seed: int = 0
-    split_file: Path | None = PROJECT_ROOT / "weights/splits/ffpp_split.json"
+    split_file: Path | None = FFPP_SPLIT_FILE
     amp: str = "bf16"
     threads: int = 2
     time_budget_min: float | None = None

@@ -37,6 +37,7 @@ import numpy as np
 from detector.evaluation.metrics import binary_metrics, bootstrap_auc_ci, json_ready
 from detector.io.files import VIDEO_SUFFIXES
 from detector.models.registry import get_spec, list_models
+from detector.models.spec import SEQUENCE_LENGTH
 from detector.settings import cache_dir
 from detector.training.config import TrainConfig
 from detector.training.dataset import augment
@@ -47,7 +48,7 @@ from detector.training.temporal import TRUNK_HEADS
 
 # The two-stream members are the registry's members that also take optical flow.
 TWO_STREAM_NAMES = tuple(n for n in list_models() if get_spec(n).inputs == "crop_and_flow")
-WINDOW = 10
+WINDOW = SEQUENCE_LENGTH  # pairs per window of the per-video member
 
 
 @dataclass(frozen=True)

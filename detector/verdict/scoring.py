@@ -12,49 +12,56 @@ from pathlib import Path
 from detector.errors import BadSettingsError, WeightsMissingError
 from detector.settings import weights_dir as default_weights_dir
 from detector.types import Calibration, ScoringSettings
-from detector.verdict.aggregate import AGGREGATORS, ORDERS
+from detector.verdict.verdict import check_scoring
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+def _ensemble_conf(weights_dir: Path | None) -> dict | None:
+    path = (weights_dir or default_weights_dir()) / ENSEMBLE_FILE
+    return json.loads(path.read_text("utf-8")) if path.is_file() else None
+
+
+def _scoring_from(conf: dict, calibrated: bool) -> ScoringSettings:
+    """A scoring from its ``ensemble.json`` entry (the default or a preset); the dataclass's own
+    defaults fill what the entry leaves out."""
+    base = ScoringSettings(weights=dict(conf["members"]))
+    s = replace(
+        base,
+        aggregation=conf.get("aggregation", base.aggregation),
+        order=conf.get("order", base.order),
+        threshold=float(conf.get("threshold", base.threshold)),
+        inconclusive_band=float(conf.get("inconclusive_band", base.inconclusive_band)),
+    )
+    cal = conf.get("calibration") if calibrated else None
+    if not cal:
+        return s
+    return replace(
+        s,
+        calibration=Calibration(
+            real_scores=tuple(sorted(float(x) for x in cal["real_video_scores"])),
+            pool=cal["pool"],
+            weights=s.weights,
+            aggregation=s.aggregation,
+            order=s.order,
+            target_false_alarm=float(cal["target_false_alarm"]),
+            rates=cal.get("rates", {}),
+        ),
+    )
 
 
 def default_scoring(weights_dir: Path | None = None) -> ScoringSettings:
-    """The shipped default ensemble and aggregation, from ``weights/ensemble.json``."""
-    path = (weights_dir or default_weights_dir()) / "ensemble.json"
-    if not path.is_file():
-        raise WeightsMissingError(f"no ensemble configuration at {path}")
-    conf = json.loads(path.read_text("utf-8"))
-    weights = dict(conf["members"])
-    aggregation = conf.get("aggregation", "mean")
-    order = conf.get("order", "aggregate_then_combine")
-    cal = conf.get("calibration")
-    calibration = (
-        Calibration(
-            real_scores=tuple(sorted(float(x) for x in cal["real_video_scores"])),
-            pool=cal["pool"],
-            weights=weights,
-            aggregation=aggregation,
-            order=order,
-            target_false_alarm=float(cal["target_false_alarm"]),
-            rates=cal.get("rates", {}),
-        )
-        if cal
-        else None
-    )
-    return ScoringSettings(
-        weights=weights,
-        aggregation=aggregation,
-        order=order,
-        threshold=float(conf.get("threshold", 0.5)),
-        inconclusive_band=float(conf.get("inconclusive_band", 0.1)),
-        calibration=calibration,
-    )
+    """The shipped default ensemble, aggregation and calibrated threshold (``ensemble.json``)."""
+    conf = _ensemble_conf(weights_dir)
+    if conf is None:
+        raise WeightsMissingError(f"no ensemble configuration {ENSEMBLE_FILE} in the weights")
+    return _scoring_from(conf, calibrated=True)
 
 
 def presets(weights_dir: Path | None = None) -> dict[str, dict]:
     """Named scorings beside the default (e.g. ``paper000``: the core paper's pair), from
-    ``weights/ensemble.json``: name -> {"label", "members", "aggregation", "order", "threshold"}."""
-    path = (weights_dir or default_weights_dir()) / "ensemble.json"
-    if not path.is_file():
-        return {}
-    return dict(json.loads(path.read_text("utf-8")).get("presets", {}))
+    ``ensemble.json``: name -> {"label", "members", "aggregation", "order", "threshold"}."""
+    return dict((_ensemble_conf(weights_dir) or {}).get("presets", {}))
 
 
 def preset_scoring(name: str, weights_dir: Path | None = None) -> ScoringSettings:
@@ -63,14 +70,7 @@ def preset_scoring(name: str, weights_dir: Path | None = None) -> ScoringSetting
     known = presets(weights_dir)
     if name not in known:
         raise BadSettingsError(f"unknown preset {name!r}; presets: {', '.join(known) or 'none'}")
-    p = known[name]
-    return ScoringSettings(
-        weights=dict(p["members"]),
-        aggregation=p.get("aggregation", "mean"),
-        order=p.get("order", "aggregate_then_combine"),
-        threshold=float(p.get("threshold", 0.5)),
-        inconclusive_band=float(p.get("inconclusive_band", 0.1)),
-    )
+    return _scoring_from(known[name], calibrated=False)
 
 
 def default_models(weights_dir: Path | None = None) -> tuple[str, ...]:
@@ -125,8 +125,6 @@ def resolve_scoring(
         w = dict(base.weights)
     else:
         w = dict.fromkeys(chosen, 1.0)
-    if any(v < 0 for v in w.values()) or sum(w.values()) <= 0:
-        raise BadSettingsError(f"weights must be >= 0 with a positive sum, got {w}")
     s = replace(base, weights=w)
     if aggregation is not None:
         s = replace(s, aggregation=aggregation)
@@ -134,12 +132,5 @@ def resolve_scoring(
         s = replace(s, order=order)
     if threshold is not None:
         s = replace(s, threshold=float(threshold))
-    if s.aggregation not in AGGREGATORS:
-        raise BadSettingsError(
-            f"unknown aggregation {s.aggregation!r}; use one of {', '.join(AGGREGATORS)}"
-        )
-    if s.order not in ORDERS:
-        raise BadSettingsError(f"unknown order {s.order!r}; use one of {', '.join(ORDERS)}")
-    if not 0.0 < s.threshold < 1.0:
-        raise BadSettingsError("threshold must be between 0 and 1")
+    check_scoring(s)
     return s

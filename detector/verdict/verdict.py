@@ -12,13 +12,19 @@ Everything here is numpy on the raw score table: re-weighting never runs a netwo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
 
 from detector.errors import BadSettingsError
-from detector.types import Label, ScoreTable, ScoringSettings, TrackScore, Verdict
+from detector.types import (
+    Label,
+    ScoreTable,
+    ScoringSettings,
+    TrackScore,
+    Verdict,
+    normalised_weights,
+)
 from detector.verdict.aggregate import (
     AGGREGATOR_LABELS,
     AGGREGATORS,
@@ -44,7 +50,8 @@ def label_for(p: float, threshold: float, band: float) -> Label:
     return "real"
 
 
-def _check(settings: ScoringSettings) -> Reducer:
+def check_scoring(settings: ScoringSettings) -> Reducer:
+    """The frame reducer of ``settings``, after checking every setting (BadSettingsError)."""
     try:
         reduce = AGGREGATORS[settings.aggregation]
     except KeyError:
@@ -57,6 +64,7 @@ def _check(settings: ScoringSettings) -> Reducer:
         raise BadSettingsError("threshold must be between 0 and 1")
     if not 0.0 <= settings.inconclusive_band < 1.0:
         raise BadSettingsError("the inconclusive band must be between 0 and 1")
+    normalise_weights(settings.weights, tuple(settings.weights))  # finite, >= 0, positive sum
     return reduce
 
 
@@ -72,7 +80,7 @@ def compute_verdict(table: ScoreTable, settings: ScoringSettings) -> Verdict:
     """
     if len(table.face_ids) == 0:
         raise BadSettingsError("no faces to aggregate")
-    reduce = _check(settings)
+    reduce = check_scoring(settings)
     w = normalise_weights(settings.weights, table.models)
     active = [m for m, wm in zip(table.models, w, strict=True) if wm > 0]
     thr = settings.threshold
@@ -152,8 +160,8 @@ def _rule(s: ScoringSettings, n_frames: int) -> str:
 def custom_settings(scoring: ScoringSettings, default: ScoringSettings) -> list[str]:
     """Plain-words differences from the shipped default (the "custom settings" mark)."""
     out = []
-    if _normal(scoring.weights) != _normal(default.weights):
-        shown = ", ".join(f"{m} {w:.2f}" for m, w in _normal(scoring.weights).items())
+    if normalised_weights(scoring.weights, 4) != normalised_weights(default.weights, 4):
+        shown = ", ".join(f"{m} {w:.2f}" for m, w in normalised_weights(scoring.weights, 4).items())
         out.append(f"model weights {shown}")
     if scoring.aggregation != default.aggregation:
         out.append(f"frames combined by {AGGREGATOR_LABELS[scoring.aggregation].lower()}")
@@ -166,11 +174,6 @@ def custom_settings(scoring: ScoringSettings, default: ScoringSettings) -> list[
     for tid, why in sorted(scoring.exclusions.items()):
         out.append(f"person {tid + 1} excluded ({why})")
     return out
-
-
-def _normal(weights: Mapping[str, float]) -> dict[str, float]:
-    total = sum(v for v in weights.values() if v > 0) or 1.0
-    return {m: round(v / total, 4) for m, v in weights.items() if v > 0}
 
 
 def _with_explanation(v: Verdict, n_frames: int) -> Verdict:

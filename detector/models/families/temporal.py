@@ -29,9 +29,7 @@ from detector.models.backbones import (
     keras_xception,
     resnext50_32x4d,
 )
-from detector.models.spec import ModelSpec
-
-SEQUENCE_LENGTH = 10  # frames per window: ffpp_frames has 10 per video; 10 s of a track at 1 fps
+from detector.models.spec import SEQUENCE_LENGTH, ModelSpec
 
 
 class LSTMHead(nn.Module):

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from detector.models.backbones import PRETRAINED, efficientnet_lite0
-from detector.models.spec import ModelSpec
+from detector.models.spec import SEQUENCE_LENGTH, ModelSpec
 
 FLOW_SCALE = 4.0  # flow (pixels at the input size) is divided by this and clipped to [-5, 5]
 FLOW_SIZE = 112  # flow is computed at this side, then resized to the input size
@@ -134,7 +134,7 @@ for _name, _per_video in (("two_stream_frame", False), ("two_stream_video", True
                 "-> REAL/FAKE."
             ),
             kind="track" if _per_video else "frame",
-            sequence_length=10 if _per_video else 1,
+            sequence_length=SEQUENCE_LENGTH if _per_video else 1,
             inputs="crop_and_flow",
         )
     )
