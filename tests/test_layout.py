@@ -104,3 +104,30 @@ def test_the_library_does_not_import_streamlit_or_scripts():
         m for m, text in graph_text.items() if "import streamlit" in text or "from scripts" in text
     )
     assert offenders == []
+
+
+def test_every_imported_name_exists():
+    """``from detector.x import y`` anywhere (also inside functions) names something real: a
+    moved or renamed function fails here, not the first time its command is run."""
+    import importlib
+
+    missing = []
+    sources = [*ROOT.glob("detector/**/*.py"), *ROOT.glob("pages/*.py"), *ROOT.glob("scripts/*.py")]
+    sources += [*ROOT.glob("tests/**/*.py"), ROOT / "app.py"]
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.level == 0):
+                continue
+            if node.module.split(".")[0] not in ("detector", "scripts"):
+                continue
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if hasattr(module, alias.name):
+                    continue
+                try:
+                    importlib.import_module(f"{node.module}.{alias.name}")
+                except ModuleNotFoundError:
+                    missing.append(
+                        f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{alias.name}"
+                    )
+    assert missing == []

@@ -19,12 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Credentials, metadata and findings of one file; exit 3 when the file cannot be read."""
-    from detector.provenance.findings import (
-        C2PA_WORDS,
-        TRUST_WORDS,
-        inspect_file,
-        provenance_to_dict,
-    )
+    from detector.provenance.model import C2PA_WORDS, TRUST_WORDS, provenance_to_dict
+    from detector.provenance.read import inspect_file
 
     trust = trust_from(args)
     if not args.video.exists():
