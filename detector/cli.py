@@ -33,8 +33,9 @@ def _parse_weights(text: str | None) -> dict[str, float] | None:
     return weights
 
 
-def _add_analysis_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", type=Path, help="video file to analyse")
+def _add_analysis_options(p: argparse.ArgumentParser, video: bool = True) -> None:
+    if video:
+        p.add_argument("video", type=Path, help="video file to analyse")
     p.add_argument("--sampling", default="1fps", help="1fps (default), even:N, first:N or all")
     p.add_argument("--models", default=None, help="comma-separated model names (default ensemble)")
     p.add_argument(
@@ -81,6 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_analysis_options(a)
     a.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     a.add_argument("--csv", type=Path, default=None, help="also write per-face scores as CSV")
+    from detector.batch.scan import add_arguments as add_scan_arguments
+
+    b = sub.add_parser(
+        "scan",
+        help="analyse many clips with the models loaded once; resumable (see: scan --help)",
+        description="Write DIR/results.jsonl (one analyze --json document per clip), "
+        "DIR/summary.csv and DIR/manifest.json. Exit 0 when every clip has its line.",
+    )
+    add_scan_arguments(b)
+    _add_analysis_options(b, video=False)
     r = sub.add_parser("report", help="analyse one video and write a PDF report")
     _add_analysis_options(r)
     r.add_argument("-o", "--output", type=Path, required=True, help="PDF file to write")
@@ -198,6 +209,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(f"{analysis.video.name}: {v.label.upper()}  p_fake={v.p_fake:.3f}")
         print(v.explanation)
     return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from detector.batch.scan import cmd_scan as run
+
+    return run(args, *_settings_from(args))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -320,6 +337,7 @@ def cmd_assets(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "analyze": cmd_analyze,
+    "scan": cmd_scan,
     "train-clip": cmd_train_clip,
     "assets": cmd_assets,
     "train": cmd_train,
