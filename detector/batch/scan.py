@@ -271,9 +271,10 @@ def analyse_clip(
 
 
 def clip_record(
-    analysis: Analysis, path: str, sha256: str | None, fingerprint: str, wall_time_s: float
+    analysis: Analysis, path: str, sha256: str | None, fingerprint: str | None, wall_time_s: float
 ) -> dict:
-    """The ``analyze --json`` document of one clip, with where it came from and what it cost."""
+    """The ``analyze --json`` document of one clip, with where it came from and what it cost
+    (``fingerprint`` None: not part of a scan, e.g. the app's Batch page)."""
     from detector.report import analysis_to_dict
 
     return {
@@ -408,6 +409,16 @@ def latest_rows(records: Iterable[dict]) -> list[dict]:
         rows.pop(row["path"], None)
         rows[row["path"]] = row
     return list(rows.values())
+
+
+def ranked(rows: Iterable[dict]) -> list[dict]:
+    """Summary rows, highest score first; clips without a verdict after them, by status."""
+
+    def key(row: dict) -> tuple:
+        scored = row["score"] != ""
+        return (not scored, -float(row["score"]) if scored else 0.0, row["status"], row["path"])
+
+    return sorted(rows, key=key)
 
 
 def summary_csv(rows: Iterable[dict]) -> str:
