@@ -30,7 +30,11 @@ def test_ray_and_local_engines_give_the_same_results(tmp_path):
     settings = light_settings()
 
     run_scan(
-        found, settings, tmp_path / "local", analyzer=Analyzer([MODEL], device="cpu"), progress=False
+        found,
+        settings,
+        tmp_path / "local",
+        analyzer=Analyzer([MODEL], device="cpu"),
+        progress=False,
     )
     result = run_scan(
         found,
@@ -57,9 +61,29 @@ def test_ray_and_local_engines_give_the_same_results(tmp_path):
             assert local[path]["verdict"] is None and r["message"] == local[path]["message"]
         else:
             assert r["verdict"]["label"] == local[path]["verdict"]["label"]
-            assert r["verdict"]["p_fake"] == pytest.approx(local[path]["verdict"]["p_fake"], abs=1e-5)
+            assert r["verdict"]["p_fake"] == pytest.approx(
+                local[path]["verdict"]["p_fake"], abs=1e-5
+            )
             for a, b in zip(r["frames"], local[path]["frames"], strict=True):
                 assert [f["box_xyxy"] for f in a["faces"]] == [f["box_xyxy"] for f in b["faces"]]
     assert (tmp_path / "ray" / scan.SUMMARY).read_text().count("\n") == 4
     run = json.loads((tmp_path / "ray" / scan.MANIFEST).read_text())["runs"][-1]
     assert run["engine"]["engine"] == "ray" and "ray" in run["software"]
+
+
+def test_missing_weights_stop_a_ray_scan_before_ray_starts(tmp_path):
+    from dataclasses import replace
+
+    from detector.errors import WeightsMissingError
+
+    clip = synthetic.blank_clip(tmp_path / "blank.mp4", seconds=1, fps=10)
+    settings = replace(light_settings(), models=("resnext50_lstm",))  # ships no weights
+    with pytest.raises(WeightsMissingError, match="resnext50_lstm"):
+        run_scan(
+            discover([clip]),
+            settings,
+            tmp_path / "out",
+            engine=EngineOptions("ray"),
+            progress=False,
+        )
+    assert (tmp_path / "out" / scan.RESULTS).exists() is False

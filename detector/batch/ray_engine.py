@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.batch.scan import EngineOptions, ScanSettings, Work, analyse_clip
-from detector.errors import BadSettingsError
+from detector.errors import BadSettingsError, WeightsMissingError
 from detector.paths import PROJECT_ROOT
 
 # Passed on to the actors (a cluster's nodes do not share the driver's environment).
@@ -61,7 +61,13 @@ class ClipAnalyzer:
 def ray_lines(
     work: Sequence[Work], settings: ScanSettings, fingerprint: str, engine: EngineOptions
 ) -> Iterator[tuple[int, str]]:
-    """``(index, line)`` per clip, in the order they finish."""
+    """``(index, line)`` per clip, in the order they finish.
+
+    Raises:
+        WeightsMissingError: a model has no weights here (checked before Ray starts; each actor
+            checks the files' sha256 as it loads them).
+    """
+    _require_weights(settings.models)
     ray = _import_ray()
     connected = _connect(ray, engine)
     try:
@@ -89,6 +95,14 @@ def cpus_per_worker(engine: EngineOptions) -> float:
     if engine.cpus_per_worker is not None:
         return engine.cpus_per_worker
     return 1 if engine.address else max(1, (os.cpu_count() or 1) // engine.workers)
+
+
+def _require_weights(models: Sequence[str]) -> None:
+    from detector.models import model_card
+
+    missing = [m for m in models if not model_card(m).available]
+    if missing:
+        raise WeightsMissingError(f"no verified weights for {', '.join(missing)} in weights/")
 
 
 def _import_ray():

@@ -667,8 +667,15 @@ def _run(discovery, settings, fingerprint, out_dir, log, resume, engine, analyze
     copies: list[tuple[Path, str]] = []
     groups: dict[str, list[Path]] = {}
     work: list[Work] = []
-    hashing = tqdm(discovery.clips, desc="hashing", unit="clip", file=sys.stderr, leave=False)
-    for path in hashing if progress else discovery.clips:
+    hashing = tqdm(
+        discovery.clips,
+        desc="hashing",
+        unit="clip",
+        file=sys.stderr,
+        leave=False,
+        disable=not progress,
+    )
+    for path in hashing:
         try:
             sha = sha256_file(path)
         except OSError as exc:  # vanished or not permitted: a line saying so (once)
