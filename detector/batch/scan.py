@@ -72,31 +72,8 @@ SUMMARY_COLUMNS = (
 )
 # Names that say "video" when the bytes do not: such a file in a folder is a damaged clip, and
 # gets its line; a file with another name and no video bytes is not a clip.
-VIDEO_SUFFIXES = frozenset(
-    [
-        ".mp4",
-        ".m4v",
-        ".mov",
-        ".qt",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".ts",
-        ".m2ts",
-        ".mts",
-        ".mpg",
-        ".mpeg",
-        ".vob",
-        ".flv",
-        ".ogv",
-        ".ogg",
-        ".wmv",
-        ".asf",
-        ".y4m",
-        ".3gp",
-        ".3g2",
-    ]
-)
+_SUFFIXES = ".mp4 .m4v .mov .qt .mkv .webm .avi .ts .m2ts .mts .mpg .mpeg .vob .flv .ogv .ogg .wmv"
+VIDEO_SUFFIXES = frozenset(f"{_SUFFIXES} .asf .y4m .3gp .3g2".split())
 HEAD_BYTES = 4096
 
 
@@ -627,7 +604,17 @@ def run_scan(
         log.close()
 
 
-def _run(discovery, settings, fingerprint, out_dir, log, resume, engine, analyzer, progress):
+def _run(
+    discovery: Discovery,
+    settings: ScanSettings,
+    fingerprint: str,
+    out_dir: Path,
+    log: ResultsLog,
+    resume: bool,
+    engine: EngineOptions,
+    analyzer: Analyzer | None,
+    progress: bool,
+) -> ScanResult:
     from tqdm import tqdm
 
     contents = log.read(_entry)
