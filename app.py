@@ -24,6 +24,7 @@ ui.start_preload()
 navigation = st.navigation(
     [
         st.Page("pages/analyze.py", title="Analyze", icon=":material/movie:", default=True),
+        st.Page("pages/batch.py", title="Batch", icon=":material/video_library:"),
         st.Page("pages/timeline.py", title="Timeline", icon=":material/show_chart:"),
         st.Page("pages/explain.py", title="Faces / Explain", icon=":material/face:"),
         st.Page("pages/ensemble.py", title="Ensemble lab", icon=":material/tune:"),

@@ -315,19 +315,27 @@ def analyse_upload(data: bytes, label: str, sampling: str, models, bar) -> Analy
         return Analysis(status=exc.status, message=str(exc), video=None, sampling=sampling)
 
 
-def _keep(key: Key, data: bytes) -> None:
+def _keep(key: Key, data: bytes | None) -> None:
     """Keep the newest analyses (and the newest videos) of this session; forget the rest."""
     analyses = st.session_state[ANALYSES]
     analyses[key] = analyses.pop(key)  # most recent last
     videos = st.session_state.setdefault(VIDEOS, {})
     videos.pop(key, None)
-    if analyses[key].ok:
+    if analyses[key].ok and data is not None:
         videos[key] = data
     while len(analyses) > MAX_KEPT:
         _forget(next(iter(analyses)))
     for old in list(videos)[:-MAX_VIDEOS_KEPT]:
         videos.pop(old, None)
         st.session_state.get(PLAYABLE, {}).pop(old, None)
+
+
+def show_new_analysis(key: Key, analysis: Analysis, data: bytes | None) -> None:
+    """Keep an analysis made on another page (the Batch page) in this session's list and show
+    it; ``data`` is the clip's bytes for the player (None when they are no longer at hand)."""
+    st.session_state.setdefault(ANALYSES, {})[key] = analysis
+    _keep(key, data)
+    _set_current(key)
 
 
 def _forget(key: Key) -> None:

@@ -21,7 +21,6 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from detector.cli import common
 from detector.errors import DetectorError, VideoReadError
 from detector.io import synthetic
 from detector.io.decode import DecodeStats, iter_frames
@@ -30,7 +29,7 @@ from detector.io.probe import parse_sampling, probe
 from detector.io.sniff import require_video, sniff
 from detector.io.uploads import TEMP_PREFIX, display_name
 from detector.pipeline import ExtractionSettings
-from detector.reporting.record import analysis_to_dict
+from detector.reporting.record import analysis_to_dict, json_default
 from detector.settings import PROJECT_ROOT
 from detector.types import SampledFrame
 from tests.hostile import CASES, Case, encode, mjpeg_avi
@@ -68,7 +67,7 @@ def test_library_outcome(name, hostile, analyzer):
     if case.check is not None:
         case.check(analysis)
     # The CLI's --json document (what `python -m detector analyze FILE --json` prints).
-    doc = json.loads(json.dumps(analysis_to_dict(analysis), default=common.jsonable))
+    doc = json.loads(json.dumps(analysis_to_dict(analysis), default=json_default))
     assert (doc["status"], doc["message"]) == (analysis.status, analysis.message)
     assert (doc["verdict"] is None) == (not analysis.ok)
     assert len(doc["gaps"]) == len(analysis.gaps) and doc["notes"] == list(analysis.notes)

@@ -9,12 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from detector.cli import common
 from detector.faces.detect import FaceSettings
 from detector.faces.quality import QualitySettings
 from detector.io import synthetic
 from detector.pipeline import ExtractionSettings
-from detector.reporting.record import analysis_to_dict
+from detector.reporting.record import analysis_to_dict, json_default
 from detector.settings import PROJECT_ROOT
 from detector.verdict.verdict import label_for
 
@@ -100,7 +99,7 @@ def test_a_face_printed_on_a_shirt_is_listed_never_scored(analyzer, tmp_path):
     assert all(r.box_xyxy[1] > 240 for r in a.rejected)  # the picture, not the person
     assert sorted(a.scores.face_ids.tolist()) == [f.face_id for f in a.faces]
     assert any("3 detection(s) were not scored" in n for n in a.notes), a.notes
-    doc = json.loads(json.dumps(analysis_to_dict(a), default=common.jsonable))
+    doc = json.loads(json.dumps(analysis_to_dict(a), default=json_default))
     assert doc["rejected_count"] == 3 and doc["rejected"][0]["check"] == "body"
     assert doc["rejected"][0]["reason"].startswith("not a face")
     assert sum(len(fr["faces"]) for fr in doc["frames"]) == 3
@@ -115,7 +114,7 @@ def test_when_no_detection_looks_like_a_face_the_message_says_so(analyzer, video
         a.message
     )
     assert "4 low detector confidence" in a.message
-    doc = json.loads(json.dumps(analysis_to_dict(a), default=common.jsonable))
+    doc = json.loads(json.dumps(analysis_to_dict(a), default=json_default))
     assert doc["status"] == "no_faces" and doc["rejected_count"] == 4
 
 

@@ -22,6 +22,10 @@ from detector.errors import BadSettingsError, DetectorError
 # command -> (module in detector.cli, one line of help)
 COMMANDS = {
     "analyze": ("analyze", "analyse one video"),
+    "scan": (
+        "scan",
+        "analyse many clips with the models loaded once; resumable (see: scan --help)",
+    ),
     "report": ("report", "analyse one video and write a PDF report"),
     "provenance": (
         "provenance",

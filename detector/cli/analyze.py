@@ -12,10 +12,10 @@ from detector.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
     add_analysis_options,
-    jsonable,
     run_analysis,
 )
 from detector.errors import BadSettingsError
+from detector.reporting.record import json_default
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     analysis = run_analysis(args)
     doc = analysis_to_dict(analysis)
     if args.json:
-        print(json.dumps(doc, indent=2, default=jsonable))
+        print(json.dumps(doc, indent=2, default=json_default))
     if args.csv:
         args.csv.write_text(frame_scores_csv(analysis), encoding="utf-8")
     if not analysis.ok:

@@ -11,8 +11,10 @@ EXIT_OK, EXIT_USAGE, EXIT_NO_VERDICT, EXIT_INTERNAL = 0, 2, 3, 4
 EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
 
 
-def add_analysis_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("video", type=Path, help="video file to analyse")
+def add_analysis_options(p: argparse.ArgumentParser, video: bool = True) -> None:
+    """The analysis options; ``video=False`` for commands that take their own paths (scan)."""
+    if video:
+        p.add_argument("video", type=Path, help="video file to analyse")
     p.add_argument("--sampling", default="1fps", help="1fps (default), even:N, first:N or all")
     p.add_argument("--models", default=None, help="comma-separated model names (default ensemble)")
     p.add_argument(
@@ -86,13 +88,3 @@ def run_analysis(args: argparse.Namespace):
         raise BadSettingsError(f"{args.video}: no such file")
     analyzer = Analyzer(models, device=args.device)
     return analyzer.analyze(args.video, extraction, scoring)
-
-
-def jsonable(obj):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

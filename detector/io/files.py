@@ -9,7 +9,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+# File names that say "video" (a damaged file with such a name is still listed, and refused in words).
+VIDEO_SUFFIXES = (
+    *(".mp4", ".m4v", ".mov", ".qt", ".mkv", ".webm", ".avi", ".ts", ".m2ts", ".mts", ".mpg"),
+    *(".mpeg", ".vob", ".flv", ".ogv", ".ogg", ".wmv", ".asf", ".y4m", ".3gp", ".3g2"),
+)
 
 
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:

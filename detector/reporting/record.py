@@ -14,6 +14,7 @@ import io
 import platform
 from dataclasses import asdict, dataclass
 from importlib import metadata
+from pathlib import Path
 
 from detector.provenance.model import provenance_to_dict
 from detector.types import Analysis, ScoringSettings, TrackScore, Verdict
@@ -291,3 +292,14 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def json_default(obj):
+    """``json.dumps(..., default=json_default)``: numpy scalars and paths as plain JSON."""
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
