@@ -34,6 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.audio.decode import (
+    AudioLimits,
+    child_message,
+    decode_audio,
+    not_read,
+    track_from_message,
+)
+from detector.audio.records import AudioTrack
 from detector.errors import (
     DecodeTimeoutError,
     DetectorError,
@@ -100,12 +108,15 @@ class InProcessDecoder:
         max_samples: int = MAX_SAMPLES,
         limits: DecodeLimits | None = None,
         with_next: bool = False,
+        audio: AudioLimits | None = None,
     ) -> None:
         self.path, self.name, self.plan, self.max_samples = Path(path), name, plan, max_samples
         self.limits = limits or DecodeLimits()
         self.with_next = with_next
+        self.audio_limits = audio
         self.info: VideoInfo | None = None
         self.stats: DecodeStats | None = None
+        self._audio: AudioTrack | None = None
 
     def __enter__(self) -> InProcessDecoder:
         self.info = probe(self.path, name=self.name, max_pixels=self.limits.max_pixels)
@@ -126,6 +137,19 @@ class InProcessDecoder:
             with_next=self.with_next,
         )
 
+    def read_audio(self) -> AudioTrack | None:
+        """The first audio track, decoded to 16 kHz mono (None unless ``audio`` limits were
+        given). Call it after the frames, or after entering failed for want of a video stream
+        (an audio-only file); a bad track is a worded state, never an exception."""
+        if self.audio_limits is None:
+            return None
+        if self._audio is None:
+            try:
+                self._audio = decode_audio(self.path, self.name, self.audio_limits)
+            except DetectorError as exc:
+                self._audio = not_read(str(exc))
+        return self._audio
+
 
 class IsolatedDecoder(InProcessDecoder):
     """Context manager: ``info`` after entering, then iterate sampled frames and decode gaps.
@@ -144,8 +168,9 @@ class IsolatedDecoder(InProcessDecoder):
         max_samples: int = MAX_SAMPLES,
         limits: DecodeLimits | None = None,
         with_next: bool = False,
+        audio: AudioLimits | None = None,
     ) -> None:
-        super().__init__(path, name, plan, max_samples, limits, with_next)
+        super().__init__(path, name, plan, max_samples, limits, with_next, audio)
         self._proc: subprocess.Popen | None = None
         self._pipe = None  # the read end of the child's message pipe
         self._waited_s = 0.0
@@ -165,6 +190,7 @@ class IsolatedDecoder(InProcessDecoder):
             "max_samples": self.max_samples,
             "with_next": self.with_next,
             "limits": asdict(self.limits),
+            "audio": asdict(self.audio_limits) if self.audio_limits else None,
         }
         read_fd, write_fd = os.pipe()
         try:
@@ -190,6 +216,9 @@ class IsolatedDecoder(InProcessDecoder):
             with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.close()
             header = self._receive()
+            if header.get("type") == "audio":  # sent first only when there is no video stream
+                self._audio = self._audio_track(header)
+                header = self._receive()
             try:
                 self.info = _info_from(header["info"]) if header.get("type") == "info" else None
             except (KeyError, TypeError, ValueError):
@@ -222,6 +251,34 @@ class IsolatedDecoder(InProcessDecoder):
                 self._stop()
                 raise VideoReadError(f"{self.name}: the decoder sent a malformed message") from None
             yield item
+
+    def read_audio(self) -> AudioTrack | None:
+        """The audio track the child decodes after the frames (see the parent class)."""
+        if self.audio_limits is None or self._audio is not None:
+            return self._audio
+        if self._pipe is None:
+            return not_read(f"{self.name}: the audio was not read (the decoder had stopped)")
+        try:
+            header = self._receive()
+            if header.get("type") != "audio":
+                raise VideoReadError(f"{self.name}: the decoder sent no audio")
+            self._audio = self._audio_track(header)
+        except DetectorError as exc:
+            self._audio = not_read(f"the audio could not be read: {exc}")
+        return self._audio
+
+    def _audio_track(self, header: dict) -> AudioTrack:
+        """Receive the samples announced by an "audio" header into an array of checked size."""
+        try:
+            n = int(header["n_samples"])
+            if not 0 <= n <= self.audio_limits.max_samples:
+                raise ValueError(n)
+            samples = np.empty(n, "<f4")
+            self._read_exactly(memoryview(samples).cast("B"))
+            return track_from_message(header, samples.astype(np.float32, copy=False))
+        except (KeyError, TypeError, ValueError):
+            self._stop()
+            raise VideoReadError(f"{self.name}: the decoder sent a malformed message") from None
 
     def _frame(self, header: dict) -> SampledFrame:
         """Receive the pixels announced by ``header`` into an array of the checked size."""
@@ -392,6 +449,13 @@ def _child_main(fd: int) -> int:
     job = json.loads(sys.stdin.buffer.read(_HEADER_LIMIT))
     name, path = job["name"], Path(job["path"])
     limits = job["limits"]
+
+    def send_audio() -> None:  # one header, then exactly n_samples little-endian float32
+        header, samples = child_message(path, name, job["audio"])
+        send(header)
+        pipe.write(memoryview(np.ascontiguousarray(samples, dtype="<f4")).cast("B"))
+        pipe.flush()
+
     try:
         _limit_resources(limits)
         max_pixels = int(limits["max_pixels"])
@@ -429,9 +493,13 @@ def _child_main(fd: int) -> int:
             else:
                 send({"type": "gap", **asdict(item)})
         send({"type": "done", "stats": asdict(stats)})
+        if job.get("audio"):
+            send_audio()
     except BrokenPipeError:  # the parent stopped listening
         return 0
     except DetectorError as exc:
+        if isinstance(exc, NoVideoStreamError) and job.get("audio"):
+            send_audio()  # an audio-only file: its voice can still be analysed
         send({"type": "error", "status": exc.status, "message": str(exc)})
     except MemoryError:
         message = f"{name}: decoding needed more than the {limits['memory_mb']} MB allowed"
