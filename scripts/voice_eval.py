@@ -319,6 +319,14 @@ def report(work: Path, model: str, reduction: str, scale: float, target: float, 
                 for v in VARIANTS
             },
         }
+    for system, entry in systems.items():
+        entry["per_voice"] = {}
+        for voice in SYSTEMS[system]:
+            p = np.array([r["p"] for r in scored if r["system"] == system and r["voice"] == voice])
+            entry["per_voice"][voice] = {
+                "auc": round(_auc(real, p), 4),
+                "flagged": round(float(np.mean(p >= thr)), 4),
+            }
     fake_all = np.array([r["p"] for r in scored if r["label"] == "fake"])
     metrics = {
         "evaluated_by": f"python -m scripts.voice_eval report --reduction {reduction} "
@@ -349,6 +357,13 @@ def report(work: Path, model: str, reduction: str, scale: float, target: float, 
         man["score_scale"] = scale
         man["calibration"] = calibration
         man["metrics"] = metrics
+        man["notes"] = (
+            "As shipped (not retrained). On the local systems: espeak-ng and festival voices are "
+            "separated from real speech; flite is caught except its kal16 diphone voice; the "
+            "Piper VITS neural voice scores like real speech (AUC below 0.5), so modern neural "
+            "TTS and voice clones are NOT detected. The threshold rests on 12 real recordings "
+            "(36 with variants): few; treat the voice verdict as a lead, not a finding."
+        )
         path.write_text(json.dumps(man, indent=2) + "\n", encoding="utf-8")
         print(f"written to {path}")
 
