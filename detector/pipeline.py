@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from detector.aggregate import compute_verdict
+from detector.audio.decode import AudioLimits
 from detector.errors import (
     BadSettingsError,
     DetectorError,
     NoFacesFoundError,
+    NoVideoStreamError,
     VideoTooShortError,
     WeightsMissingError,
 )
@@ -58,6 +60,8 @@ from detector.uploads import display_name
 from detector.video import MAX_SAMPLES, parse_sampling, sampling_cap_note
 
 if TYPE_CHECKING:
+    from detector.audio.records import AudioAnalysis, AudioTrack
+    from detector.audio.score import VoiceMember
     from detector.ensemble import Ensemble
     from detector.identity import FaceEmbedder
 
@@ -147,6 +151,8 @@ class ExtractionSettings:
             (:mod:`detector.provenance`; evidence beside the faces, never part of the score).
         trust_anchors: the CA certificates whose signers count as trusted for content
             credentials; None trusts nobody (the signer is then "unknown").
+        voice: also judge the audio track's voice (:mod:`detector.audio`), apart from the
+            faces; ``audio`` bounds its decoding.
     """
 
     sampling: str = "1fps"
@@ -157,6 +163,8 @@ class ExtractionSettings:
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     provenance: bool = True
     trust_anchors: TrustAnchors | None = None
+    voice: bool = True
+    audio: AudioLimits = field(default_factory=AudioLimits)
 
 
 class Analyzer:
@@ -188,6 +196,7 @@ class Analyzer:
         self._detector = detector
         self._embedder = embedder
         self._ensemble = ensemble
+        self._voice: VoiceMember | None = None
         self._lock = threading.Lock()
 
     @property
@@ -226,6 +235,27 @@ class Analyzer:
                 self._embedder = FaceEmbedder(self.weights_dir, device=device)
             return self._embedder
 
+    @property
+    def voice(self) -> VoiceMember:
+        """The speech detector and the audio member, loaded and verified on first use."""
+        with self._lock:
+            if self._voice is None:
+                from detector.audio.score import VoiceMember
+
+                self._voice = VoiceMember(weights_dir=self.weights_dir)
+            return self._voice
+
+    def _voice_part(self, track: AudioTrack | None, audio_only: bool = False) -> AudioAnalysis:
+        """The audio part; its own failures end as its own status, never the faces'."""
+        from detector.audio.score import not_analysed
+
+        if track is None:
+            return not_analysed("the audio was not read")
+        try:
+            return self.voice.analyze(track, audio_only=audio_only)
+        except DetectorError as exc:
+            return not_analysed(f"the voice member could not be loaded: {exc}")
+
     def load(self) -> Analyzer:
         """Load the face detector, the embedder and the models now rather than at the first
         analysis.
@@ -260,6 +290,8 @@ class Analyzer:
         info = None
         frames, faces, rejected, gaps, notes = (), (), (), (), ()
         provenance = None
+        audio = None
+        decoder = None
         try:
             plan = parse_sampling(settings.sampling)
             scoring = scoring or self._default_scoring()
@@ -273,9 +305,16 @@ class Analyzer:
             report("probe", 0.0, "Reading the file")
             decoder_cls = IsolatedDecoder if settings.isolate_decoding else InProcessDecoder
             with_next = _needs_next_frames(self.model_names)
-            with decoder_cls(
-                path, label, plan, settings.max_samples, settings.limits, with_next
-            ) as decoder:
+            decoder = decoder_cls(
+                path,
+                label,
+                plan,
+                settings.max_samples,
+                settings.limits,
+                with_next,
+                audio=settings.audio if settings.voice else None,
+            )
+            with decoder:
                 info = decoder.info
                 timings["probe_s"] = time.perf_counter() - t0
                 if info.duration_s and info.duration_s < settings.min_duration_s:
@@ -290,6 +329,11 @@ class Analyzer:
                 frames, faces, rejected, gaps, notes = self._extract(
                     decoder, info, plan, settings, report, timings
                 )
+                if settings.voice:
+                    report("scoring", 0.0, "Judging the voice")
+                    t0 = time.perf_counter()
+                    audio = self._voice_part(decoder.read_audio())
+                    timings["voice_s"] = time.perf_counter() - t0
             _check_real_length(decoder, info, settings)
             if not frames:
                 raise VideoTooShortError(f"{info.name}: no frame could be sampled from the video")
@@ -346,11 +390,14 @@ class Analyzer:
                 notes=notes,
                 rejected=rejected,
                 provenance=provenance,
+                audio=audio,
             )
         except DetectorError as exc:
             extra = {}
             if isinstance(exc, NoFacesFoundError):
                 extra = {"frames": frames, "gaps": gaps, "notes": notes, "rejected": rejected}
+            if settings.voice and audio is None:
+                audio = self._audio_after_refusal(exc, decoder)
             return Analysis(
                 status=exc.status,
                 message=str(exc),
@@ -359,8 +406,20 @@ class Analyzer:
                 models=self._model_cards(),
                 timings_s=timings,
                 provenance=provenance,
+                audio=audio,
                 **extra,
             )
+
+    def _audio_after_refusal(self, exc: DetectorError, decoder) -> AudioAnalysis:
+        """The audio part when the video side refused the file: an audio-only file is still
+        judged as a voice (with a note); otherwise the audio was not reached."""
+        from detector.audio.score import not_analysed
+
+        if isinstance(exc, NoVideoStreamError) and decoder is not None:
+            track = decoder.read_audio()
+            if track is not None and track.status != "no_audio":
+                return self._voice_part(track, audio_only=True)
+        return not_analysed(f"the audio was not analysed: {exc}")
 
     def provenance(
         self, path: Path, settings: ExtractionSettings | None = None, name: str | None = None

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import ui, views
+from pages import ui, views, voice_view
 
 ui.page_setup()
 
@@ -22,7 +22,7 @@ source = st.radio(
 if source == "Upload a file":
     upload = st.file_uploader(
         "Video file",
-        type=["mp4", "mov", "avi", "mkv", "webm"],
+        type=["mp4", "mov", "avi", "mkv", "webm", "m4a"],
         key=ui.UPLOAD,
         on_change=ui.clear_current,
         help="Checked by content, not by extension. The file is deleted after analysis; the "
@@ -58,4 +58,5 @@ if analysis is not None:
         st.page_link("pages/timeline.py", label="See the timeline", icon=":material/show_chart:")
     else:
         ui.show_status(analysis)
+    voice_view.voice_section(analysis)
     views.provenance_section(*ui.current_provenance(analysis))

@@ -356,3 +356,85 @@ def test_espeak_speech_is_scored_per_window(member, speech):
 def test_an_audio_only_analysis_says_so(member, speech):
     a = member.analyze(_track(speech), audio_only=True)
     assert a.audio_only and any("only the voice" in n for n in a.notes)
+
+
+# ---------------------------------------------------------------- in the analysis, JSON and PDF
+
+
+@pytest.fixture(scope="module")
+def talking_clip(tmp_path_factory, speech) -> Path:
+    """A synthetic face clip whose audio track is espeak-ng speech."""
+    from tests.hostile import face_images
+
+    d = tmp_path_factory.mktemp("talking")
+    seconds = len(speech) / SR
+    return _mux_av(d / "talking.mp4", list(face_images(round(seconds * 10))), speech)
+
+
+def test_the_analysis_judges_faces_and_voice_apart(analyzer, talking_clip):
+    from detector.report import analysis_to_dict
+
+    a = analyzer.analyze(talking_clip)
+    assert a.status == "ok" and a.verdict is not None
+    assert a.audio.status == "ok" and a.audio.verdict is not None and a.audio.segments
+    doc = analysis_to_dict(a)
+    assert doc["audio"]["status"] == "ok" and doc["audio"]["member"]["name"] == "aasist"
+    assert doc["audio"]["member"]["kind"] == "audio"
+    seg = doc["audio"]["segments"][0]
+    assert 0 <= seg["start_s"] < seg["end_s"] and 0 <= seg["p_fake"] <= 1
+    assert doc["summary"].startswith("Faces: ") and "; Voice: " in doc["summary"]
+    assert doc["audio"]["verdict"]["words"] in doc["summary"]
+    assert "voice_s" in a.timings_s
+
+
+def test_no_audio_track_leaves_the_face_verdict_alone(analyzer, videos):
+    from dataclasses import replace
+
+    from detector.pipeline import ExtractionSettings
+
+    a = analyzer.analyze(videos["face"])
+    assert a.status == "ok" and a.audio.status == "no_audio" and a.audio.verdict is None
+    b = analyzer.analyze(videos["face"], replace(ExtractionSettings(), voice=False))
+    assert b.audio is None and b.verdict.p_fake == a.verdict.p_fake
+
+
+def test_an_audio_only_file_is_analysed_as_voice_only(analyzer, tmp_path, speech):
+    from detector.report import analysis_to_dict
+
+    a = analyzer.analyze(write_audio(tmp_path / "message.m4a", speech))
+    assert a.status == "no_video_stream" and a.verdict is None
+    assert a.audio.status == "ok" and a.audio.audio_only and a.audio.verdict is not None
+    assert any("only the voice was analysed" in n for n in a.audio.notes)
+    doc = analysis_to_dict(a)
+    assert doc["verdict"] is None and doc["audio"]["verdict"] is not None
+    assert doc["summary"].startswith("Faces: no verdict (no video stream); Voice: ")
+
+
+def test_a_silent_track_is_no_speech(analyzer, tmp_path):
+    a = analyzer.analyze(write_audio(tmp_path / "silent.m4a", np.zeros(3 * SR, np.float32)))
+    assert a.audio.status == "no_speech" and a.audio.verdict is None
+
+
+def test_the_pdf_has_a_voice_section(analyzer, talking_clip):
+    import io
+
+    from pypdf import PdfReader
+
+    from detector.pdf import render_pdf
+
+    a = analyzer.analyze(talking_clip)
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(render_pdf(a))).pages)
+    assert "Voice" in text and a.audio.verdict.words in text
+    assert "Faces: " in text and "threshold" in text
+
+
+def test_the_voice_lane_draws_every_scored_window():
+    from detector.audio.records import AudioAnalysis, VoiceSegment, VoiceVerdict
+    from pages.voice_view import voice_lane
+
+    segs = (VoiceSegment(0.5, 4.5, 0.9), VoiceSegment(5.0, 6.0, 0.2, tiled=True))
+    verdict = VoiceVerdict("uncertain", 0.6, 0.85, 0.79, "mean", "rule", True)
+    fig = voice_lane(AudioAnalysis("ok", "", "aasist", segs, ((0.5, 6.0),), verdict, 7.0, 5.5))
+    assert len(fig.data) == 2
+    assert list(fig.data[0].x) == [0.5, 4.5] and list(fig.data[0].y) == [0.9, 0.9]
+    assert fig.layout.xaxis.range == (0, 7.0)
