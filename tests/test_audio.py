@@ -438,3 +438,12 @@ def test_the_voice_lane_draws_every_scored_window():
     assert len(fig.data) == 2
     assert list(fig.data[0].x) == [0.5, 4.5] and list(fig.data[0].y) == [0.9, 0.9]
     assert fig.layout.xaxis.range == (0, 7.0)
+
+
+def test_the_member_scores_like_the_plain_network(member):
+    """Channels-last inference in the member changes no score."""
+    net = create_audio_model("aasist")
+    x = known_waveform()[None]
+    with torch.inference_mode():
+        logits = net(torch.from_numpy(x))[0].double()
+    assert abs(member.margins(x)[0] - float(logits[0] - logits[1])) < 1e-4
