@@ -27,6 +27,7 @@ are stored in ``weights/<model>.json``.
     flock /tmp/cpu-heavy.lock python -m scripts.voice_eval generate
     flock /tmp/cpu-heavy.lock python -m scripts.voice_eval score
     python -m scripts.voice_eval report [--write]
+    flock /tmp/cpu-heavy.lock python -m scripts.voice_eval bench [--clip VIDEO]
 """
 
 from __future__ import annotations
@@ -368,9 +369,51 @@ def report(work: Path, model: str, reduction: str, scale: float, target: float, 
         print(f"written to {path}")
 
 
+def bench(clip: Path, repeats: int = 3) -> None:
+    """Warm time of the voice on one clip: decoding, speech detection and AASIST (medians),
+    at 2 and 1 torch threads, and the sandboxed decoder with and without the audio."""
+    import statistics
+
+    import torch
+
+    from detector.audio.decode import AudioLimits
+    from detector.sandbox import IsolatedDecoder
+    from detector.video import SamplingPlan
+
+    member = VoiceMember()
+    for threads in (2, 1):
+        torch.set_num_threads(threads)
+        member.analyze(decode_audio(clip, clip.name))  # warm-up
+        rows = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            track = decode_audio(clip, clip.name)
+            t1 = time.perf_counter()
+            a = member.analyze(track)
+            t2 = time.perf_counter()
+            rows.append((t1 - t0, a.timings_s["vad_s"], a.timings_s["scoring_s"], t2 - t0))
+        med = [statistics.median(r[i] for r in rows) for i in range(4)]
+        print(
+            f"threads={threads}: {track.duration_s:.1f} s of audio, {len(a.segments)} windows; "
+            f"decode {med[0]:.3f} s, speech detection {med[1]:.3f} s, AASIST {med[2]:.3f} s, "
+            f"total {med[3]:.3f} s (median of {repeats})"
+        )
+    for audio in (None, AudioLimits()):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            with IsolatedDecoder(clip, clip.name, SamplingPlan("fps", 1.0), audio=audio) as dec:
+                list(dec)
+                dec.read_audio()
+            times.append(time.perf_counter() - t0)
+        what = "frames + audio" if audio else "frames only"
+        print(f"sandboxed decoder, {what}: {statistics.median(times):.3f} s")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["generate", "score", "report"])
+    parser.add_argument("stage", choices=["generate", "score", "report", "bench"])
+    parser.add_argument("--clip", type=Path, default=None, help="bench: default the stage clip")
     parser.add_argument("--work", type=Path, default=paths.cache_dir() / "voice_eval")
     parser.add_argument("--data", type=Path, default=None, help="default: DEEPFAKE_DATA_DIR")
     parser.add_argument("--piper-wheel", type=Path, default=None, help=PIPER_WHEEL)
@@ -382,8 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import torch
 
-    torch.set_num_threads(1)
-    if args.stage == "generate":
+    torch.set_num_threads(1)  # bench sets its own
+    if args.stage == "bench":
+        bench(args.clip or (args.data or paths.data_dir()) / "clips/misc/short_hamilton_clip.mp4")
+    elif args.stage == "generate":
         generate(args.work, args.data or paths.data_dir(), args.piper_wheel)
     elif args.stage == "score":
         score(args.work, args.model)
