@@ -32,6 +32,9 @@ run: $(STAMP) $(ASSETS)
 test: $(STAMP) $(ASSETS)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@# The voice tests speak with Debian's espeak-ng (they skip, saying why, without it).
+	command -v espeak-ng >/dev/null || (apt-get update -qq && apt-get install -y -qq espeak-ng) \
+		|| echo "espeak-ng could not be installed: the speech tests will skip"
 	$(PY) -m pytest -m "not e2e"
 
 test-e2e: $(STAMP) $(ASSETS)

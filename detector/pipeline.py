@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from detector.audio.decode import AudioLimits
 from detector.errors import (
     BadSettingsError,
     DetectorError,
     NoFacesFoundError,
+    NoVideoStreamError,
     VideoTooShortError,
 )
 from detector.faces.crop import square_crop
@@ -34,9 +36,9 @@ from detector.faces.quality import (
     rejected_record,
     rejection_summary,
 )
-from detector.faces.track import FaceTracker
+from detector.faces.track import FaceTracker, tracks_of
 from detector.io.isolated.decoder import DecodeLimits, InProcessDecoder, IsolatedDecoder
-from detector.io.probe import MAX_SAMPLES, parse_sampling, sampling_cap_note
+from detector.io.probe import MAX_SAMPLES, expected_samples, parse_sampling, sampling_cap_note
 from detector.io.uploads import display_name
 from detector.provenance.model import Provenance, TrustAnchors
 from detector.provenance.read import inspect_file
@@ -52,12 +54,13 @@ from detector.types import (
     SampledFrame,
     ScoreTable,
     ScoringSettings,
-    Track,
 )
 from detector.verdict.scoring import default_models, resolve_scoring
 from detector.verdict.verdict import compute_verdict
 
 if TYPE_CHECKING:
+    from detector.audio.records import AudioAnalysis, AudioTrack
+    from detector.audio.score import VoiceMember
     from detector.faces.identity import FaceEmbedder
     from detector.scoring.ensemble import Ensemble
 
@@ -84,6 +87,8 @@ class ExtractionSettings:
             (:mod:`detector.provenance`; evidence beside the faces, never part of the score).
         trust_anchors: the CA certificates whose signers count as trusted for content
             credentials; None trusts nobody (the signer is then "unknown").
+        voice: also judge the audio track's voice (:mod:`detector.audio`), apart from the
+            faces; ``audio`` bounds its decoding.
     """
 
     sampling: str = "1fps"
@@ -94,6 +99,8 @@ class ExtractionSettings:
     limits: DecodeLimits = field(default_factory=DecodeLimits)
     provenance: bool = True
     trust_anchors: TrustAnchors | None = None
+    voice: bool = True
+    audio: AudioLimits = field(default_factory=AudioLimits)
 
 
 class Analyzer:
@@ -125,6 +132,7 @@ class Analyzer:
         self._detector = detector
         self._embedder = embedder
         self._ensemble = ensemble
+        self._voice: VoiceMember | None = None
         self._lock = threading.Lock()
 
     @property
@@ -163,6 +171,27 @@ class Analyzer:
                 self._embedder = FaceEmbedder(self.weights_dir, device=device)
             return self._embedder
 
+    @property
+    def voice(self) -> VoiceMember:
+        """The speech detector and the audio member, loaded and verified on first use."""
+        with self._lock:
+            if self._voice is None:
+                from detector.audio.score import VoiceMember
+
+                self._voice = VoiceMember(weights_dir=self.weights_dir)
+            return self._voice
+
+    def _voice_part(self, track: AudioTrack | None, audio_only: bool = False) -> AudioAnalysis:
+        """The audio part; its own failures end as its own status, never the faces'."""
+        from detector.audio.score import not_analysed
+
+        if track is None:
+            return not_analysed("the audio was not read")
+        try:
+            return self.voice.analyze(track, audio_only=audio_only)
+        except DetectorError as exc:
+            return not_analysed(f"the voice member could not be loaded: {exc}")
+
     def load(self) -> Analyzer:
         """Load the face detector, the embedder and the models now rather than at the first
         analysis.
@@ -197,6 +226,8 @@ class Analyzer:
         info = None
         frames, faces, rejected, gaps, notes = (), (), (), (), ()
         provenance = None
+        audio = None
+        decoder = None
         try:
             plan = parse_sampling(settings.sampling)
             scoring = scoring or resolve_scoring(self.model_names, weights_dir=self.weights_dir)
@@ -210,9 +241,16 @@ class Analyzer:
             report("probe", 0.0, "Reading the file")
             decoder_cls = IsolatedDecoder if settings.isolate_decoding else InProcessDecoder
             with_next = _needs_next_frames(self.model_names)
-            with decoder_cls(
-                path, label, plan, settings.max_samples, settings.limits, with_next
-            ) as decoder:
+            decoder = decoder_cls(
+                path,
+                label,
+                plan,
+                settings.max_samples,
+                settings.limits,
+                with_next,
+                audio=settings.audio if settings.voice else None,
+            )
+            with decoder:
                 info = decoder.info
                 timings["probe_s"] = time.perf_counter() - t0
                 if info.duration_s and info.duration_s < settings.min_duration_s:
@@ -227,6 +265,11 @@ class Analyzer:
                 frames, faces, rejected, gaps, notes = self._extract(
                     decoder, info, plan, settings, report, timings
                 )
+                if settings.voice:
+                    report("scoring", 0.0, "Judging the voice")
+                    t0 = time.perf_counter()
+                    audio = self._voice_part(decoder.read_audio())
+                    timings["voice_s"] = time.perf_counter() - t0
             _check_real_length(decoder, info, settings)
             if not frames:
                 raise VideoTooShortError(f"{info.name}: no frame could be sampled from the video")
@@ -274,7 +317,7 @@ class Analyzer:
                 sampling=plan.spec,
                 frames=frames,
                 faces=faces,
-                tracks=_tracks(faces),
+                tracks=tracks_of(faces),
                 scores=table,
                 verdict=verdict,
                 models=self._model_cards(),
@@ -283,11 +326,14 @@ class Analyzer:
                 notes=notes,
                 rejected=rejected,
                 provenance=provenance,
+                audio=audio,
             )
         except DetectorError as exc:
             extra = {}
             if isinstance(exc, NoFacesFoundError):
                 extra = {"frames": frames, "gaps": gaps, "notes": notes, "rejected": rejected}
+            if settings.voice and audio is None:
+                audio = self._audio_after_refusal(exc, decoder)
             return Analysis(
                 status=exc.status,
                 message=str(exc),
@@ -296,8 +342,20 @@ class Analyzer:
                 models=self._model_cards(),
                 timings_s=timings,
                 provenance=provenance,
+                audio=audio,
                 **extra,
             )
+
+    def _audio_after_refusal(self, exc: DetectorError, decoder) -> AudioAnalysis:
+        """The audio part when the video side refused the file: an audio-only file is still
+        judged as a voice (with a note); otherwise the audio was not reached."""
+        from detector.audio.score import not_analysed
+
+        if isinstance(exc, NoVideoStreamError) and decoder is not None:
+            track = decoder.read_audio()
+            if track is not None and track.status != "no_audio":
+                return self._voice_part(track, audio_only=True)
+        return not_analysed(f"the audio was not analysed: {exc}")
 
     def provenance(
         self, path: Path, settings: ExtractionSettings | None = None, name: str | None = None
@@ -351,7 +409,7 @@ class Analyzer:
         rejected: list[RejectedDetection] = []
         gaps: list[DecodeGap] = []
         notes: list[str] = []
-        expected = _expected_samples(plan, info, settings.max_samples)
+        expected = expected_samples(plan, info, settings.max_samples)
         if note := sampling_cap_note(plan, info, settings.max_samples):
             notes.append(note)
         decode_s = detect_s = 0.0
@@ -428,14 +486,6 @@ def _needs_next_frames(models: Sequence[str]) -> bool:
     return any(get_spec(m).inputs == "crop_and_flow" for m in models)
 
 
-def _expected_samples(plan, info, max_samples: int) -> int:
-    if plan.kind == "fps":
-        return max(1, min(max_samples, int(info.duration_s * plan.value)))
-    if plan.kind in ("even", "first"):
-        return min(max_samples, int(plan.value))
-    return max(1, min(max_samples, info.frame_count))
-
-
 def _check_real_length(decoder, info, settings: ExtractionSettings) -> None:
     """Too short by what was decoded, when the stream ended before its header said it would."""
     stats = decoder.stats
@@ -448,13 +498,3 @@ def _check_real_length(decoder, info, settings: ExtractionSettings) -> None:
             f"{info.name}: the header says {info.duration_s:.2f} s but the video stream holds "
             f"only {length:.2f} s; at least {settings.min_duration_s:.1f} s is needed"
         )
-
-
-def _tracks(faces: Sequence[Face]) -> tuple[Track, ...]:
-    by_id: dict[int, list[Face]] = {}
-    for f in faces:
-        by_id.setdefault(f.track_id, []).append(f)
-    return tuple(
-        Track(tid, tuple(f.face_id for f in fs), tuple(f.frame_index for f in fs))
-        for tid, fs in sorted(by_id.items())
-    )

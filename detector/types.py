@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import numpy as np
 
 if TYPE_CHECKING:
+    from detector.audio.records import AudioAnalysis
     from detector.provenance.model import Provenance
 
 Label = Literal["fake", "real", "uncertain"]
@@ -275,7 +276,9 @@ class Analysis:
     ``rejected`` lists the detections that did not look like faces (or were too small) and so
     were never scored; ``faces`` holds only those that passed. ``provenance`` is the file's
     content credentials, metadata and findings (:mod:`detector.provenance`): evidence beside the
-    faces that never changes the verdict; None when the step was not run.
+    faces that never changes the verdict; None when the step was not run. ``audio`` is the voice,
+    judged apart from the faces (:mod:`detector.audio`): its own status, scored speech windows and
+    verdict; None when the voice was not asked for.
     """
 
     status: str
@@ -293,6 +296,7 @@ class Analysis:
     notes: tuple[str, ...] = ()
     rejected: tuple[RejectedDetection, ...] = ()
     provenance: Provenance | None = None
+    audio: AudioAnalysis | None = None
 
     @property
     def ok(self) -> bool:

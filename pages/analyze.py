@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from pages import actions, state, ui, views
+from pages import actions, state, ui, views, voice_view
 
 ui.page_setup()
 
@@ -58,4 +58,5 @@ if analysis is not None:
         st.page_link("pages/timeline.py", label="See the timeline", icon=":material/show_chart:")
     else:
         ui.show_status(analysis)
+    voice_view.voice_section(analysis)
     views.provenance_section(*actions.current_provenance(analysis))

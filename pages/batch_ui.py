@@ -24,7 +24,7 @@ from detector.errors import DetectorError
 from detector.io.uploads import display_name
 from detector.types import Analysis
 from detector.verdict.verdict import VERDICT_WORDS
-from pages import ui
+from pages import state, ui
 
 # ---- session-state keys: this module is their only owner ------------------------------------
 BATCH = "batch"  # Batch | None: the batch shown
@@ -77,7 +77,7 @@ def run_batch(files: list) -> None:
             "`python -m detector scan` (see the README's *Scanning many clips*)."
         )
         return
-    sampling = st.session_state.get(ui.SAMPLING, ui.DEFAULT_SAMPLING)
+    sampling = st.session_state.get(state.SAMPLING, state.DEFAULT_SAMPLING)
     bar = st.progress(0.0, text="Loading the models…")
     entries = []
     try:
@@ -132,7 +132,7 @@ def table(batch: Batch) -> pd.DataFrame:
         shown.append(
             {
                 "clip": r["path"],
-                "result": verdict or ui.STATUS_TITLES.get(r["status"], r["status"]),
+                "result": verdict or state.STATUS_TITLES.get(r["status"], r["status"]),
                 "score": r["score"] if r["score"] != "" else None,
                 "status": r["status"],
                 "people": r["people"] if r["people"] != "" else None,
@@ -191,7 +191,7 @@ def document_view(record: dict) -> None:
         c1.metric("Verdict", label)
         c2.metric("Manipulation score", f"{float(verdict.get('p_fake', 0.0)):.3f}")
     else:
-        title = ui.STATUS_TITLES.get(record.get("status"), "The analysis could not be completed")
+        title = state.STATUS_TITLES.get(record.get("status"), "The analysis could not be completed")
         st.error(title, icon=":material/warning:")
     st.text(str(record.get("message", "")))
     tracks = record.get("tracks") or []

@@ -9,7 +9,7 @@ from detector.reporting.paper000 import PRINTED_TABLE5, reproduce_tables
 from detector.reporting.record import ORDER_WORDS
 from detector.reporting.tables import breakdown_table
 from detector.verdict.aggregate import AGGREGATOR_LABELS
-from pages import actions, charts, state, ui, views
+from pages import actions, charts, state, ui, views, voice_view
 
 ui.page_setup()
 
@@ -30,6 +30,7 @@ if analysis is not None and analysis.ok:
         st.error("Give at least one model a weight above zero.")
     else:
         st.caption("Normalised: " + ", ".join(f"{m} {w / total:.2f}" for m, w in raw.items()))
+        voice_view.ensemble_note(analysis)
         c1, c2, c3 = st.columns(3)
         aggregation = c1.selectbox(
             "Frames → person",

@@ -4,7 +4,7 @@ import streamlit as st
 
 from detector.models import get_spec, list_models, model_card
 from detector.reporting.record import describe_init
-from pages import ui, views
+from pages import ui, views, voice_view
 
 ui.page_setup()
 
@@ -58,3 +58,4 @@ for name in list_models():
         if card.metrics:
             with st.expander("All recorded metrics"):
                 st.json(card.metrics)
+voice_view.audio_model_cards()

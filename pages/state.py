@@ -177,4 +177,4 @@ RETRYABLE = {"timeout", "weights_missing", "weights_tampered", "bad_settings"}
 Key = tuple[str, str, tuple[str, ...]]  # (sha256, sampling, models)
 
 # What the video uploaders offer (files are still recognised by their bytes, not their names).
-UPLOAD_TYPES = [s.lstrip(".") for s in VIDEO_SUFFIXES]
+UPLOAD_TYPES = [s.lstrip(".") for s in VIDEO_SUFFIXES] + ["m4a"]  # m4a: voice only

@@ -4,7 +4,7 @@ point to open its frame."""
 import streamlit as st
 
 from detector.reporting.record import frame_scores_csv
-from pages import charts, state, ui, views
+from pages import charts, state, ui, views, voice_view
 
 ui.page_setup()
 
@@ -34,6 +34,9 @@ if analysis is not None:
     )
     if clicked is not None:
         ui.select_face(clicked)
+    if analysis.audio is not None and analysis.audio.segments:  # the audio lane, same time axis
+        st.caption("Voice: each scored speech window at its voice score (its own threshold)")
+        st.plotly_chart(voice_view.voice_lane(analysis.audio), key="timeline_voice_lane")
     face_id = ui.selected_face()
     if face_id is None:
         st.caption("Click a point to open its frame, its face and the video at that time.")

@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-DECODER_MODULE = b"detector.io.isolated.decoder"
+DECODER_MODULE = b"detector.io.isolated.child"
 
 
 def cold() -> None:

@@ -126,7 +126,7 @@ def test_the_decoder_child_loads_no_torch(clip):
 
 def test_the_decoder_module_imports_only_light_libraries():
     code = (
-        "import json, sys, time; t = time.perf_counter(); import detector.io.isolated.decoder; "
+        "import json, sys, time; t = time.perf_counter(); import detector.io.isolated.child; "
         "print(json.dumps([time.perf_counter() - t, sorted({m.split('.')[0] for m in sys.modules})]))"
     )
     out = subprocess.run(

@@ -35,9 +35,12 @@ def run(args: argparse.Namespace) -> int:
         args.csv.write_text(frame_scores_csv(analysis), encoding="utf-8")
     if not analysis.ok:
         print(f"{analysis.status}: {analysis.message}", file=sys.stderr)
+        if analysis.audio is not None and analysis.audio.verdict is not None:
+            print(doc["summary"], file=sys.stderr)
         return EXIT_USAGE if analysis.status == BadSettingsError.status else EXIT_NO_VERDICT
     if not args.json:
         v = analysis.verdict
         print(f"{analysis.video.name}: {v.label.upper()}  p_fake={v.p_fake:.3f}")
         print(v.explanation)
+        print(doc["summary"])
     return EXIT_OK

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detector.types import Face, Track
+
 
 @dataclass(frozen=True)
 class TrackSettings:
@@ -189,3 +191,14 @@ class FaceTracker:
             sim[b] = sim[:, b] = -np.inf
         groups = sorted((m for m in members if m), key=min)  # ids grow in order of appearance
         return {tid: final for final, group in enumerate(groups) for tid in group}
+
+
+def tracks_of(faces: Sequence[Face]) -> tuple[Track, ...]:
+    """The people of an analysis: each track's faces and frames, by track id."""
+    by_id: dict[int, list[Face]] = {}
+    for f in faces:
+        by_id.setdefault(f.track_id, []).append(f)
+    return tuple(
+        Track(tid, tuple(f.face_id for f in fs), tuple(f.frame_index for f in fs))
+        for tid, fs in sorted(by_id.items())
+    )

@@ -278,3 +278,12 @@ def target_times(plan: SamplingPlan, info: VideoInfo, max_samples: int) -> list[
         return [float(i) for i in range(n)]
     last = max(0.0, duration - (1.0 / info.fps if info.fps > 0 else 0.0))
     return [float(t) for t in np.linspace(0.0, last, n)] if n > 1 else [0.0]
+
+
+def expected_samples(plan, info, max_samples: int) -> int:
+    """How many frames ``plan`` should give on a video described by ``info``."""
+    if plan.kind == "fps":
+        return max(1, min(max_samples, int(info.duration_s * plan.value)))
+    if plan.kind in ("even", "first"):
+        return min(max_samples, int(plan.value))
+    return max(1, min(max_samples, info.frame_count))

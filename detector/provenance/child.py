@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from detector.errors import DetectorError, VideoReadError, VideoTooLargeError
-from detector.io.isolated.decoder import limit_resources
+from detector.io.isolated.child import limit_resources
 from detector.provenance.model import C2PA_MIME, MAX_ITEMS, QT_EPOCH, clean_text
 
 DEVICE_TAGS = {

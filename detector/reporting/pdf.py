@@ -24,6 +24,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from fpdf import FPDF
 
+from detector.audio.reporting import pdf_voice_section, verdict_line
 from detector.reporting.pdf_sections import (
     breakdown_section,
     calibration_words,
@@ -176,6 +177,8 @@ def render_pdf(
         para(pdf, 5, "No score is given: the tool does not turn missing evidence into a number.")
     else:
         verdict_section(pdf, analysis, verdict)
+    if analysis.audio is not None:
+        para(pdf, 5, verdict_line(analysis, verdict))
 
     heading(pdf, "Settings")
     settings = [("Sampling", analysis.sampling), ("Frames sampled", str(len(analysis.frames)))]
@@ -209,6 +212,8 @@ def render_pdf(
 
     if analysis.provenance is not None:
         provenance_section(pdf, analysis.provenance)
+    if analysis.audio is not None:
+        pdf_voice_section(pdf, analysis.audio)
 
     if verdict is not None:
         pdf.add_page()
@@ -226,8 +231,8 @@ def render_pdf(
         "A score is evidence, not proof. The models learned the artefacts of the manipulation "
         "methods in their training data (Appendix A) and can miss methods, compressions or "
         "resolutions they have not seen; a low score does not certify a video as authentic.",
-        "Only faces are examined; manipulated backgrounds, voices or edits without a face are "
-        "outside the scope of this tool.",
+        "Faces and the voice are examined, each apart; manipulated backgrounds or edits without "
+        "a face or speech are outside the scope of this tool.",
     ]
     lines += [f"Note: {note}" for note in analysis.notes]
     for line in lines:

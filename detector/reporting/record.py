@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 
+from detector.audio.reporting import audio_to_dict, verdict_line
 from detector.provenance.model import provenance_to_dict
 from detector.types import Analysis, ScoringSettings, TrackScore, Verdict
 from detector.verdict.aggregate import ensemble_per_face
@@ -184,6 +185,8 @@ def analysis_to_dict(
         ],
         "timings_s": {k: _r(v, 4) for k, v in a.timings_s.items()},
         "provenance": provenance_to_dict(a.provenance) if a.provenance is not None else None,
+        "audio": audio_to_dict(a.audio),
+        "summary": verdict_line(a, verdict),
     }
     scores = a.scores
     row_of = {int(fid): i for i, fid in enumerate(scores.face_ids)} if scores is not None else {}

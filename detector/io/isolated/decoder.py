@@ -7,7 +7,7 @@ for each message with a stall timeout and counts its waiting against a total bud
 or an out-of-memory in the decoder ends as a typed error (``timeout``, ``too_large``,
 ``unreadable``) and the child is killed; the app itself never goes down with it.
 
-The child is started as ``python -m detector.io.isolated.decoder`` rather than through ``multiprocessing``:
+The child is started as ``python -m detector.io.isolated.child`` rather than through ``multiprocessing``:
 a spawned ``multiprocessing`` child re-imports the parent's ``__main__`` (the Streamlit runner,
 a script that imports torch ...), while this child imports only PyAV and NumPy and starts in a
 fraction of a second. Nothing the child sends is unpickled: messages are length-prefixed JSON
@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import select
 import signal
 import subprocess
@@ -34,6 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.audio.decode import (
+    AudioLimits,
+    decode_audio,
+    not_read,
+    track_from_message,
+)
+from detector.audio.records import AudioTrack
 from detector.errors import (
     DecodeTimeoutError,
     DetectorError,
@@ -48,7 +54,7 @@ from detector.io.probe import MAX_PIXELS, MAX_SAMPLES, SamplingPlan, check_file,
 from detector.types import DecodeGap, SampledFrame, VideoInfo
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[3]
-_HEADER_LIMIT = 1 << 16  # bytes; headers are small JSON documents, frames follow as raw pixels
+HEADER_LIMIT = 1 << 16  # bytes; headers are small JSON documents, frames follow as raw pixels
 _ERRORS = {
     cls.status: cls
     for cls in (
@@ -93,12 +99,15 @@ class InProcessDecoder:
         max_samples: int = MAX_SAMPLES,
         limits: DecodeLimits | None = None,
         with_next: bool = False,
+        audio: AudioLimits | None = None,
     ) -> None:
         self.path, self.name, self.plan, self.max_samples = Path(path), name, plan, max_samples
         self.limits = limits or DecodeLimits()
         self.with_next = with_next
+        self.audio_limits = audio
         self.info: VideoInfo | None = None
         self.stats: DecodeStats | None = None
+        self._audio: AudioTrack | None = None
 
     def __enter__(self) -> InProcessDecoder:
         self.info = probe(self.path, name=self.name, max_pixels=self.limits.max_pixels)
@@ -119,6 +128,19 @@ class InProcessDecoder:
             with_next=self.with_next,
         )
 
+    def read_audio(self) -> AudioTrack | None:
+        """The first audio track, decoded to 16 kHz mono (None unless ``audio`` limits were
+        given). Call it after the frames, or after entering failed for want of a video stream
+        (an audio-only file); a bad track is a worded state, never an exception."""
+        if self.audio_limits is None:
+            return None
+        if self._audio is None:
+            try:
+                self._audio = decode_audio(self.path, self.name, self.audio_limits)
+            except DetectorError as exc:
+                self._audio = not_read(str(exc))
+        return self._audio
+
 
 class IsolatedDecoder(InProcessDecoder):
     """Context manager: ``info`` after entering, then iterate sampled frames and decode gaps.
@@ -137,8 +159,9 @@ class IsolatedDecoder(InProcessDecoder):
         max_samples: int = MAX_SAMPLES,
         limits: DecodeLimits | None = None,
         with_next: bool = False,
+        audio: AudioLimits | None = None,
     ) -> None:
-        super().__init__(path, name, plan, max_samples, limits, with_next)
+        super().__init__(path, name, plan, max_samples, limits, with_next, audio)
         self._proc: subprocess.Popen | None = None
         self._pipe = None  # the read end of the child's message pipe
         self._waited_s = 0.0
@@ -158,11 +181,12 @@ class IsolatedDecoder(InProcessDecoder):
             "max_samples": self.max_samples,
             "with_next": self.with_next,
             "limits": asdict(self.limits),
+            "audio": asdict(self.audio_limits) if self.audio_limits else None,
         }
         read_fd, write_fd = os.pipe()
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "detector.io.isolated.decoder", str(write_fd)],
+                [sys.executable, "-m", "detector.io.isolated.child", str(write_fd)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -183,6 +207,9 @@ class IsolatedDecoder(InProcessDecoder):
             with contextlib.suppress(BrokenPipeError):
                 self._proc.stdin.close()
             header = self._receive()
+            if header.get("type") == "audio":  # sent first only when there is no video stream
+                self._audio = self._audio_track(header)
+                header = self._receive()
             try:
                 self.info = _info_from(header["info"]) if header.get("type") == "info" else None
             except (KeyError, TypeError, ValueError):
@@ -215,6 +242,34 @@ class IsolatedDecoder(InProcessDecoder):
                 self._stop()
                 raise VideoReadError(f"{self.name}: the decoder sent a malformed message") from None
             yield item
+
+    def read_audio(self) -> AudioTrack | None:
+        """The audio track the child decodes after the frames (see the parent class)."""
+        if self.audio_limits is None or self._audio is not None:
+            return self._audio
+        if self._pipe is None:
+            return not_read(f"{self.name}: the audio was not read (the decoder had stopped)")
+        try:
+            header = self._receive()
+            if header.get("type") != "audio":
+                raise VideoReadError(f"{self.name}: the decoder sent no audio")
+            self._audio = self._audio_track(header)
+        except DetectorError as exc:
+            self._audio = not_read(f"the audio could not be read: {exc}")
+        return self._audio
+
+    def _audio_track(self, header: dict) -> AudioTrack:
+        """Receive the samples announced by an "audio" header into an array of checked size."""
+        try:
+            n = int(header["n_samples"])
+            if not 0 <= n <= self.audio_limits.max_samples:
+                raise ValueError(n)
+            samples = np.empty(n, "<f4")
+            self._read_exactly(memoryview(samples).cast("B"))
+            return track_from_message(header, samples.astype(np.float32, copy=False))
+        except (KeyError, TypeError, ValueError):
+            self._stop()
+            raise VideoReadError(f"{self.name}: the decoder sent a malformed message") from None
 
     def _frame(self, header: dict) -> SampledFrame:
         """Receive the pixels announced by ``header`` into an array of the checked size."""
@@ -273,7 +328,7 @@ class IsolatedDecoder(InProcessDecoder):
         prefix = bytearray(4)
         self._read_exactly(memoryview(prefix))
         size = int.from_bytes(prefix, "big")
-        if size > _HEADER_LIMIT:
+        if size > HEADER_LIMIT:
             self._stop()
             raise VideoReadError(f"{self.name}: the decoder sent an oversized message")
         body = bytearray(size)
@@ -332,111 +387,3 @@ def _info_from(data: dict) -> VideoInfo:
 
 
 # ---------------------------------------------------------------- the child process
-
-
-def limit_resources(limits: dict) -> None:
-    try:
-        import resource
-    except ImportError:  # not POSIX: no caps, the parent's time limits still hold
-        return
-    memory = int(limits["memory_mb"]) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    cpu = int(limits["total_s"] * (os.cpu_count() or 1)) + 60  # all decoder threads busy
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the decoder never writes files
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-def _affordable_pixels(memory_mb: int) -> int | None:
-    """The largest frame (in pixels) this process can still decode under its memory cap.
-
-    A frame-threaded decoder holds a YUV frame per thread plus reference frames, and the sampled
-    frame is converted to RGB: about ``3 + 1.5 * (threads + 6)`` bytes per pixel (measured: 8K
-    H.264 on two cores needs about 550 MB). None where the process size cannot be read.
-    """
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    used = re.search(r"VmSize:\s+(\d+) kB", status)
-    if used is None:
-        return None
-    free = memory_mb * 2**20 - int(used.group(1)) * 1024
-    threads = min(16, (os.cpu_count() or 1) + 1)
-    return max(0, int(free / (3 + 1.5 * (threads + 6))))
-
-
-def _child_main(fd: int) -> int:
-    """Read the job from stdin, then stream info, frames, gaps and "done" (or "error") to ``fd``.
-
-    Each message is a 4-byte big-endian length and a JSON object; a "frame" message is followed by
-    exactly ``height * width * 3`` bytes of RGB pixels.
-    """
-    pipe = os.fdopen(fd, "wb")
-
-    def send(header: dict, *pixels: np.ndarray | None) -> None:
-        body = json.dumps(header).encode("utf-8")
-        pipe.write(len(body).to_bytes(4, "big") + body)
-        for image in pixels:
-            if image is not None:
-                pipe.write(memoryview(np.ascontiguousarray(image, dtype=np.uint8)).cast("B"))
-        pipe.flush()
-
-    job = json.loads(sys.stdin.buffer.read(_HEADER_LIMIT))
-    name, path = job["name"], Path(job["path"])
-    limits = job["limits"]
-    try:
-        limit_resources(limits)
-        max_pixels = int(limits["max_pixels"])
-        affordable = _affordable_pixels(int(limits["memory_mb"]))
-        memory_bound = affordable is not None and affordable < max_pixels
-        if memory_bound:
-            max_pixels = affordable
-        try:
-            info = probe(path, name=name, max_pixels=max_pixels)
-        except VideoTooLargeError as exc:
-            if not memory_bound:
-                raise
-            memory = f"{limits['memory_mb']} MB of decoder memory"
-            raise VideoTooLargeError(f"{exc} (all that {memory} allows)") from None
-        send({"type": "info", "info": asdict(info)})
-        plan = SamplingPlan(job["plan"][0], float(job["plan"][1]))
-        stats = DecodeStats()
-        for item in iter_frames(
-            path,
-            info,
-            plan,
-            max_samples=int(job["max_samples"]),
-            max_pixels=max_pixels,
-            stats=stats,
-            with_next=bool(job.get("with_next")),
-        ):
-            if isinstance(item, SampledFrame):
-                h, w = item.image.shape[:2]
-                header = {"index": item.index, "timestamp_s": item.timestamp_s, "shape": [h, w]}
-                nxt = item.next_image
-                if nxt is not None and nxt.shape[:2] != (h, w):  # a mid-stream size change
-                    nxt = None
-                header["next"] = [h, w] if nxt is not None else None
-                send({"type": "frame", **header}, item.image, nxt)
-            else:
-                send({"type": "gap", **asdict(item)})
-        send({"type": "done", "stats": asdict(stats)})
-    except BrokenPipeError:  # the parent stopped listening
-        return 0
-    except DetectorError as exc:
-        send({"type": "error", "status": exc.status, "message": str(exc)})
-    except MemoryError:
-        message = f"{name}: decoding needed more than the {limits['memory_mb']} MB allowed"
-        send({"type": "error", "status": VideoTooLargeError.status, "message": message})
-    except Exception as exc:  # a decoder failure on this file; say what kind, not a traceback
-        message = f"{name}: the decoder failed on this file ({type(exc).__name__})"
-        send({"type": "error", "status": VideoReadError.status, "message": message})
-    finally:
-        with contextlib.suppress(BrokenPipeError):
-            pipe.close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child_main(int(sys.argv[1])))
