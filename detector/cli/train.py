@@ -10,11 +10,11 @@ from detector.settings import PROJECT_ROOT
 from detector.training.config import TrainConfig
 from detector.training.splits import FFPP_SPLIT_FILE
 from detector.training.train import train
-from detector.training.trainables import TRAINABLE_NAMES
+from detector.training.trainables import trainable_names
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", required=True, help=f"one of {', '.join(TRAINABLE_NAMES)}")
+    p.add_argument("--model", required=True, help=f"one of {', '.join(trainable_names())}")
     p.add_argument("--real", type=Path, action="append", required=True, help="folder of real crops")
     p.add_argument("--fake", type=Path, action="append", default=[], help="folder of fake crops")
     p.add_argument("--sbi", action="store_true", help="add self-blended fakes of the real crops")
@@ -72,10 +72,10 @@ def run(args) -> int:
         for part in args.mix.split(","):
             k, _, v = part.partition("=")
             mix[k.strip()] = float(v)
-    if args.model not in TRAINABLE_NAMES:
+    if args.model not in trainable_names():
         from detector.errors import BadSettingsError
 
-        raise BadSettingsError(f"--model must be one of {', '.join(TRAINABLE_NAMES)}")
+        raise BadSettingsError(f"--model must be one of {', '.join(trainable_names())}")
     cfg = TrainConfig(
         model=args.model,
         real=tuple(args.real),

@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 KERAS_BN_EPS = 1e-3
+# torchvision's ImageNet normalisation (RGB in [0, 1]), for the networks trained here from scratch.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def keras_xception(num_classes: int = 1) -> nn.Module:

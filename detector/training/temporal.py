@@ -47,6 +47,7 @@ from detector.training.config import TrainConfig, load_splits
 from detector.training.manifest import data_terms_of, fmt_s
 from detector.training.splits import FFPP_SPLIT_FILE
 from detector.training.storage import choose_storage, save_weights
+from detector.training.trainables import trainables
 
 if TYPE_CHECKING:
     from torch import nn
@@ -78,7 +79,6 @@ def frozen_trunk(cfg: TemporalConfig) -> str | None:
 
 
 # the head of each trunk's per-frame network, dropped when the trunk goes under the LSTM
-TRUNK_HEADS = {"efficientnet_lite0": "classifier.", "xception": "fc.", "resnext50_32x4d": "fc."}
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def build(cfg: TemporalConfig, device) -> nn.Module:
         tdir = cfg.trunk_dir or cfg.weights_dir
         man = json.loads((tdir / f"{trunk}.json").read_text("utf-8"))
         state = load_state_dict(tdir / f"{trunk}.safetensors", man["sha256"])
-        head = TRUNK_HEADS[trunk]
+        head = trainables()[trunk].head
         missing = net.backbone.load_state_dict(
             {k: v for k, v in state.items() if not k.startswith(head)}, strict=True
         )

@@ -22,7 +22,10 @@ class Trainable:
         architecture: plain description for the manifest.
         factory: builds the bare single-logit network.
         pretrained: key of :data:`detector.models.backbones.PRETRAINED` to initialise from, or None.
-        input_size, mean, std: the input the network was pretrained with (RGB in [0, 1]).
+        input_size, mean, std: the input the network was pretrained with (RGB in [0, 1]); the
+            trained member's own input is on its ``ModelSpec``.
+        head: state-dict prefix of the logit head (dropped when the trained network becomes
+            the frozen trunk of a temporal or two-stream member).
     """
 
     name: str
@@ -32,15 +35,7 @@ class Trainable:
     input_size: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-
-
-TRAINABLE_NAMES = (
-    "efficientnet_lite0",
-    "xception",
-    "facenet_irv1",
-    "inception_resnet_v2",
-    "resnext50_32x4d",
-)
+    head: str
 
 
 def trainables() -> dict[str, Trainable]:
@@ -48,6 +43,8 @@ def trainables() -> dict[str, Trainable]:
     from functools import partial
 
     from detector.models.backbones import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
         PRETRAINED,
         efficientnet_lite0,
         facenet_irv1,
@@ -58,7 +55,9 @@ def trainables() -> dict[str, Trainable]:
 
     def from_backbone(name: str, architecture: str, key: str, factory) -> Trainable:
         b = PRETRAINED[key]
-        return Trainable(name, architecture, partial(factory, 1), key, b.input_size, b.mean, b.std)
+        return Trainable(
+            name, architecture, partial(factory, 1), key, b.input_size, b.mean, b.std, b.head[0]
+        )
 
     out = [
         from_backbone(
@@ -86,8 +85,9 @@ def trainables() -> dict[str, Trainable]:
             partial(inception_resnet_v2, 1),
             None,
             299,
+            (0.5, 0.5, 0.5),  # Inception scaling, x / 127.5 - 1, as the member is trained
             (0.5, 0.5, 0.5),
-            (0.5, 0.5, 0.5),
+            "classif.",
         ),
         # paper 001's backbone, trained per frame (not shipped as a member: it becomes the frozen
         # trunk of ``resnext50_lstm``, see detector.training.temporal)
@@ -98,11 +98,17 @@ def trainables() -> dict[str, Trainable]:
             partial(resnext50_32x4d, 1),
             None,
             112,
-            (0.485, 0.456, 0.406),
-            (0.229, 0.224, 0.225),
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            "fc.",
         ),
     ]
     return {t.name: t for t in out}
+
+
+def trainable_names() -> tuple[str, ...]:
+    """What ``python -m detector train --model`` accepts."""
+    return tuple(trainables())
 
 
 def _matches(name: str, prefixes: Sequence[str]) -> bool:

@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 from detector.models.backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     PRETRAINED,
     efficientnet_lite0,
     keras_xception,
@@ -81,9 +83,6 @@ def lstm_efficientnet_lite0(hidden: int = 2048) -> SequenceClassifier:
 def lstm_xception(hidden: int = 2048) -> SequenceClassifier:
     return SequenceClassifier(keras_xception(0), 2048, hidden)
 
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 TEMPORAL_SPECS = {
     "resnext50_lstm": ModelSpec(
