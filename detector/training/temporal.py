@@ -47,7 +47,7 @@ from detector.training.config import TrainConfig, load_splits
 from detector.training.manifest import data_terms_of, fmt_s
 from detector.training.splits import FFPP_SPLIT_FILE
 from detector.training.storage import choose_storage, save_weights
-from detector.training.trainables import trainables
+from detector.training.trainables import load_trunk
 
 if TYPE_CHECKING:
     from torch import nn
@@ -136,19 +136,12 @@ def load_sequence_sets(cfg: TemporalConfig, log: Callable[[str], None] = print) 
 def build(cfg: TemporalConfig, device) -> nn.Module:
     """The network; frozen-trunk models get the trained per-frame member's trunk loaded."""
     from detector.models import get_spec
-    from detector.models.weights import load_state_dict
 
     net = get_spec(cfg.model).factory()
     trunk = frozen_trunk(cfg)
     if trunk:
-        tdir = cfg.trunk_dir or cfg.weights_dir
-        man = json.loads((tdir / f"{trunk}.json").read_text("utf-8"))
-        state = load_state_dict(tdir / f"{trunk}.safetensors", man["sha256"])
-        head = trainables()[trunk].head
-        missing = net.backbone.load_state_dict(
-            {k: v for k, v in state.items() if not k.startswith(head)}, strict=True
-        )
-        del missing
+        state, _ = load_trunk(trunk, cfg.trunk_dir or cfg.weights_dir)
+        net.backbone.load_state_dict(state, strict=True)
         for p in net.backbone.parameters():
             p.requires_grad_(False)
     return net.to(device)

@@ -164,3 +164,14 @@ def init_provenance(t: Trainable, root: Path | None) -> tuple[dict | str, str]:
         if key in man:
             info[key] = man[key]
     return info, str(man.get("licence", man.get("license", "see the pretrained manifest")))
+
+
+def load_trunk(name: str, folder: Path) -> tuple[dict, dict]:
+    """A trained per-frame network's weights without its logit head (sha256-checked), and its
+    manifest: the frozen trunk of a temporal or two-stream member."""
+    from detector.models.weights import load_state_dict
+
+    manifest = json.loads((folder / f"{name}.json").read_text("utf-8"))
+    state = load_state_dict(folder / f"{name}.safetensors", manifest["sha256"])
+    head = trainables()[name].head
+    return {k: v for k, v in state.items() if not k.startswith(head)}, manifest

@@ -44,7 +44,7 @@ from detector.training.dataset import augment
 from detector.training.fakes import self_blend
 from detector.training.manifest import data_terms_of, fmt_s
 from detector.training.storage import choose_storage, save_weights
-from detector.training.trainables import trainables
+from detector.training.trainables import load_trunk
 
 # The two-stream members are the registry's members that also take optical flow.
 TWO_STREAM_NAMES = tuple(n for n in list_models() if get_spec(n).inputs == "crop_and_flow")
@@ -298,7 +298,6 @@ def run(args, log=print) -> dict:
     import torch
 
     from detector.models import create_model, get_spec
-    from detector.models.weights import load_state_dict
 
     t0 = time.time()
     torch.set_num_threads(args.threads)
@@ -319,9 +318,7 @@ def run(args, log=print) -> dict:
     log(f"{len(pairs)} pairs (with synthetic fakes) in {len(groups)} groups: {groups}")
 
     trunk_name = get_spec(TWO_STREAM_NAMES[0]).trunk
-    man = json.loads((weights / f"{trunk_name}.json").read_text("utf-8"))
-    trunk = load_state_dict(weights / f"{trunk_name}.safetensors", man["sha256"])
-    trunk = {k: v for k, v in trunk.items() if not k.startswith(trainables()[trunk_name].head)}
+    trunk, man = load_trunk(trunk_name, weights)
     rgb_only = create_model(trunk_name, weights_dir=weights)
     base_scores = np.zeros(len(pairs))
     spec0 = get_spec(trunk_name)
