@@ -129,7 +129,7 @@ def test_tiny_training_run_writes_loadable_weights(tmp_path, monkeypatch):
     real, fake = tmp_path / "real", tmp_path / "fake"
     _write_faces(real, [f"{i:03d}_{k}.jpg" for i in range(4) for k in range(2)])
     _write_faces(fake, [f"{i:03d}_{i + 10:03d}_0.jpg" for i in range(4)])
-    tiny = Trainable("tiny", "tiny test CNN", _Tiny, None, 32, (0.5,) * 3, (0.25,) * 3)
+    tiny = Trainable("tiny", "tiny test CNN", _Tiny, None, 32, (0.5,) * 3, (0.25,) * 3, "fc.")
     cfg = TrainConfig(
         model="tiny",
         real=(real,),
