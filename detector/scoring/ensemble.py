@@ -60,8 +60,9 @@ def bf16_holds(card: ModelCard, tolerance: float = 0.005, frozen: bool = False) 
     """
     m = card.metrics or {}
     check = m.get("precision_check")
-    if frozen and check:
-        return abs(check["bf16_frozen_auc"] - check["fp32_eager_auc"]) <= tolerance
+    if frozen and check:  # a check of other precisions only (e.g. int8) admits no bf16
+        bf16, fp32 = check.get("bf16_frozen_auc"), check.get("fp32_eager_auc")
+        return bf16 is not None and fp32 is not None and abs(bf16 - fp32) <= tolerance
     val = m.get("val") or {}
     fp32 = val.get("frame_auc", val.get("video_auc"))  # temporal members: per-sequence AUC
     bf16 = m.get("bf16_val_auc")
