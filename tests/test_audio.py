@@ -52,7 +52,7 @@ def write_audio(
     rng = np.random.default_rng(1)
     with av.open(str(path), "w", format=container) as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
-        fmt = "fltp" if codec == "aac" else "s16"
+        fmt = "fltp" if codec in ("aac", "mp3") else "s16"
         n_packet = 0
 
         def mux(packets):
@@ -408,6 +408,28 @@ def test_an_audio_only_file_is_analysed_as_voice_only(analyzer, tmp_path, speech
     doc = analysis_to_dict(a)
     assert doc["verdict"] is None and doc["audio"]["verdict"] is not None
     assert doc["summary"].startswith("Faces: no verdict (no video stream); Voice: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "container"),
+    [
+        ("message.wav", "pcm_s16le", "wav"),
+        ("message.mp3", "mp3", "mp3"),
+        ("message.flac", "flac", "flac"),
+        ("message.aac", "aac", "adts"),
+    ],
+)
+def test_bare_audio_files_are_analysed_as_voice_only(
+    analyzer, tmp_path, speech, name, codec, container
+):
+    from detector.io.sniff import require_media
+
+    path = write_audio(tmp_path / name, speech, codec=codec, container=container)
+    assert require_media(path.read_bytes()[:4096]) == Path(name).suffix.lstrip(".")
+    a = analyzer.analyze(path)
+    assert a.status == "no_video_stream" and a.verdict is None
+    assert a.audio.status == "ok" and a.audio.audio_only and a.audio.verdict is not None
+    assert a.audio.segments and a.audio.segments[-1].end_s <= len(speech) / SR + 0.1
 
 
 def test_a_silent_track_is_no_speech(analyzer, tmp_path):

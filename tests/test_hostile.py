@@ -26,7 +26,7 @@ from detector.io import synthetic
 from detector.io.decode import DecodeStats, iter_frames
 from detector.io.isolated.decoder import IsolatedDecoder
 from detector.io.probe import parse_sampling, probe
-from detector.io.sniff import require_video, sniff
+from detector.io.sniff import require_media, sniff
 from detector.io.uploads import TEMP_PREFIX, display_name
 from detector.pipeline import ExtractionSettings
 from detector.reporting.record import analysis_to_dict, json_default
@@ -198,6 +198,13 @@ def test_the_app_explains_bad_uploads_and_stays_usable(hostile):
         (b"\x1a\x45\xdf\xa3\x01\x00", "webm_mkv"),
         (b"RIFF\x00\x00\x00\x00AVI LIST", "avi"),
         (b"YUV4MPEG2 W16 H16 F25:1\n", "y4m"),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", "wav"),
+        (b"ID3\x04\x00\x00\x00\x00\x00\x00", "mp3"),
+        (b"\xff\xfb\x90\x64\x00", "mp3"),
+        (b"\xff\xf3\x84\x64\x00", "mp3"),
+        (b"fLaC\x00\x00\x00\x22", "flac"),
+        (b"\xff\xf1\x50\x80\x02", "aac"),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", "jpeg"),
         (b"\x89PNG\r\n\x1a\n", "png"),
         (b"PK\x03\x04rest", "zip"),
         (b"#EXTM3U\n#EXTINF:1,\nhttp://x/a.ts\n", "playlist"),
@@ -210,11 +217,11 @@ def test_sniff_judges_content_not_names(head, kind):
     assert sniff(head) == kind
 
 
-def test_only_video_containers_pass(hostile):
-    assert require_video(hostile("unicode_name").read_bytes()[:4096]) == "mp4"
+def test_only_known_containers_pass(hostile):
+    assert require_media(hostile("unicode_name").read_bytes()[:4096]) == "mp4"
     for name in ("png_renamed", "zip_as_mp4", "text_file", "hls_playlist", "random_bytes"):
         with pytest.raises(VideoReadError, match="not a"):
-            require_video(hostile(name).read_bytes()[:4096], name)
+            require_media(hostile(name).read_bytes()[:4096], name)
 
 
 # ---------------------------------------------------------------- fuzzing

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from detector.errors import BadSettingsError
 from detector.io.files import VIDEO_SUFFIXES
-from detector.io.sniff import DESCRIPTION, VIDEO_CONTAINERS, sniff
+from detector.io.sniff import DEMUXER, DESCRIPTION, sniff
 
 if TYPE_CHECKING:
     pass
@@ -61,7 +61,7 @@ def discover(
             if not p.is_file() or (excluded is not None and excluded in p.resolve().parents):
                 continue
             kind = _sniff_file(p)
-            if kind is None or (kind in VIDEO_CONTAINERS) or p.suffix.lower() in VIDEO_SUFFIXES:
+            if kind is None or (kind in DEMUXER) or p.suffix.lower() in VIDEO_SUFFIXES:
                 clips.append(p)  # unreadable files get their line too (kind None)
             else:
                 skipped.append(SkippedFile(p, DESCRIPTION.get(kind, "not a video file")))

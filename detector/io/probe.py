@@ -22,7 +22,7 @@ from detector.errors import (
     VideoTooLargeError,
 )
 from detector.io.files import sha256_file
-from detector.io.sniff import DEMUXER, declared_frame_size, require_video
+from detector.io.sniff import DEMUXER, declared_frame_size, require_media
 from detector.types import VideoInfo
 
 MAX_PIXELS = 7680 * 4320 * 5 // 4  # 8K UHD plus headroom; beyond is treated as a decompression bomb
@@ -92,7 +92,7 @@ def check_file(path: Path, name: str, max_pixels: int = MAX_PIXELS) -> str:
         raise VideoReadError(f"{name}: the file is empty (0 bytes)")
     with open(path, "rb") as fh:
         head = fh.read(4096)
-    kind = require_video(head, name)
+    kind = require_media(head, name)
     declared = declared_frame_size(head, kind)
     if declared is not None:
         check_size(*declared, max_pixels, name)

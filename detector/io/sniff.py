@@ -1,4 +1,4 @@
-"""Recognise a video container by its first bytes, never by the file name.
+"""Recognise a video container (or an audio file) by its first bytes, never by the file name.
 
 Files are judged by content: an ``.mp4`` that is really a PNG, a ZIP or text is refused before any
 decoder sees it, with a message that says what the file looks like instead. Only the containers
@@ -25,8 +25,14 @@ DEMUXER = {
     "ogg": "ogg",
     "asf": "asf",
     "y4m": "yuv4mpegpipe",
+    # audio-only files: opened so that their voice can be judged (the faces get "no video stream")
+    "wav": "wav",
+    "mp3": "mp3",
+    "flac": "flac",
+    "aac": "aac",
 }
-VIDEO_CONTAINERS = set(DEMUXER)
+AUDIO_FILES = {"wav", "mp3", "flac", "aac"}
+VIDEO_CONTAINERS = set(DEMUXER) - AUDIO_FILES
 
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
@@ -71,8 +77,12 @@ def sniff(head: bytes) -> str:
         return "zip"
     if head.startswith(b"%PDF"):
         return "pdf"
-    if head.startswith((b"ID3", b"\xff\xfb", b"\xff\xf3", b"fLaC")):
-        return "audio"
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head.startswith(b"ID3") or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF2):
+        return "mp3"  # an ID3 tag, or an MPEG-1/2 Layer III frame header
+    if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xF6 == 0xF0:
+        return "aac"  # an ADTS frame header (a raw AAC stream)
     if not head:
         return "empty"
     if head.lstrip().startswith(b"#EXTM3U"):
@@ -82,16 +92,17 @@ def sniff(head: bytes) -> str:
     return "unknown"
 
 
-def require_video(head: bytes, name: str = "upload") -> str:
-    """The sniffed container kind, or :class:`VideoReadError` saying what the file is instead."""
+def require_media(head: bytes, name: str = "upload") -> str:
+    """The sniffed kind of a file this tool opens (a video container or an audio file), or
+    :class:`VideoReadError` saying what the file is instead."""
     kind = sniff(head)
-    if kind in VIDEO_CONTAINERS:
+    if kind in DEMUXER:
         return kind
     if kind in DESCRIPTION:
         raise VideoReadError(f"{name}: this is {DESCRIPTION[kind]}, not a video file")
     raise VideoReadError(
         f"{name}: not a recognised video format (supported: MP4/MOV, MKV/WebM, AVI, "
-        "MPEG-TS/PS, FLV, Ogg, ASF/WMV, Y4M)"
+        "MPEG-TS/PS, FLV, Ogg, ASF/WMV, Y4M; for the voice alone also M4A, WAV, MP3, FLAC, AAC)"
     )
 
 
@@ -120,6 +131,10 @@ SUFFIX = {
     "ogg": ".ogv",
     "asf": ".wmv",
     "y4m": ".y4m",
+    "wav": ".wav",
+    "mp3": ".mp3",
+    "flac": ".flac",
+    "aac": ".aac",
 }
 
 DESCRIPTION = {
@@ -129,8 +144,6 @@ DESCRIPTION = {
     "heif": "a HEIF/AVIF image",
     "zip": "a ZIP archive",
     "pdf": "a PDF document",
-    "audio": "an audio file",
-    "wav": "a WAV audio file",
     "playlist": "an HLS playlist (a list of links to other files)",
     "text": "a text file",
     "empty": "an empty file",

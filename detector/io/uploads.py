@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from detector.io.sniff import SUFFIX, require_video
+from detector.io.sniff import SUFFIX, require_media
 
 TEMP_PREFIX = "deepfake-upload-"
 
@@ -32,7 +32,7 @@ def staged_upload(data: bytes, name: str = "upload") -> Iterator[Path]:
     Raises:
         VideoReadError: the bytes are not a video container (an image, an archive, text...).
     """
-    kind = require_video(data[:4096], name)
+    kind = require_media(data[:4096], name)
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
         path = Path(tmp) / f"upload{SUFFIX[kind]}"
         path.write_bytes(data)
