@@ -80,6 +80,8 @@ def test_bf16_members_stay_close_and_are_chosen_by_the_precision_check(tmp_path)
     assert not bf16_holds(replace(card, metrics={"precision_check": worse}), frozen=True)
     int8_only = {"int8_dynamic": {"holds": False}}  # CLIP's manifest: no bf16 measured (yet)
     assert not bf16_holds(replace(card, metrics={"precision_check": int8_only}), frozen=True)
+    moved = {**check, "bf16_holds": False}  # the overall AUC held, a validation subset did not
+    assert not bf16_holds(replace(card, metrics={"precision_check": moved}), frozen=True)
     crops = np.random.default_rng(2).integers(0, 255, (5, 256, 256, 3), dtype=np.uint8)
     ref = Ensemble([name], weights_dir=tmp_path, precision="fp32").score(crops)
     low = Ensemble([name], weights_dir=tmp_path, precision="bf16")

@@ -62,7 +62,9 @@ def bf16_holds(card: ModelCard, tolerance: float = 0.005, frozen: bool = False) 
     check = m.get("precision_check")
     if frozen and check:  # a check of other precisions only (e.g. int8) admits no bf16
         bf16, fp32 = check.get("bf16_frozen_auc"), check.get("fp32_eager_auc")
-        return bf16 is not None and fp32 is not None and abs(bf16 - fp32) <= tolerance
+        if bf16 is None or fp32 is None or check.get("bf16_holds") is False:
+            return False  # not measured, or a subset of the validation moved (the CLIP member)
+        return abs(bf16 - fp32) <= tolerance
     val = m.get("val") or {}
     fp32 = val.get("frame_auc", val.get("video_auc"))  # temporal members: per-sequence AUC
     bf16 = m.get("bf16_val_auc")
