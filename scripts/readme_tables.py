@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections.abc import Callable
 
 from detector.settings import PROJECT_ROOT, WEIGHTS_DIR
 
@@ -118,20 +119,14 @@ def frame_members_table() -> str:
     return "\n".join(rows)
 
 
-BENCH_RUN = PROJECT_ROOT / "docs" / "bench" / "2026-12-03-avx2-epyc.json"
+BENCH_DIR = PROJECT_ROOT / "docs" / "bench"
 # (what, key in the bench JSON, how it is shown, target in words, met?)
 BENCH_TARGETS = (
-    (
-        "warm 10 s 720p clip, end to end",
-        "end_to_end_s_720p_10s",
-        "{:.2f} s",
-        "≤ 2 s (AVX2)",
-        lambda v: v <= 2.0,
-    ),
+    # the warm-clip target depends on the CPU path: ≤ 1 s native, ≤ 2 s with AVX2 only
     ("cold start, fresh process to ready", "cold_start_s", "{:.1f} s", "≤ 3 s", lambda v: v <= 3.0),
     ("`analyze` CLI call, fresh process", "cli_fresh_s", "{:.1f} s", "≤ 5 s", lambda v: v <= 5.0),
     (
-        "scoring against the fp32 matmul peak",
+        "scoring against the matmul peak of the precisions used",
         "achieved_over_peak",
         "{:.0%}",
         "≥ 60 %",
@@ -154,23 +149,38 @@ BENCH_TARGETS = (
 )
 
 
-def bench_table() -> str:
-    """The bench's own table of the committed run, and its figures against the targets."""
-    from scripts.bench import format_table
+def bench_table(file: str, warm_target_s: float, path: str) -> Callable[[], str]:
+    """The bench's own table of a committed run, and its figures against the targets."""
 
-    run = json.loads(BENCH_RUN.read_text(encoding="utf-8"))
+    def table() -> str:
+        from scripts.bench import format_table
+
+        run = json.loads((BENCH_DIR / file).read_text(encoding="utf-8"))
+        warm = (
+            "warm 10 s 720p clip, end to end",
+            "end_to_end_s_720p_10s",
+            "{:.2f} s",
+            f"≤ {warm_target_s:g} s ({path})",
+            lambda v: v <= warm_target_s,
+        )
+        return _targets(run, (warm, *BENCH_TARGETS)) + "\n\n" + format_table(run)
+
+    return table
+
+
+def _targets(run: dict, targets) -> str:
     rows = ["| target | measured | asked | met? |", "|---|---|---|---|"]
-    for what, key, fmt, asked, met in BENCH_TARGETS:
+    for what, key, fmt, asked, met in targets:
         value = run[key]
         rows.append(
             f"| {what} | {fmt.format(value).replace('%', ' %')} | {asked} | "
             f"{'yes' if met(value) else 'no'} |"
         )
-    return "\n".join(rows) + "\n\n" + format_table(run)
+    return "\n".join(rows)
 
 
 TABLES = {
-    "bench-avx2": bench_table,
+    "bench-avx2": bench_table("2026-12-03-avx2-epyc.json", 2.0, "AVX2"),
     "crossval": crossval_table,
     "calibration": calibration_table,
     "frame-members": frame_members_table,
