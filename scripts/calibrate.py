@@ -188,7 +188,7 @@ def clip_scorer(check: int = 12):
     from detector.scoring.ensemble import Ensemble
     from detector.settings import cache_dir
     from detector.training.clip import CachedHead, ClipTrainConfig, predict_cached
-    from detector.training.clip_pool import extract_features
+    from detector.training.clip_pool import backbone, extract_features
 
     conf = read_manifest("clip_vit_b16")["config"]
     cfg = ClipTrainConfig(
@@ -197,19 +197,25 @@ def clip_scorer(check: int = 12):
     det = create_model("clip_vit_b16").net.eval()
     head = CachedHead(det, cfg)
     folder = cache_dir() / "crossval" / f"clipfeat_{cfg.tune_from - 1}"
+    folder.mkdir(parents=True, exist_ok=True)
     checked = []
+    nets = []  # the backbone, built once when a crop is not cached
 
     def scorer(crops, tracks):
         names = [hashlib.sha1(c.tobytes()).hexdigest() for c in crops]
+        todo = [i for i, n in enumerate(names) if not (folder / f"{n}.npz").is_file()]
+        if todo:
+            nets[:] = nets or [backbone()]
+            new = extract_features(
+                np.stack([crops[i] for i in todo]), cfg.tune_from - 1, log=lambda *a: None,
+                net=nets[0],
+            )  # fmt: skip
+            for j, i in enumerate(todo):
+                np.savez(folder / f"{names[i]}.npz", **{k: v[j] for k, v in new.items()})
         feats = []
-        for c, n in zip(crops, names, strict=True):
-            f = folder / f"{n}.npz"
-            if f.is_file():
-                z = np.load(f)
-                feats.append({k: z[k] for k in z.files})
-            else:
-                one = extract_features(c[None], cfg.tune_from - 1, log=lambda *a: None)
-                feats.append({k: v[0] for k, v in one.items()})
+        for n in names:
+            z = np.load(folder / f"{n}.npz")
+            feats.append({k: z[k] for k in z.files})
         stacked = {k: np.stack([f[k] for f in feats]) for k in feats[0]}
         with torch.enable_grad():
             p = predict_cached(head, stacked, cfg.recipe == "ln")

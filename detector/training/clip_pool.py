@@ -221,19 +221,29 @@ def clip_inputs(images: np.ndarray) -> torch.Tensor:
     return to_input(images, CLIP_MEAN, CLIP_STD, torch.device("cpu"), SIZE)
 
 
+def backbone() -> torch.nn.Module:
+    """The frozen CLIP image tower with the converted weights (sha256-checked), in eval mode."""
+    from detector.models.families.clip import CLIPVisual, backbone_state
+
+    net = CLIPVisual().eval()
+    net.load_state_dict(backbone_state())
+    return net
+
+
 def extract_features(
     images: np.ndarray,
     tokens_after: int,
     batch: int = 16,
     log: Callable[[str], None] = print,
+    net: torch.nn.Module | None = None,
 ) -> dict[str, np.ndarray]:
     """Frozen-backbone features of every image: ``cls`` (N, 12, 768) class token after each
     block, ``emb`` (N, 512) projected embedding, ``tokens`` (N, 197, 768) after block
-    ``tokens_after`` (1-based; 0: none). float16 to halve memory."""
-    from detector.models.families.clip import DEPTH, CLIPVisual, backbone_state
+    ``tokens_after`` (1-based; 0: none). float16 to halve memory. ``net``: a loaded
+    :func:`backbone` to reuse (building one takes seconds)."""
+    from detector.models.families.clip import DEPTH
 
-    net = CLIPVisual().eval()
-    net.load_state_dict(backbone_state())
+    net = net if net is not None else backbone()
     n = len(images)
     cls = np.zeros((n, DEPTH, 768), np.float16)
     emb = np.zeros((n, 512), np.float16)
