@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         rest = list(argv if argv is not None else sys.argv[1:])
         env = {**os.environ, **ISA_CAPS[args.isa]}
         return subprocess.run(
-            [sys.executable, "-m", "detector", "bench", *rest], env=env
+            [sys.executable, "-m", "scripts.bench", *rest], env=env
         ).returncode
     r = run(args.runs, args.long_minutes, args.batch_sweep)
     r["runs"] = args.runs
