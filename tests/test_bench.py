@@ -58,3 +58,24 @@ def test_the_table_shows_precision_per_member_spread_cold_start_and_fresh_cli():
     assert "6.0 s (5.5-7.0" in table and "30.0 s" in table
     assert "12.0 s (11.0-13.0)" in table
     assert "66 % of peak" in table and "bf16 30 / fp32 180 GFLOP/s" in table
+
+
+def test_an_isa_cap_reruns_this_script_with_the_caps_set(monkeypatch):
+    """``--isa`` must restart the bench itself (a module that exists) with the caps in its
+    environment, before torch starts."""
+    import importlib.util
+    import subprocess
+
+    calls = []
+
+    def fake_run(cmd, env):
+        calls.append((cmd, env))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(bench.subprocess, "run", fake_run)
+    assert bench.main(["--isa", "AVX2", "--runs", "1"]) == 0
+    ((cmd, env),) = calls
+    assert cmd[1] == "-m" and importlib.util.find_spec(cmd[2]) is not None
+    assert cmd[3:] == ["--isa", "AVX2", "--runs", "1"]
+    assert env["ONEDNN_MAX_CPU_ISA"] == "AVX2" and env["ATEN_CPU_CAPABILITY"] == "avx2"
