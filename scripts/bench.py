@@ -467,9 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         # the caps must be set before torch starts: run again in a process that has them
         rest = list(argv if argv is not None else sys.argv[1:])
         env = {**os.environ, **ISA_CAPS[args.isa]}
-        return subprocess.run(
-            [sys.executable, "-m", "scripts.bench", *rest], env=env
-        ).returncode
+        return subprocess.run([sys.executable, "-m", "scripts.bench", *rest], env=env).returncode
     r = run(args.runs, args.long_minutes, args.batch_sweep)
     r["runs"] = args.runs
     text = json.dumps(r, indent=2)
@@ -477,3 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text, encoding="utf-8")
     print(text if args.json else format_table(r))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

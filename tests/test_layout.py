@@ -131,3 +131,18 @@ def test_every_imported_name_exists():
                         f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{alias.name}"
                     )
     assert missing == []
+
+
+def test_every_script_with_a_main_runs_it():
+    """``python -m scripts.X`` must do what the README says: a script that defines ``main`` and
+    has no ``__main__`` guard silently does nothing (``make bench`` once printed nothing)."""
+    silent = []
+    for path in sorted((ROOT / "scripts").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        has_main = any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body)
+        guarded = any(
+            isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in tree.body
+        )
+        if has_main and not guarded:
+            silent.append(path.name)
+    assert not silent, f"scripts with main() that never call it: {silent}"
