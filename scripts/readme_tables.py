@@ -190,12 +190,15 @@ TABLES = {
     "calibration": calibration_table,
     "frame-members": frame_members_table,
 }
-_BLOCK = re.compile(r"(<!-- table: ([\w-]+) -->\n)(.*?)(\n<!-- /table -->)", re.S)
+# a marked block; its body may be empty and never runs into the next block
+_BLOCK = re.compile(
+    r"(<!-- table: ([\w-]+) -->\n)((?:(?!<!-- table:).)*?)\n?(<!-- /table -->)", re.S
+)
 
 
 def render(readme: str) -> str:
     """README text with every marked table replaced by its generated version."""
-    return _BLOCK.sub(lambda m: m.group(1) + TABLES[m.group(2)]() + m.group(4), readme)
+    return _BLOCK.sub(lambda m: m.group(1) + TABLES[m.group(2)]() + "\n" + m.group(4), readme)
 
 
 def main(argv: list[str] | None = None) -> int:
