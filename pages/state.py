@@ -3,9 +3,7 @@ the words for each status. Nothing here touches Streamlit."""
 
 from __future__ import annotations
 
-from detector.io.files import VIDEO_SUFFIXES
-
-AUDIO_SUFFIXES = ("m4a", "wav", "mp3", "flac", "aac")
+from detector.io.files import AUDIO_SUFFIXES, VIDEO_SUFFIXES
 
 # ---- session-state keys: this module is their only owner -----------------------------------
 SAMPLING = "sampling"  # sidebar widget
@@ -179,4 +177,4 @@ RETRYABLE = {"timeout", "weights_missing", "weights_tampered", "bad_settings"}
 Key = tuple[str, str, tuple[str, ...]]  # (sha256, sampling, models)
 
 # What the video uploaders offer (files are still recognised by their bytes, not their names).
-UPLOAD_TYPES = [s.lstrip(".") for s in VIDEO_SUFFIXES] + list(AUDIO_SUFFIXES)  # voice only
+UPLOAD_TYPES = [s.lstrip(".") for s in (*VIDEO_SUFFIXES, *AUDIO_SUFFIXES)]

@@ -180,6 +180,7 @@ def clip_scorer(check: int = 12):
     network is the same for every recipe, so it runs once per crop, not once per candidate).
     Checked against the app's own path (:class:`detector.scoring.ensemble.Ensemble`) on ``check`` crops:
     the largest difference is printed and must stay under 0.01."""
+    import functools
     import hashlib
 
     import torch
@@ -199,17 +200,14 @@ def clip_scorer(check: int = 12):
     folder = cache_dir() / "crossval" / f"clipfeat_{cfg.tune_from - 1}"
     folder.mkdir(parents=True, exist_ok=True)
     checked = []
-    nets = []  # the backbone, built once when a crop is not cached
+    net = functools.cache(backbone)  # built once, and only when a crop is not cached
 
     def scorer(crops, tracks):
         names = [hashlib.sha1(c.tobytes()).hexdigest() for c in crops]
         todo = [i for i, n in enumerate(names) if not (folder / f"{n}.npz").is_file()]
         if todo:
-            nets[:] = nets or [backbone()]
-            new = extract_features(
-                np.stack([crops[i] for i in todo]), cfg.tune_from - 1, log=lambda *a: None,
-                net=nets[0],
-            )  # fmt: skip
+            images = np.stack([crops[i] for i in todo])
+            new = extract_features(images, cfg.tune_from - 1, log=lambda *a: None, net=net())
             for j, i in enumerate(todo):
                 np.savez(folder / f"{names[i]}.npz", **{k: v[j] for k, v in new.items()})
         feats = []

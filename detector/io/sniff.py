@@ -31,8 +31,6 @@ DEMUXER = {
     "flac": "flac",
     "aac": "aac",
 }
-AUDIO_FILES = {"wav", "mp3", "flac", "aac"}
-VIDEO_CONTAINERS = set(DEMUXER) - AUDIO_FILES
 
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
 _ASF_GUID = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")
