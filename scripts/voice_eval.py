@@ -398,6 +398,8 @@ def bench(clip: Path, repeats: int = 3) -> None:
             f"decode {med[0]:.3f} s, speech detection {med[1]:.3f} s, AASIST {med[2]:.3f} s, "
             f"total {med[3]:.3f} s (median of {repeats})"
         )
+    torch.set_num_threads(2)
+    _precision_probe(member, track, a, repeats)
     for audio in (None, AudioLimits()):
         times = []
         for _ in range(repeats):
@@ -408,6 +410,45 @@ def bench(clip: Path, repeats: int = 3) -> None:
             times.append(time.perf_counter() - t0)
         what = "frames + audio" if audio else "frames only"
         print(f"sandboxed decoder, {what}: {statistics.median(times):.3f} s")
+
+
+def _precision_probe(member: VoiceMember, track, analysis, repeats: int) -> None:
+    """AASIST's work per window (FLOPs), and on a CPU with native bf16 the time and the largest
+    margin change of bf16 autocast on the clip's own windows (a probe: bf16 is not used by the
+    app until the score stage has checked it on real and synthetic speech)."""
+    import statistics
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from detector.audio.score import window_batch
+    from detector.scoring.device import native_bf16
+
+    rate, size = member.spec.sample_rate, member.spec.window_samples
+    plan = [(round(s.start_s * rate), round(s.end_s * rate)) for s in analysis.segments]
+    windows = window_batch(track.samples, plan, size)
+    with torch.no_grad(), FlopCounterMode(display=False) as flops:
+        member.model(torch.from_numpy(windows[:1]))
+    print(f"AASIST: {flops.get_total_flops() / 1e9:.1f} GFLOP per {size / rate:.2f} s window")
+    if not native_bf16():
+        print("bf16 probe: skipped (no native bf16 on this CPU)")
+        return
+
+    def timed(low: bool) -> tuple[float, np.ndarray]:
+        times = []
+        for _ in range(repeats + 1):  # the first call warms up
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=low):
+                m = member.margins(windows)
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times[1:]), m
+
+    t32, m32 = timed(False)
+    t16, m16 = timed(True)
+    print(
+        f"bf16 probe, {len(windows)} windows, 2 threads: fp32 {t32:.3f} s, bf16 autocast "
+        f"{t16:.3f} s; largest margin change {np.abs(m16 - m32).max():.4f} (median of {repeats})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
