@@ -181,15 +181,13 @@ def clip_scorer(check: int = 12):
     Checked against the app's own path (:class:`detector.scoring.ensemble.Ensemble`) on ``check`` crops:
     the largest difference is printed and must stay under 0.01."""
     import functools
-    import hashlib
 
     import torch
 
     from detector.models import create_model, read_manifest
     from detector.scoring.ensemble import Ensemble
-    from detector.settings import cache_dir
     from detector.training.clip import CachedHead, ClipTrainConfig, predict_cached
-    from detector.training.clip_pool import backbone, extract_features
+    from detector.training.clip_pool import backbone, cached_features
 
     conf = read_manifest("clip_vit_b16")["config"]
     cfg = ClipTrainConfig(
@@ -197,24 +195,11 @@ def clip_scorer(check: int = 12):
     )
     det = create_model("clip_vit_b16").net.eval()
     head = CachedHead(det, cfg)
-    folder = cache_dir() / "crossval" / f"clipfeat_{cfg.tune_from - 1}"
-    folder.mkdir(parents=True, exist_ok=True)
     checked = []
     net = functools.cache(backbone)  # built once, and only when a crop is not cached
 
     def scorer(crops, tracks):
-        names = [hashlib.sha1(c.tobytes()).hexdigest() for c in crops]
-        todo = [i for i, n in enumerate(names) if not (folder / f"{n}.npz").is_file()]
-        if todo:
-            images = np.stack([crops[i] for i in todo])
-            new = extract_features(images, cfg.tune_from - 1, log=lambda *a: None, net=net())
-            for j, i in enumerate(todo):
-                np.savez(folder / f"{names[i]}.npz", **{k: v[j] for k, v in new.items()})
-        feats = []
-        for n in names:
-            z = np.load(folder / f"{n}.npz")
-            feats.append({k: z[k] for k in z.files})
-        stacked = {k: np.stack([f[k] for f in feats]) for k in feats[0]}
+        stacked = cached_features(crops, cfg.tune_from - 1, net)
         with torch.enable_grad():
             p = predict_cached(head, stacked, cfg.recipe == "ln")
         if not checked:

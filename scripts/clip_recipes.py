@@ -21,37 +21,38 @@ import numpy as np
 
 from detector.settings import cache_dir
 from detector.training.clip import CachedHead, ClipTrainConfig, predict_cached, train_and_save
-from detector.training.clip_pool import extract_features
+from detector.training.clip_pool import backbone, cached_features
 from detector.types import ScoringSettings
 from scripts.calibrate import aucs, objective, video_scores
 from scripts.crossval import all_faces
 
 RECIPES = {
     "probe": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3),
+    "probe_patch": ClipTrainConfig(
+        recipe="probe", epochs=40, lr=1e-3, patch_layers=(4, 6, 8, 10, 12)
+    ),
     "ln": ClipTrainConfig(recipe="ln", epochs=3, lr=1e-3, ln_lr=2e-4, time_budget_min=40),
+    "ln_bf16": ClipTrainConfig(
+        recipe="ln",
+        epochs=6,
+        lr=1e-3,
+        ln_lr=2e-4,
+        time_budget_min=40,
+        patch_layers=(4, 6, 8, 10, 12),
+        train_precision="bf16",
+    ),
 }
 
 
 def crossval_features(faces: dict, tokens_after: int) -> dict[str, dict[str, np.ndarray]]:
-    """Frozen-backbone features of every validation face, cached per crop (by the sha1 of its
-    pixels), so a change of face detection or tracking recomputes only the new crops."""
-    import hashlib
+    """Frozen-backbone features of every validation face (cached per crop)."""
+    import functools
 
-    folder = cache_dir() / "crossval" / f"clipfeat_{tokens_after}"
-    folder.mkdir(parents=True, exist_ok=True)
+    net = functools.cache(backbone)
     out = {}
     for key, (_, f) in faces.items():
-        if len(f.crops) == 0:
-            continue
-        names = [hashlib.sha1(c.tobytes()).hexdigest() for c in f.crops]
-        todo = [i for i, n in enumerate(names) if not (folder / f"{n}.npz").is_file()]
-        if todo:
-            feats = extract_features(f.crops[todo], tokens_after, log=lambda *a: None)
-            for j, i in enumerate(todo):
-                np.savez(folder / f"{names[i]}.npz", **{k: v[j] for k, v in feats.items()})
-            print(f"features of {key}: {len(todo)} new faces", flush=True)
-        per = [np.load(folder / f"{n}.npz") for n in names]
-        out[key] = {k: np.stack([z[k] for z in per]) for k in per[0].files}
+        if len(f.crops):
+            out[key] = cached_features(f.crops, tokens_after, net)
     return out
 
 
@@ -104,7 +105,11 @@ def _load(out: Path, cfg: ClipTrainConfig):
 
     from detector.models.families.clip import CLIPDetector, load_backbone
 
-    det = CLIPDetector(cfg.layers, tune_from=cfg.tune_from if cfg.recipe == "ln" else 13)
+    det = CLIPDetector(
+        cfg.layers,
+        tune_from=cfg.tune_from if cfg.recipe == "ln" else 13,
+        patch_layers=cfg.patch_layers,
+    )
     load_backbone(det)
     det.load_state_dict(load_file(str(out / "clip_vit_b16.safetensors")), strict=False)
     det.eval()

@@ -129,3 +129,48 @@ def test_the_last_block_computes_its_class_token_alone_with_the_same_result():
         det.head(det.features_from_tokens(det.backbone.tokens(img))).sum(), img
     )[0]
     torch.testing.assert_close(g_short, g_full, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("recipe", ["probe", "ln"])
+def test_training_from_cached_features_scores_as_the_member_does(recipe, monkeypatch):
+    """What a recipe trains on (features cached once per crop, or the tokens after the frozen
+    blocks) gives the member's own output, class and patch-token features alike."""
+    from detector.training import clip_pool
+    from detector.training.clip import CachedHead, ClipTrainConfig, predict_cached
+
+    torch.manual_seed(0)
+    cfg = ClipTrainConfig(recipe=recipe, layers=(4, 12), patch_layers=(6, 12), tune_from=11)
+    det = CLIPDetector(cfg.layers, tune_from=11, patch_layers=cfg.patch_layers).eval()
+    with torch.no_grad():
+        for p in det.parameters():
+            p.normal_(0, 0.02)
+    monkeypatch.setattr(clip_pool, "backbone", lambda: det.backbone)
+    images = np.random.default_rng(0).integers(0, 255, (3, 224, 224, 3), dtype=np.uint8)
+    feats = clip_pool.extract_features(images, cfg.tune_from - 1, batch=2, log=lambda *a: None)
+    assert feats["patch"].shape == (3, 12, 768) and feats["tokens"].shape == (3, 197, 768)
+    cached = predict_cached(CachedHead(det, cfg), feats, use_tokens=recipe == "ln")
+    with torch.inference_mode():
+        direct = torch.sigmoid(det(clip_pool.clip_inputs(images))).reshape(-1).numpy()
+    np.testing.assert_allclose(cached, direct, atol=2e-3)  # features are stored as float16
+
+
+def test_crop_features_are_cached_per_crop(tmp_path, monkeypatch):
+    from detector.training import clip_pool
+
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path))
+    det = CLIPDetector((12,)).eval()
+    built = []
+
+    def net():
+        built.append(1)
+        return det.backbone
+
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
+    first = clip_pool.cached_features(crops, 0, net)
+    assert set(first) == {"cls", "patch", "emb"} and first["cls"].shape == (2, 12, 768)
+    again = clip_pool.cached_features(crops[::-1], 0, net)  # all cached: no backbone built
+    assert len(built) == 1
+    np.testing.assert_array_equal(again["emb"], first["emb"][::-1])
+    clip_pool.cached_features(np.concatenate([crops, crops[:1] // 2]), 0, net)
+    assert len(built) == 2 and len(list(tmp_path.rglob("*.npz"))) == 3

@@ -39,6 +39,7 @@ from detector.training.clip_pool import SIZE, PoolSpec, pool_features
 class ClipTrainConfig:
     recipe: str = "probe"  # "probe" | "ln"
     layers: tuple[int, ...] = (4, 6, 8, 10, 12)
+    patch_layers: tuple[int, ...] = ()  # blocks whose mean patch token also feeds the head
     tune_from: int = 9  # ln: LayerNorms of blocks >= this (1-based) are tuned
     epochs: int = 30
     batch_size: int = 32
@@ -47,6 +48,9 @@ class ClipTrainConfig:
     weight_decay: float = 1e-2
     time_budget_min: float = 60.0
     seed: int = 0
+    # "bf16": the trained blocks run under bfloat16 autocast (CPUs with native bf16; the weights
+    # stay float32 and the shipped member is scored in the precision its manifest admits)
+    train_precision: str = "fp32"
     pool: PoolSpec = field(default_factory=PoolSpec)
 
 
@@ -59,20 +63,31 @@ class CachedHead(nn.Module):
         self.det = det
         self.cfg = cfg
 
-    def forward(self, cls: torch.Tensor, emb: torch.Tensor, tokens: torch.Tensor | None):
+    def forward(
+        self,
+        cls: torch.Tensor,
+        emb: torch.Tensor,
+        tokens: torch.Tensor | None,
+        patch: torch.Tensor | None = None,
+    ):
         from detector.models.families.clip import EMBED, standardise
 
         det = self.det
         if tokens is None:  # probe: everything cached
             parts = [standardise(cls[:, k - 1]) for k in det.layers]
+            parts += [standardise(patch[:, k - 1]) for k in det.patch_layers]
             parts.append(nn.functional.normalize(emb, dim=-1) * float(np.sqrt(EMBED)))
             return det.head(torch.cat(parts, -1))
         x = tokens
         late = {}
         for i in range(self.cfg.tune_from - 1, len(det.backbone.vit.blocks)):
             x = det.backbone.vit.blocks[i](x)
-            late[i + 1] = x[:, 0]
-        parts = [standardise(late[k] if k in late else cls[:, k - 1]) for k in det.layers]
+            late[i + 1] = x
+        parts = [standardise(late[k][:, 0] if k in late else cls[:, k - 1]) for k in det.layers]
+        parts += [
+            standardise(late[k][:, 1:].mean(1) if k in late else patch[:, k - 1])
+            for k in det.patch_layers
+        ]
         e = det.backbone.proj(det.backbone.vit.norm(x[:, 0]))
         parts.append(nn.functional.normalize(e, dim=-1) * float(np.sqrt(EMBED)))
         return det.head(torch.cat(parts, -1))
@@ -111,8 +126,20 @@ def train_recipe(
     """Train one recipe from cached features; returns (detector, history, wall seconds)."""
     from detector.models.families.clip import CLIPDetector, load_backbone
 
+    if cfg.train_precision == "bf16":
+        from detector.scoring.device import native_bf16
+
+        if not native_bf16():
+            raise RuntimeError(
+                "train_precision='bf16' needs a CPU with native bf16 (AVX-512 BF16 or AMX); "
+                "emulated it is slower than float32"
+            )
     torch.manual_seed(cfg.seed)
-    det = CLIPDetector(cfg.layers, tune_from=cfg.tune_from if cfg.recipe == "ln" else 13)
+    det = CLIPDetector(
+        cfg.layers,
+        tune_from=cfg.tune_from if cfg.recipe == "ln" else 13,
+        patch_layers=cfg.patch_layers,
+    )
     load_backbone(det)
     names = set(trainable_parameters(det, cfg))
     for n, p in det.named_parameters():
@@ -143,11 +170,8 @@ def train_recipe(
             frac = min(1.0, max(step / total, (time.time() - t0) / (cfg.time_budget_min * 60)))
             for g, base in zip(opt.param_groups, (cfg.lr, cfg.ln_lr), strict=False):
                 g["lr"] = base * 0.5 * (1 + np.cos(np.pi * frac))
-            logits = model(
-                torch.from_numpy(train["cls"][idx].astype(np.float32)),
-                torch.from_numpy(train["emb"][idx].astype(np.float32)),
-                torch.from_numpy(train["tokens"][idx].astype(np.float32)) if use_tokens else None,
-            ).reshape(-1)
+            with torch.autocast("cpu", torch.bfloat16, enabled=cfg.train_precision == "bf16"):
+                logits = model(*_inputs(train, idx, use_tokens)).reshape(-1).float()
             loss = loss_fn(logits, torch.from_numpy(y[idx].astype(np.float32)))
             opt.zero_grad()
             loss.backward()
@@ -187,16 +211,20 @@ def predict_cached(
         for s in range(0, len(feats["cls"]), batch):
             out.append(
                 torch.sigmoid(
-                    model(
-                        torch.from_numpy(feats["cls"][s : s + batch].astype(np.float32)),
-                        torch.from_numpy(feats["emb"][s : s + batch].astype(np.float32)),
-                        torch.from_numpy(feats["tokens"][s : s + batch].astype(np.float32))
-                        if use_tokens
-                        else None,
-                    ).reshape(-1)
+                    model(*_inputs(feats, slice(s, s + batch), use_tokens)).reshape(-1)
                 ).numpy()
             )
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def _inputs(feats: dict[str, np.ndarray], sel, use_tokens: bool):
+    """(cls, emb, tokens, patch) float tensors of the selected samples, as :class:`CachedHead`
+    takes them."""
+
+    def get(k: str):
+        return torch.from_numpy(feats[k][sel].astype(np.float32)) if k in feats else None
+
+    return get("cls"), get("emb"), get("tokens") if use_tokens else None, get("patch")
 
 
 def tuned_state(det, cfg: ClipTrainConfig) -> dict[str, torch.Tensor]:
@@ -241,8 +269,13 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
         "name": MEMBER,
         "architecture": (
             "CLIP ViT-B/16 image tower (timm vit_base_patch16_clip_quickgelu_224) + linear head "
-            f"on the standardised class tokens of blocks {list(cfg.layers)} and the "
-            "L2-normalised projected embedding; single fake logit"
+            f"on the standardised class tokens of blocks {list(cfg.layers)}"
+            + (
+                f", the standardised mean patch tokens of blocks {list(cfg.patch_layers)}"
+                if cfg.patch_layers
+                else ""
+            )
+            + " and the L2-normalised projected embedding; single fake logit"
         ),
         "input_size": SIZE,
         "normalisation": "RGB in [0,1], CLIP mean/std; crops resized to 224 px (bilinear, antialiased)",

@@ -230,6 +230,9 @@ def backbone() -> torch.nn.Module:
     return net
 
 
+FEATURES_VERSION = 2  # 2: per-block patch-token means ("patch") beside the class tokens
+
+
 def extract_features(
     images: np.ndarray,
     tokens_after: int,
@@ -238,14 +241,16 @@ def extract_features(
     net: torch.nn.Module | None = None,
 ) -> dict[str, np.ndarray]:
     """Frozen-backbone features of every image: ``cls`` (N, 12, 768) class token after each
-    block, ``emb`` (N, 512) projected embedding, ``tokens`` (N, 197, 768) after block
-    ``tokens_after`` (1-based; 0: none). float16 to halve memory. ``net``: a loaded
-    :func:`backbone` to reuse (building one takes seconds)."""
+    block, ``patch`` (N, 12, 768) mean of the 196 patch tokens after each block, ``emb``
+    (N, 512) projected embedding, ``tokens`` (N, 197, 768) after block ``tokens_after``
+    (1-based; 0: none). float16 to halve memory. ``net``: a loaded :func:`backbone` to reuse
+    (building one takes seconds)."""
     from detector.models.families.clip import DEPTH
 
     net = net if net is not None else backbone()
     n = len(images)
     cls = np.zeros((n, DEPTH, 768), np.float16)
+    patch = np.zeros((n, DEPTH, 768), np.float16)
     emb = np.zeros((n, 512), np.float16)
     toks = np.zeros((n, 197, 768), np.float16) if tokens_after else None
     t0 = time.time()
@@ -253,16 +258,40 @@ def extract_features(
         for s in range(0, n, batch):
             out = net.tokens(clip_inputs(images[s : s + batch]))
             cls[s : s + batch] = torch.stack([t[:, 0] for t in out], 1).numpy()
+            patch[s : s + batch] = torch.stack([t[:, 1:].mean(1) for t in out], 1).numpy()
             emb[s : s + batch] = net.embed(out[-1]).numpy()
             if toks is not None:
                 toks[s : s + batch] = out[tokens_after - 1].numpy()
             if (s // batch) % 20 == 0:
                 done = min(n, s + batch)
                 log(f"  features {done}/{n} ({(time.time() - t0) / done:.3f} s per image)")
-    res = {"cls": cls, "emb": emb}
+    res = {"cls": cls, "patch": patch, "emb": emb}
     if toks is not None:
         res["tokens"] = toks
     return res
+
+
+def cached_features(
+    crops: np.ndarray | list[np.ndarray], tokens_after: int, net: Callable[[], torch.nn.Module]
+) -> dict[str, np.ndarray]:
+    """:func:`extract_features` of face crops, cached one file per crop (by the sha1 of its
+    pixels) under ``<cache>/crossval/clipfeat_<tokens_after>_v<FEATURES_VERSION>``: a change of
+    face detection or tracking recomputes only the new crops. ``net`` builds (or returns) the
+    backbone; it is called only when a crop is not cached."""
+    import hashlib
+
+    folder = cache_dir() / "crossval" / f"clipfeat_{tokens_after}_v{FEATURES_VERSION}"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [hashlib.sha1(np.ascontiguousarray(c).tobytes()).hexdigest() for c in crops]
+    todo = [i for i, n in enumerate(names) if not (folder / f"{n}.npz").is_file()]
+    if todo:
+        new = extract_features(
+            np.stack([crops[i] for i in todo]), tokens_after, log=lambda *a: None, net=net()
+        )
+        for j, i in enumerate(todo):
+            np.savez(folder / f"{names[i]}.npz", **{k: v[j] for k, v in new.items()})
+    per = [np.load(folder / f"{n}.npz") for n in names]
+    return {k: np.stack([z[k] for z in per]) for k in per[0].files}
 
 
 def pool_features(
@@ -272,13 +301,13 @@ def pool_features(
     import hashlib
 
     key = hashlib.sha256(
-        json.dumps([asdict(spec), part, tokens_after], sort_keys=True).encode()
+        json.dumps([asdict(spec), part, tokens_after, FEATURES_VERSION], sort_keys=True).encode()
     ).hexdigest()[:12]
     folder = cache_dir() / "clip_pool" / f"{part}_{key}"
     if (folder / "done").is_file():
         feats = {
             k: np.load(folder / f"{k}.npy", mmap_mode="r")
-            for k in ("cls", "emb", "tokens")
+            for k in ("cls", "patch", "emb", "tokens")
             if (folder / f"{k}.npy").is_file()
         }
         meta = json.loads((folder / "meta.json").read_text("utf-8"))

@@ -142,16 +142,22 @@ class CLIPDetector(nn.Module):
             rest of the backbone is frozen); ``DEPTH + 1`` tunes none. Only a speed/storage hint:
             which parameters differ from the backbone is in the weights file.
         hidden: width of a hidden layer in the head (0: a linear head).
+        patch_layers: 1-based block numbers whose mean patch token also feeds the head.
     """
 
     def __init__(
-        self, layers: Sequence[int] = (4, 6, 8, 10, 12), tune_from: int = DEPTH + 1, hidden: int = 0
+        self,
+        layers: Sequence[int] = (4, 6, 8, 10, 12),
+        tune_from: int = DEPTH + 1,
+        hidden: int = 0,
+        patch_layers: Sequence[int] = (),
     ) -> None:
         super().__init__()
         self.backbone = CLIPVisual()
         self.layers = tuple(layers)
+        self.patch_layers = tuple(patch_layers)
         self.tune_from = tune_from
-        n = len(self.layers) * WIDTH + EMBED
+        n = (len(self.layers) + len(self.patch_layers)) * WIDTH + EMBED
         self.head = (
             nn.Sequential(nn.Dropout(0.1), nn.Linear(n, hidden), nn.GELU(), nn.Linear(hidden, 1))
             if hidden
@@ -161,12 +167,14 @@ class CLIPDetector(nn.Module):
     def features_from_tokens(self, tokens: Sequence[torch.Tensor]) -> torch.Tensor:
         """Head input from the per-block token sequences (``tokens[i]`` after block i + 1)."""
         parts = [standardise(tokens[k - 1][:, 0]) for k in self.layers]
+        parts += [standardise(tokens[k - 1][:, 1:].mean(1)) for k in self.patch_layers]
         parts.append(F.normalize(self.backbone.embed(tokens[-1]), dim=-1) * np.sqrt(EMBED))
         return torch.cat(parts, dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the head reads only the class token of the last block (and of earlier ones)
-        return self.head(self.features_from_tokens(self.backbone.tokens(x, last_class_only=True)))
+        # unless the head reads the last block's patch tokens, it needs only its class token
+        tokens = self.backbone.tokens(x, last_class_only=DEPTH not in self.patch_layers)
+        return self.head(self.features_from_tokens(tokens))
 
 
 # --- the backbone file ------------------------------------------------------------------------
