@@ -25,8 +25,9 @@ where 85 % of them stay below. With ``--write``, the threshold, the real scores 
 are stored in ``weights/<model>.json``.
 
     flock /tmp/cpu-heavy.lock python -m scripts.voice_eval generate
-    flock /tmp/cpu-heavy.lock python -m scripts.voice_eval score
+    flock /tmp/cpu-heavy.lock python -m scripts.voice_eval score [--precision bf16]
     python -m scripts.voice_eval report [--write]
+    python -m scripts.voice_eval precision [--write]   # bf16 against fp32: both scored first
     flock /tmp/cpu-heavy.lock python -m scripts.voice_eval bench [--clip VIDEO]
 """
 
@@ -252,10 +253,16 @@ def generate(work: Path, data: Path, piper_wheel: Path | None) -> None:
     print(f"{len(index)} files in {corpus}")
 
 
-def score(work: Path, model: str) -> None:
+def _scores_file(work: Path, model: str, precision: str = "fp32") -> Path:
+    return work / (
+        f"scores_{model}.json" if precision == "fp32" else f"scores_{model}_{precision}.json"
+    )
+
+
+def score(work: Path, model: str, precision: str = "fp32") -> None:
     corpus = work / "corpus"
     index = json.loads((corpus / "index.json").read_text())
-    member = VoiceMember(VoiceSettings(model=model))
+    member = VoiceMember(VoiceSettings(model=model, precision=precision))
     rows = []
     t0 = time.perf_counter()
     for i, item in enumerate(index):
@@ -266,8 +273,64 @@ def score(work: Path, model: str) -> None:
                      "speech_s": a.speech_s, "duration_s": a.duration_s})  # fmt: skip
         if i % 20 == 0:
             print(f"{i}/{len(index)} {time.perf_counter() - t0:.0f} s", flush=True)
-    (work / f"scores_{model}.json").write_text(json.dumps(rows, indent=1))
-    print(f"scored {len(rows)} files in {time.perf_counter() - t0:.0f} s")
+    _scores_file(work, model, precision).write_text(json.dumps(rows, indent=1))
+    print(f"scored {len(rows)} files in {precision} in {time.perf_counter() - t0:.0f} s")
+
+
+def precision_check(work: Path, model: str, reduction: str, scale: float, write: bool) -> dict:
+    """bf16 autocast against float32 on the same recordings (``score`` run in both): the AUC of
+    real speech against each synthetic system and all of them, its change, the shares flagged
+    at the member's shipped threshold, and the largest margin change. bf16 holds when every
+    AUC moves by at most 0.005 (the faces' rule); the app then uses it where bf16 is native."""
+    from detector.audio.score import REDUCTIONS, read_calibration
+    from detector.scoring.device import native_bf16
+
+    path = paths.WEIGHTS_DIR / f"{model}.json"
+    man = json.loads(path.read_text())
+    cal = read_calibration(man)
+    rows = {p: json.loads(_scores_file(work, model, p).read_text()) for p in ("fp32", "bf16")}
+    keyed = {p: {r["file"]: r for r in rs if r["status"] == "ok" and r["margins"]}
+             for p, rs in rows.items()}  # fmt: skip
+    files = sorted(set(keyed["fp32"]) & set(keyed["bf16"]))
+    if not files:
+        raise SystemExit("no recording was scored in both precisions: run score twice")
+    biggest = max(
+        float(np.abs(np.array(keyed["bf16"][f]["margins"]) - keyed["fp32"][f]["margins"]).max())
+        for f in files
+    )
+    out: dict = {"auc": {}, "flagged": {}}
+    for p in ("fp32", "bf16"):
+        score_of = {f: float(to_p_fake(REDUCTIONS[reduction](np.array(keyed[p][f]["margins"])),
+                                       scale)) for f in files}  # fmt: skip
+        real = np.array([score_of[f] for f in files if keyed[p][f]["label"] == "real"])
+        systems = sorted({keyed[p][f]["system"] for f in files} - {"real"})
+        aucs, flagged = {}, {"real": round(float(np.mean(real >= cal.threshold)), 4)}
+        for system in [*systems, "all"]:
+            fake = np.array([score_of[f] for f in files if keyed[p][f]["label"] == "fake"
+                             and system in ("all", keyed[p][f]["system"])])  # fmt: skip
+            aucs[system] = round(_auc(real, fake), 4)
+            flagged[system] = round(float(np.mean(fake >= cal.threshold)), 4)
+        out["auc"][p], out["flagged"][p] = aucs, flagged
+    diffs = {k: round(out["auc"]["bf16"][k] - out["auc"]["fp32"][k], 4) for k in out["auc"]["fp32"]}
+    check = {
+        "command": "python -m scripts.voice_eval score --precision bf16 && "
+        "python -m scripts.voice_eval precision --write",
+        "recordings": len(files),
+        "auc_fp32": out["auc"]["fp32"],
+        "auc_bf16": out["auc"]["bf16"],
+        "bf16_minus_fp32_auc": diffs,
+        "flagged_at_threshold_fp32": out["flagged"]["fp32"],
+        "flagged_at_threshold_bf16": out["flagged"]["bf16"],
+        "max_abs_margin_change": round(biggest, 4),
+        "measured_with_native_bf16": native_bf16(),
+        "bf16_holds": all(abs(d) <= 0.005 for d in diffs.values()),
+    }
+    print(json.dumps(check, indent=1))
+    if write:
+        man["precision_check"] = check
+        path.write_text(json.dumps(man, indent=2) + "\n", encoding="utf-8")
+        print(f"written to {path}")
+    return check
 
 
 def _auc(real: np.ndarray, fake: np.ndarray) -> float:
@@ -453,7 +516,7 @@ def _precision_probe(member: VoiceMember, track, analysis, repeats: int) -> None
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", choices=["generate", "score", "report", "bench"])
+    parser.add_argument("stage", choices=["generate", "score", "report", "precision", "bench"])
     parser.add_argument("--clip", type=Path, default=None, help="bench: default the stage clip")
     parser.add_argument("--work", type=Path, default=paths.cache_dir() / "voice_eval")
     parser.add_argument("--data", type=Path, default=None, help="default: DEEPFAKE_DATA_DIR")
@@ -463,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=4.0)
     parser.add_argument("--target", type=float, default=0.05)
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="score")
     args = parser.parse_args(argv)
     import torch
 
@@ -472,7 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.stage == "generate":
         generate(args.work, args.data or paths.data_dir(), args.piper_wheel)
     elif args.stage == "score":
-        score(args.work, args.model)
+        score(args.work, args.model, args.precision)
+    elif args.stage == "precision":
+        precision_check(args.work, args.model, args.reduction, args.scale, args.write)
     else:
         report(args.work, args.model, args.reduction, args.scale, args.target, args.write)
     return 0

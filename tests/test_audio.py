@@ -20,6 +20,7 @@ from detector.audio.decode import AudioLimits, decode_audio
 from detector.audio.records import AudioTrack
 from detector.audio.score import (
     VoiceMember,
+    VoiceSettings,
     create_audio_model,
     plan_windows,
     read_audio_manifest,
@@ -462,10 +463,42 @@ def test_the_voice_lane_draws_every_scored_window():
     assert fig.layout.xaxis.range == (0, 7.0)
 
 
-def test_the_member_scores_like_the_plain_network(member):
+def test_the_member_scores_like_the_plain_network():
     """Channels-last inference in the member changes no score."""
     net = create_audio_model("aasist")
     x = known_waveform()[None]
     with torch.inference_mode():
         logits = net(torch.from_numpy(x))[0].double()
-    assert abs(member.margins(x)[0] - float(logits[0] - logits[1])) < 1e-4
+    fp32 = VoiceMember(VoiceSettings(precision="fp32"))
+    assert fp32.precision == "fp32"
+    assert abs(fp32.margins(x)[0] - float(logits[0] - logits[1])) < 1e-4
+
+
+def test_bf16_is_used_only_where_it_was_measured_to_hold(monkeypatch):
+    from detector.audio import score as voice
+    from detector.scoring import device
+
+    ok = {"precision_check": {"bf16_minus_fp32_auc": {"espeak-ng": 0.001, "all": -0.002}}}
+    moved = {"precision_check": {"bf16_minus_fp32_auc": {"espeak-ng": 0.001, "piper": 0.02}}}
+    assert voice.voice_bf16_holds(ok)
+    assert not voice.voice_bf16_holds(moved)
+    assert not voice.voice_bf16_holds({})  # never measured
+    assert not voice.voice_bf16_holds({**ok, "precision_check": {**ok["precision_check"],
+                                                                  "bf16_holds": False}})  # fmt: skip
+    member = VoiceMember(VoiceSettings(precision="fp32"))
+    for native, manifest, expected in [
+        (True, ok, "bf16"),
+        (True, moved, "fp32"),
+        (False, ok, "fp32"),  # emulated bf16 is slower than fp32
+    ]:
+        monkeypatch.setattr(device, "native_bf16", lambda native=native: native)
+        member.manifest = manifest
+        assert member._precision("auto") == expected
+    with pytest.raises(ValueError, match="precision"):
+        member._precision("int4")
+    member.precision = "bf16"  # bf16 autocast runs (emulated where not native) and stays close
+    x = known_waveform()[None]
+    assert (
+        abs(member.margins(x)[0] - VoiceMember(VoiceSettings(precision="fp32")).margins(x)[0]) < 0.2
+    )
+    assert member.analyze(_track(np.tile(x[0], 2))).precision == "bf16"

@@ -123,3 +123,4 @@ class AudioAnalysis:
     timings_s: dict[str, float] = field(default_factory=dict)
     card: object | None = None  # the member's ModelCard when it was loaded
     audio_only: bool = False
+    precision: str = ""  # what the member ran in: "fp32" or "bf16" (autocast)

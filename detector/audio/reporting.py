@@ -43,6 +43,7 @@ def audio_to_dict(a: AudioAnalysis | None) -> dict | None:
             "weights_sha256": card.sha256,
             "trained_on": card.trained_on,
             "licence": card.licence,
+            "precision": a.precision,
         },
         "duration_s": round(a.duration_s, 3),
         "speech_s": round(a.speech_s, 3),

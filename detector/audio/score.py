@@ -86,6 +86,8 @@ class VoiceSettings:
         merge_gap_s: speech stretches closer than this are scored as one.
         max_windows: at most this many windows are scored (evenly chosen; the notes say so).
         threshold: overrides the calibrated threshold (marked uncalibrated) when set.
+        precision: "auto" (bf16 autocast where the CPU has native bf16 and the member's
+            manifest shows it holds: :func:`voice_bf16_holds`), "fp32" or "bf16".
     """
 
     model: str = DEFAULT_AUDIO_MODEL
@@ -94,6 +96,18 @@ class VoiceSettings:
     merge_gap_s: float = 0.5
     max_windows: int = 150
     threshold: float | None = None
+    precision: str = "auto"
+
+
+def voice_bf16_holds(manifest: dict, tolerance: float = 0.005) -> bool:
+    """Whether bf16 autocast was measured to keep the member's AUC on real vs each synthetic
+    system within ``tolerance`` of float32 (``precision_check``, by ``scripts/voice_eval.py
+    precision``). Not measured: no."""
+    check = manifest.get("precision_check") or {}
+    diffs = check.get("bf16_minus_fp32_auc")
+    if not diffs or check.get("bf16_holds") is False:
+        return False
+    return all(abs(float(d)) <= tolerance for d in diffs.values())
 
 
 def get_audio_spec(name: str) -> AudioModelSpec:
@@ -193,6 +207,16 @@ class VoiceMember:
         self.manifest = read_audio_manifest(self.spec.name, wdir)
         self.calibration = read_calibration(self.manifest)
         self.card = audio_model_card(self.spec.name, wdir)
+        self.precision = self._precision(self.settings.precision)
+
+    def _precision(self, asked: str) -> str:
+        from detector.scoring.device import native_bf16
+
+        if asked not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"unknown precision {asked!r}: auto, fp32 or bf16")
+        if asked == "auto":
+            return "bf16" if native_bf16() and voice_bf16_holds(self.manifest) else "fp32"
+        return asked
 
     @property
     def score_scale(self) -> float:
@@ -203,7 +227,8 @@ class VoiceMember:
         """Spoof-minus-bona-fide logit per window, for windows (n, window_samples) at 16 kHz."""
         out = []
         spoof = 1 - self.spec.bona_fide_index
-        with torch.inference_mode():
+        low = self.precision == "bf16"
+        with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=low):
             for i in range(0, len(windows), self.spec.batch_size):
                 batch = torch.from_numpy(
                     np.ascontiguousarray(windows[i : i + self.spec.batch_size])
@@ -294,6 +319,7 @@ def analyze_track(
     notes = tuple(n for n in (track.message,) if n and track.status == "ok")
     base = {"member": member.spec.name, "duration_s": track.duration_s, "audio_only": audio_only}
     base["card"] = member.card
+    base["precision"] = member.precision
     if track.status != "ok":
         return AudioAnalysis(track.status, track.message, **base)
     if not len(track.samples):

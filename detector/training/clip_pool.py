@@ -257,11 +257,11 @@ def extract_features(
     with torch.inference_mode():
         for s in range(0, n, batch):
             out = net.tokens(clip_inputs(images[s : s + batch]))
-            cls[s : s + batch] = torch.stack([t[:, 0] for t in out], 1).numpy()
-            patch[s : s + batch] = torch.stack([t[:, 1:].mean(1) for t in out], 1).numpy()
-            emb[s : s + batch] = net.embed(out[-1]).numpy()
+            cls[s : s + batch] = torch.stack([t[:, 0] for t in out], 1).float().numpy()
+            patch[s : s + batch] = torch.stack([t[:, 1:].mean(1) for t in out], 1).float().numpy()
+            emb[s : s + batch] = net.embed(out[-1]).float().numpy()
             if toks is not None:
-                toks[s : s + batch] = out[tokens_after - 1].numpy()
+                toks[s : s + batch] = out[tokens_after - 1].float().numpy()
             if (s // batch) % 20 == 0:
                 done = min(n, s + batch)
                 log(f"  features {done}/{n} ({(time.time() - t0) / done:.3f} s per image)")
@@ -294,6 +294,12 @@ def cached_features(
     return {k: np.stack([z[k] for z in per]) for k in per[0].files}
 
 
+def _bf16_pool() -> bool:
+    from detector.scoring.device import native_bf16
+
+    return native_bf16()
+
+
 def pool_features(
     spec: PoolSpec, part: str, tokens_after: int, log: Callable[[str], None] = print
 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
@@ -301,7 +307,9 @@ def pool_features(
     import hashlib
 
     key = hashlib.sha256(
-        json.dumps([asdict(spec), part, tokens_after, FEATURES_VERSION], sort_keys=True).encode()
+        json.dumps(
+            [asdict(spec), part, tokens_after, FEATURES_VERSION, _bf16_pool()], sort_keys=True
+        ).encode()
     ).hexdigest()[:12]
     folder = cache_dir() / "clip_pool" / f"{part}_{key}"
     if (folder / "done").is_file():
@@ -313,12 +321,15 @@ def pool_features(
         meta = json.loads((folder / "meta.json").read_text("utf-8"))
         return feats, np.asarray(meta["labels"]), meta["kinds"]
     images, labels, kinds = build_pool(spec, part, log)
-    feats = extract_features(images, tokens_after, log=log)
+    # the pool is augmented noise around each face: bf16 autocast (2.3x faster where the CPU
+    # has it) changes its features far less than augmentation does; validation faces stay fp32
+    with torch.autocast("cpu", torch.bfloat16, enabled=_bf16_pool()):
+        feats = extract_features(images, tokens_after, log=log)
     folder.mkdir(parents=True, exist_ok=True)
     for k, v in feats.items():
         np.save(folder / f"{k}.npy", v)
-    (folder / "meta.json").write_text(
-        json.dumps({"labels": labels.tolist(), "kinds": kinds, "spec": asdict(spec)}), "utf-8"
-    )
+    meta = {"labels": labels.tolist(), "kinds": kinds, "spec": asdict(spec)}
+    meta["features_precision"] = "bf16 autocast" if _bf16_pool() else "fp32"
+    (folder / "meta.json").write_text(json.dumps(meta), "utf-8")
     (folder / "done").write_text("ok", "utf-8")
     return feats, labels, kinds
