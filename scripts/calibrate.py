@@ -191,7 +191,10 @@ def clip_scorer(check: int = 12):
 
     conf = read_manifest("clip_vit_b16")["config"]
     cfg = ClipTrainConfig(
-        recipe=conf["recipe"], layers=tuple(conf["layers"]), tune_from=conf["tune_from"]
+        recipe=conf["recipe"],
+        layers=tuple(conf["layers"]),
+        patch_layers=tuple(conf.get("patch_layers", ())),
+        tune_from=conf["tune_from"],
     )
     det = create_model("clip_vit_b16").net.eval()
     head = CachedHead(det, cfg)

@@ -61,6 +61,11 @@ def main(argv=None) -> int:
     p.add_argument("--recipes", default="probe,ln")
     p.add_argument("--ln-budget-min", type=float, default=40.0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy the best candidate (by the rule in ship()) into weights/, with the comparison",
+    )
     args = p.parse_args(argv)
     faces = all_faces(log=lambda *a: None)
     table = {}
@@ -96,7 +101,67 @@ def main(argv=None) -> int:
         print(name, json.dumps(table[name], indent=1), flush=True)
     if args.json:
         args.json.write_text(json.dumps(table, indent=1), "utf-8")
+    if args.ship:
+        ship(table, f"python -m scripts.clip_recipes --recipes {args.recipes} --ship")
     return 0
+
+
+def ship(table: dict, command: str, weights: Path | None = None) -> str:
+    """Copy the candidate that catches the most cross-dataset fakes at the threshold 5 % of the
+    real videos reach (ties: the higher video AUC on all fakes) into ``weights/``, its manifest
+    carrying every candidate's figures (``metrics.recipe_comparison``). ``python -m
+    scripts.calibrate`` must run after it: the ensemble's weights and threshold depend on it."""
+    import shutil
+
+    from detector.settings import WEIGHTS_DIR
+
+    weights = weights or WEIGHTS_DIR
+    best = max(
+        table,
+        key=lambda n: (
+            table[n]["caught_at_5pct_false_alarm"],
+            table[n]["video_auc"]["all"]["auc"],
+        ),
+    )
+    src = cache_dir() / "clip_candidates" / best
+    man = json.loads((src / "clip_vit_b16.json").read_text("utf-8"))
+    shutil.copyfile(src / "clip_vit_b16.safetensors", weights / "clip_vit_b16.safetensors")
+    others = ", ".join(
+        f"{n} {table[n]['caught_at_5pct_false_alarm']:.3f} / {table[n]['video_auc']['all']['auc']:.3f}"
+        for n in table
+        if n != best
+    )
+    man["metrics"]["recipe_comparison"] = {
+        "command": command,
+        "chosen": best,
+        "rule": "the most cross-dataset fakes caught at the threshold at most 5 % of the real "
+        "videos reach (Celeb-DF and FF++ DF/FS/NT clips averaged), then video AUC on all fakes",
+        "why": f"{best}: caught {table[best]['caught_at_5pct_false_alarm']:.3f}, video AUC "
+        f"{table[best]['video_auc']['all']['auc']:.3f}; others (caught / AUC): {others}",
+        "recipes": {
+            n: {
+                "caught_at_5pct_false_alarm": t["caught_at_5pct_false_alarm"],
+                "video_auc": {k: v["auc"] for k, v in t["video_auc"].items()},
+                "val_frame_auc": t["val_in_distribution"]["val_ffpp_methods_test_crops"][
+                    "frame_auc"
+                ],
+                "config": _config(n),
+                "wall_time_s": t["wall_time_s"],
+            }
+            for n, t in table.items()
+        },
+    }
+    (weights / "clip_vit_b16.json").write_text(json.dumps(man, indent=2) + "\n", "utf-8")
+    print(f"shipped {best} into {weights}: now run python -m scripts.calibrate")
+    return best
+
+
+def _config(name: str) -> dict:
+    """The recipe's settings as its candidate manifest records them."""
+    path = cache_dir() / "clip_candidates" / name / "clip_vit_b16.json"
+    conf = json.loads(path.read_text("utf-8"))["config"]
+    keys = ("recipe", "layers", "patch_layers", "tune_from", "train_precision", "epochs")
+    return {k: conf.get(k) for k in keys}
 
 
 def _load(out: Path, cfg: ClipTrainConfig):

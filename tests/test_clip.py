@@ -174,3 +174,14 @@ def test_crop_features_are_cached_per_crop(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again["emb"], first["emb"][::-1])
     clip_pool.cached_features(np.concatenate([crops, crops[:1] // 2]), 0, net)
     assert len(built) == 2 and len(list(tmp_path.rglob("*.npz"))) == 3
+
+
+def test_the_registered_member_reads_what_its_manifest_was_trained_on():
+    from detector.models import read_manifest
+    from detector.models.families.clip import SHIPPED_LAYERS, SHIPPED_PATCH_LAYERS
+
+    conf = read_manifest("clip_vit_b16")["config"]
+    assert tuple(conf["layers"]) == SHIPPED_LAYERS
+    assert tuple(conf.get("patch_layers", ())) == SHIPPED_PATCH_LAYERS
+    net = get_spec("clip_vit_b16").factory()
+    assert net.layers == SHIPPED_LAYERS and net.patch_layers == SHIPPED_PATCH_LAYERS

@@ -321,11 +321,15 @@ def _load_base(net: nn.Module) -> None:
 
 SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
 
+# What the shipped member's head reads; must match its manifest's ``config`` (tests/test_clip.py)
+SHIPPED_LAYERS: tuple[int, ...] = (4, 6, 8, 10, 12)
+SHIPPED_PATCH_LAYERS: tuple[int, ...] = ()
+
 SPECS.append(
     ModelSpec(
         name="clip_vit_b16",
         family="CLIP ViT",
-        factory=partial(CLIPDetector, (4, 6, 8, 10, 12)),
+        factory=partial(CLIPDetector, SHIPPED_LAYERS, patch_layers=SHIPPED_PATCH_LAYERS),
         input_size=224,
         mean=CLIP_MEAN,
         std=CLIP_STD,
