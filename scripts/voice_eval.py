@@ -281,7 +281,8 @@ def precision_check(work: Path, model: str, reduction: str, scale: float, write:
     """bf16 autocast against float32 on the same recordings (``score`` run in both): the AUC of
     real speech against each synthetic system and all of them, its change, the shares flagged
     at the member's shipped threshold, and the largest margin change. bf16 holds when every
-    AUC moves by at most 0.005 (the faces' rule); the app then uses it where bf16 is native."""
+    AUC moves by at most 0.005 (the faces' rule) and it flags no more real recordings than the
+    calibration allows (its target share); the app then uses it where bf16 is native."""
     from detector.audio.score import REDUCTIONS, read_calibration
     from detector.scoring.device import native_bf16
 
@@ -323,8 +324,19 @@ def precision_check(work: Path, model: str, reduction: str, scale: float, write:
         "flagged_at_threshold_bf16": out["flagged"]["bf16"],
         "max_abs_margin_change": round(biggest, 4),
         "measured_with_native_bf16": native_bf16(),
-        "bf16_holds": all(abs(d) <= 0.005 for d in diffs.values()),
     }
+    auc_holds = all(abs(d) <= 0.005 for d in diffs.values())
+    target = float(man["calibration"]["target_false_alarm"])
+    reals_hold = out["flagged"]["bf16"]["real"] <= max(target, out["flagged"]["fp32"]["real"])
+    check["bf16_holds"] = auc_holds and reals_hold
+    if not reals_hold:
+        check["why_not"] = (
+            f"at the fp32-calibrated threshold bf16 flags {out['flagged']['bf16']['real']:.1%} "
+            f"of the real recordings (fp32: {out['flagged']['fp32']['real']:.1%}; the calibration "
+            f"allows {target:.0%}): the voice verdicts it shows would not be the calibrated ones"
+        )
+    elif not auc_holds:
+        check["why_not"] = "an AUC moved by more than 0.005"
     print(json.dumps(check, indent=1))
     if write:
         man["precision_check"] = check
