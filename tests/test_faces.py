@@ -285,3 +285,28 @@ def test_two_faces_in_one_frame_are_never_one_person():
 def test_the_tracker_needs_one_embedding_per_box():
     with pytest.raises(ValueError, match="2 boxes but 1 embeddings"):
         FaceTracker().update([LEFT, RIGHT], [A])
+
+
+def test_min_cost_assignment_matches_scipy():
+    """The tracker's own assignment (no scipy.optimize import at start-up) is optimal: same
+    total cost as SciPy on random matrices with forbidden pairs, the same pairs when the optimum
+    is unique, and the same shape contract (rows ascending, the smaller side covered)."""
+    from scipy.optimize import linear_sum_assignment
+
+    from detector.faces.assign import min_cost_assignment
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n, m = rng.integers(0, 9, 2)
+        cost = rng.random((n, m))
+        forbidden = rng.random() < 0.5
+        if forbidden:
+            cost[rng.random((n, m)) < 0.4] = 1e6
+        r1, c1 = linear_sum_assignment(cost)
+        r2, c2 = min_cost_assignment(cost)
+        assert len(r2) == min(n, m) and list(r2) == sorted(r2)
+        assert cost[r2, c2].sum() == pytest.approx(cost[r1, c1].sum(), rel=1e-9, abs=1e-9)
+        if not forbidden:
+            assert list(r1) == list(r2) and list(c1) == list(c2)
+    with pytest.raises(ValueError, match="finite"):
+        min_cost_assignment(np.array([[np.inf, 1.0]]))

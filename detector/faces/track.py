@@ -9,7 +9,7 @@ mediapipe face landmarker) was considered and left out: PyPI's mediapipe 1.2.3 s
 (the landmarker's ``.task`` file comes from a model hub) and requires opencv-contrib-python beside
 this project's OpenCV; the body check caught what the landmarks could not (hands, jewellery).
 
-SciPy is imported when boxes are linked.
+Tracks are linked to faces by a minimum-cost assignment (:mod:`detector.faces.assign`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detector.faces.assign import min_cost_assignment
 from detector.types import Face, Track
 
 
@@ -126,15 +127,13 @@ class FaceTracker:
         open_tracks = [t for t in self._tracks if self._step - t.last_step <= s.max_gap + 1]
         ids = [-1] * len(boxes)
         if open_tracks and len(boxes):
-            from scipy.optimize import linear_sum_assignment
-
             sim = np.array([t.prototype for t in open_tracks]) @ embeddings.T
             pos = np.array([[_link_cost(t.box, b) for b in boxes] for t in open_tracks])
             near = pos < 1.0
             allowed = (near & (sim >= s.min_similarity_near)) | (sim >= s.min_similarity_far)
             cost = (1.0 - sim) + s.position_weight * np.minimum(pos, 1.0)
             big = 1e6  # forbidden pairs: taken only where nothing else is left, then skipped
-            rows, cols = linear_sum_assignment(np.where(allowed, cost, big))
+            rows, cols = min_cost_assignment(np.where(allowed, cost, big))
             for r, c in zip(rows, cols, strict=True):
                 if allowed[r, c]:
                     ids[c] = open_tracks[r].track_id

@@ -176,7 +176,7 @@ def train_recipe(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             if time.time() - t0 > cfg.time_budget_min * 60:
                 break
