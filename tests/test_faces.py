@@ -310,3 +310,64 @@ def test_min_cost_assignment_matches_scipy():
             assert list(r1) == list(r2) and list(c1) == list(c2)
     with pytest.raises(ValueError, match="finite"):
         min_cost_assignment(np.array([[np.inf, 1.0]]))
+
+
+def _frames_for_mtcnn(clips_dir=None) -> list[np.ndarray]:
+    """Images with one face, many faces, small faces and none."""
+    import cv2
+
+    frames = [data.astronaut(), np.kron(data.astronaut(), np.ones((2, 2, 1), np.uint8))]
+    frames.append(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    frames.append(np.zeros((100, 100, 3), np.uint8))
+    if clips_dir is not None:
+        for path in sorted(clips_dir.rglob("*.mp4"))[:9]:
+            cap = cv2.VideoCapture(str(path))
+            for _ in range(2):
+                ok, bgr = cap.read()
+                for _ in range(30):
+                    cap.grab()
+                if ok:
+                    frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            cap.release()
+    return frames
+
+
+def test_mtcnn_finds_what_facenet_pytorch_finds(request):
+    """The vendored MTCNN (no torchvision import) gives facenet-pytorch's boxes, probabilities
+    and landmarks, on the astronaut, noise, an empty frame and frames of the shared clips."""
+    import torch
+
+    facenet = pytest.importorskip("facenet_pytorch")
+    from detector.faces.mtcnn import MTCNN
+
+    try:
+        clips = request.getfixturevalue("clips_dir")
+    except pytest.skip.Exception:
+        clips = None  # the generated images alone
+    ours = MTCNN(min_face_size=20)
+    theirs = facenet.MTCNN(keep_all=True, min_face_size=20, post_process=False)
+    compared = 0
+    for frame in _frames_for_mtcnn(clips):
+        boxes, probs, points = ours.detect(frame)
+        with torch.inference_mode():
+            ref_boxes, ref_probs, ref_points = theirs.detect(frame, landmarks=True)
+        if ref_boxes is None:
+            assert len(boxes) == 0
+            continue
+        # faces whose probabilities tie (e.g. both 1.0 in float32) may come in either order
+        mine, ref = np.lexsort(boxes.T[::-1]), np.lexsort(ref_boxes.astype(np.float32).T[::-1])
+        boxes, probs, points = boxes[mine], probs[mine], points[mine]
+        ref_boxes, ref_probs, ref_points = ref_boxes[ref], ref_probs[ref], ref_points[ref]
+        np.testing.assert_allclose(boxes, ref_boxes.astype(np.float32), rtol=1e-4, atol=1e-2)
+        np.testing.assert_allclose(probs, ref_probs.astype(np.float32), atol=1e-5)
+        np.testing.assert_allclose(points, ref_points.astype(np.float32), rtol=1e-4, atol=1e-2)
+        compared += len(boxes)
+    assert compared >= 2
+
+
+def test_mtcnn_weights_are_checked():
+    from detector.faces import mtcnn
+
+    assert set(mtcnn.WEIGHTS_SHA256) == {"pnet", "rnet", "onet"}
+    for name in mtcnn.WEIGHTS_SHA256:
+        assert mtcnn.load_net(name).training is False

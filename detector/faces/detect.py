@@ -46,20 +46,14 @@ class FaceSettings:
 
 
 class MTCNNDetector:
-    """facenet-pytorch MTCNN returning every face above ``min_confidence``."""
+    """MTCNN (facenet-pytorch's networks and weights: :mod:`detector.faces.mtcnn`) returning
+    every face above ``min_confidence``."""
 
     def __init__(self, settings: FaceSettings | None = None, device: str = "cpu") -> None:
-        import torch
-        from facenet_pytorch import MTCNN
+        from detector.faces.mtcnn import MTCNN
 
         self.settings = settings or FaceSettings()
-        self._mtcnn = MTCNN(
-            keep_all=True,
-            select_largest=False,
-            min_face_size=self.settings.min_face_px,
-            post_process=False,
-            device=torch.device(device),
-        )
+        self._mtcnn = MTCNN(min_face_size=self.settings.min_face_px, device=device)
 
     def _detect_scaled(self, image: np.ndarray, max_side: int | None) -> list[Detection]:
         h, w = image.shape[:2]
@@ -71,15 +65,10 @@ class MTCNNDetector:
             small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
         if min(small.shape[:2]) < self.settings.min_face_px:
             return []  # no face of the smallest size searched for fits (MTCNN fails on these)
-        import torch
-
-        with torch.inference_mode():
-            boxes, probs, points = self._mtcnn.detect(small, landmarks=True)
-        if boxes is None:
-            return []
+        boxes, probs, points = self._mtcnn.detect(small)
         found = []
         for box, prob, pts in zip(boxes, probs, points, strict=True):
-            if prob is None or float(prob) < self.settings.min_confidence:
+            if float(prob) < self.settings.min_confidence:
                 continue
             x1, y1, x2, y2 = (float(v) / scale for v in box)
             x1, y1 = max(0.0, x1), max(0.0, y1)

@@ -1,0 +1,324 @@
+"""MTCNN (Zhang et al., 2016) as facenet-pytorch implements it, without importing facenet-pytorch.
+
+facenet-pytorch's ``MTCNN`` imports torchvision for one function (``batched_nms``), and importing
+torchvision imports ``torch._dynamo``: about 2 s at the start of every process, more than the
+whole face stage of a 10 s clip. This module keeps facenet-pytorch's three networks, its weights
+files (read from the installed package, ``torch.load(weights_only=True)``, sha256-checked against
+the values below) and its detection steps, and does the non-maximum suppression itself, as
+torchvision defines it. ``tests/test_faces.py`` checks that boxes, probabilities and landmarks
+equal facenet-pytorch's on real frames.
+
+Networks and ``detect_face`` adapted from facenet-pytorch 2.5.3 (Tim Esler, MIT licence), itself a
+port of the MTCNN of David Sandberg's FaceNet (MIT).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.functional import interpolate
+
+from detector.errors import WeightsMissingError
+
+WEIGHTS_SHA256 = {
+    "pnet": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+    "rnet": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+    "onet": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+}
+
+
+class PNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
+        self.prelu1 = nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
+        self.prelu2 = nn.PReLU(16)
+        self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
+        self.prelu3 = nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
+        self.softmax4_1 = nn.Softmax(dim=1)
+        self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
+
+    def forward(self, x):
+        x = self.prelu1(self.conv1(x))
+        x = self.pool1(x)
+        x = self.prelu2(self.conv2(x))
+        x = self.prelu3(self.conv3(x))
+        return self.conv4_2(x), self.softmax4_1(self.conv4_1(x))
+
+
+class RNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
+        self.prelu1 = nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(28, 48, kernel_size=3)
+        self.prelu2 = nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
+        self.prelu3 = nn.PReLU(64)
+        self.dense4 = nn.Linear(576, 128)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5_1 = nn.Linear(128, 2)
+        self.softmax5_1 = nn.Softmax(dim=1)
+        self.dense5_2 = nn.Linear(128, 4)
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x))
+        x = x.permute(0, 3, 2, 1).contiguous()
+        x = self.prelu4(self.dense4(x.view(x.shape[0], -1)))
+        return self.dense5_2(x), self.softmax5_1(self.dense5_1(x))
+
+
+class ONet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
+        self.prelu1 = nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
+        self.prelu2 = nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
+        self.prelu3 = nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
+        self.prelu4 = nn.PReLU(128)
+        self.dense5 = nn.Linear(1152, 256)
+        self.prelu5 = nn.PReLU(256)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.softmax6_1 = nn.Softmax(dim=1)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+
+    def forward(self, x):
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))
+        x = x.permute(0, 3, 2, 1).contiguous()
+        x = self.prelu5(self.dense5(x.view(x.shape[0], -1)))
+        return self.dense6_2(x), self.dense6_3(x), self.softmax6_1(self.dense6_1(x))
+
+
+def weights_file(name: str) -> Path:
+    """facenet-pytorch's weights file for ``name`` (found without importing the package)."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsMissingError(
+            "facenet-pytorch is not installed: its MTCNN weights are needed (make install)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.pt"
+
+
+def load_net(name: str, device: torch.device | str = "cpu") -> nn.Module:
+    """One of the three networks in eval mode, its weights loaded strictly and sha256-checked."""
+    from detector.errors import WeightsIntegrityError
+    from detector.io.files import sha256_file
+
+    path = weights_file(name)
+    if not path.is_file():
+        raise WeightsMissingError(f"MTCNN weights {path} are missing: reinstall facenet-pytorch")
+    digest = sha256_file(path)
+    if digest != WEIGHTS_SHA256[name]:
+        raise WeightsIntegrityError(
+            f"{path} has sha256 {digest[:12]}…, not the recorded {WEIGHTS_SHA256[name][:12]}…"
+        )
+    net = {"pnet": PNet, "rnet": RNet, "onet": ONet}[name]()
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return net.to(device).eval()
+
+
+def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, iou: float):
+    """Indices kept by greedy non-maximum suppression within each group, by decreasing score
+    (torchvision's ``batched_nms``: a box is dropped when its IoU with a kept box of its group
+    exceeds ``iou``; IoU of ``x1, y1, x2, y2`` boxes without the +1 pixel convention)."""
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    b = boxes.detach().double().cpu().numpy()
+    b = b + (groups.cpu().numpy()[:, None] * (b.max() + 1))  # groups never overlap
+    order = np.argsort(-scores.detach().cpu().numpy(), kind="stable")
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    area = (x2 - x1) * (y2 - y1)
+    keep = []
+    while order.size:
+        i = order[0]
+        keep.append(i)
+        rest = order[1:]
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        order = rest[inter / (area[i] + area[rest] - inter) <= iou]
+    return torch.as_tensor(np.asarray(keep, np.int64), device=boxes.device)
+
+
+def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
+    """facenet-pytorch's last-stage NMS ("Min": overlap over the smaller box, +1 pixel areas),
+    for one image."""
+    if boxes.numel() == 0:
+        return torch.empty(0, dtype=torch.int64, device=boxes.device)
+    b = boxes.cpu().numpy()
+    s = scores.cpu().numpy()
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    area = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = np.argsort(s)
+    pick = []
+    while order.size > 0:
+        i = order[-1]
+        pick.append(i)
+        idx = order[:-1]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[idx]) - np.maximum(x1[i], x1[idx]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[idx]) - np.maximum(y1[i], y1[idx]) + 1)
+        o = (w * h) / np.minimum(area[i], area[idx])
+        order = order[np.where(o <= threshold)]
+    return torch.as_tensor(np.asarray(pick, np.int64), device=boxes.device)
+
+
+def _imresample(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return interpolate(img, size=size, mode="area")
+
+
+def _bbreg(box: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+    w = box[:, 2] - box[:, 0] + 1
+    h = box[:, 3] - box[:, 1] + 1
+    box[:, :4] = torch.stack(
+        [box[:, 0] + reg[:, 0] * w, box[:, 1] + reg[:, 1] * h,
+         box[:, 2] + reg[:, 2] * w, box[:, 3] + reg[:, 3] * h]
+    ).permute(1, 0)  # fmt: skip
+    return box
+
+
+def _candidates(reg, probs, scale: float, thresh: float):
+    stride, cellsize = 2, 12
+    reg = reg.permute(1, 0, 2, 3)
+    mask = probs >= thresh
+    where = mask.nonzero()
+    score = probs[mask]
+    reg = reg[:, mask].permute(1, 0)
+    bb = where[:, 1:].type(reg.dtype).flip(1)
+    q1 = ((stride * bb + 1) / scale).floor()
+    q2 = ((stride * bb + cellsize - 1 + 1) / scale).floor()
+    return torch.cat([q1, q2, score.unsqueeze(1), reg], dim=1), where[:, 0]
+
+
+def _pad(boxes: torch.Tensor, w: int, h: int):
+    b = boxes.trunc().int().cpu().numpy()
+    x, y, ex, ey = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    x[x < 1] = 1
+    y[y < 1] = 1
+    ex[ex > w] = w
+    ey[ey > h] = h
+    return y, ey, x, ex
+
+
+def _rerec(box: torch.Tensor) -> torch.Tensor:
+    h = box[:, 3] - box[:, 1]
+    w = box[:, 2] - box[:, 0]
+    side = torch.max(w, h)
+    box[:, 0] = box[:, 0] + w * 0.5 - side * 0.5
+    box[:, 1] = box[:, 1] + h * 0.5 - side * 0.5
+    box[:, 2:4] = box[:, :2] + side.repeat(2, 1).permute(1, 0)
+    return box
+
+
+def _patches(img, inds, boxes, w, h, size):
+    y, ey, x, ex = _pad(boxes, w, h)
+    out = []
+    for k in range(len(y)):
+        if ey[k] > (y[k] - 1) and ex[k] > (x[k] - 1):
+            patch = img[inds[k], :, (y[k] - 1) : ey[k], (x[k] - 1) : ex[k]].unsqueeze(0)
+            out.append(_imresample(patch, (size, size)))
+    return (torch.cat(out, dim=0) - 127.5) * 0.0078125
+
+
+class MTCNN:
+    """Every face in an RGB uint8 image: boxes (N, 4) ``x1, y1, x2, y2``, probabilities (N,)
+    and five landmarks (N, 5, 2), as facenet-pytorch's ``MTCNN(keep_all=True).detect``."""
+
+    def __init__(
+        self,
+        min_face_size: int = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.min_face_size = min_face_size
+        self.thresholds = thresholds
+        self.factor = factor
+        self.device = torch.device(device)
+        self.pnet, self.rnet, self.onet = (load_net(n, self.device) for n in WEIGHTS_SHA256)
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with torch.inference_mode():
+            boxes, points = self._detect(image)
+        return boxes[:, :4], boxes[:, 4], points
+
+    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        thr = self.thresholds
+        imgs = torch.as_tensor(np.ascontiguousarray(image), device=self.device)[None]
+        imgs = imgs.permute(0, 3, 1, 2).float()
+        h, w = imgs.shape[2:4]
+        m = 12.0 / self.min_face_size
+        minl = min(h, w) * m
+        scales, scale = [], m
+        while minl >= 12:
+            scales.append(scale)
+            scale *= self.factor
+            minl *= self.factor
+        # first stage: candidates at every scale, suppressed per scale, then across scales
+        boxes, inds, picks, offset = [], [], [], 0
+        for scale in scales:
+            data = _imresample(imgs, (int(h * scale + 1), int(w * scale + 1)))
+            reg, probs = self.pnet((data - 127.5) * 0.0078125)
+            found, found_inds = _candidates(reg, probs[:, 1], scale, thr[0])
+            boxes.append(found)
+            inds.append(found_inds)
+            picks.append(batched_nms(found[:, :4], found[:, 4], found_inds, 0.5) + offset)
+            offset += found.shape[0]
+        boxes, inds = torch.cat(boxes)[torch.cat(picks)], torch.cat(inds)[torch.cat(picks)]
+        pick = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+        boxes, inds = boxes[pick], inds[pick]
+        regw = boxes[:, 2] - boxes[:, 0]
+        regh = boxes[:, 3] - boxes[:, 1]
+        boxes = torch.stack(
+            [boxes[:, 0] + boxes[:, 5] * regw, boxes[:, 1] + boxes[:, 6] * regh,
+             boxes[:, 2] + boxes[:, 7] * regw, boxes[:, 3] + boxes[:, 8] * regh, boxes[:, 4]]
+        ).permute(1, 0)  # fmt: skip
+        boxes = _rerec(boxes)
+        # second stage: refine each candidate at 24 px
+        if len(boxes) > 0:
+            reg, probs = self.rnet(_patches(imgs, inds, boxes, w, h, 24))
+            score = probs[:, 1]
+            ok = score > thr[1]
+            boxes = torch.cat((boxes[ok, :4], score[ok].unsqueeze(1)), dim=1)
+            inds, reg = inds[ok], reg[ok]
+            pick = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
+            boxes = _rerec(_bbreg(boxes[pick], reg[pick]))
+            inds = inds[pick]
+        # third stage: output boxes and landmarks at 48 px
+        points = torch.zeros(0, 5, 2, device=self.device)
+        if len(boxes) > 0:
+            reg, marks, probs = self.onet(_patches(imgs, inds, boxes, w, h, 48))
+            score = probs[:, 1]
+            ok = score > thr[2]
+            marks = marks[ok].permute(1, 0)
+            boxes = torch.cat((boxes[ok, :4], score[ok].unsqueeze(1)), dim=1)
+            reg = reg[ok]
+            bw = boxes[:, 2] - boxes[:, 0] + 1
+            bh = boxes[:, 3] - boxes[:, 1] + 1
+            px = bw.repeat(5, 1) * marks[:5, :] + boxes[:, 0].repeat(5, 1) - 1
+            py = bh.repeat(5, 1) * marks[5:10, :] + boxes[:, 1].repeat(5, 1) - 1
+            points = torch.stack((px, py)).permute(2, 1, 0)
+            boxes = _bbreg(boxes, reg)
+            pick = _nms_min(boxes[:, :4], boxes[:, 4], 0.7)
+            boxes, points = boxes[pick], points[pick]
+        return boxes.cpu().numpy().reshape(-1, 5), points.cpu().numpy().reshape(-1, 5, 2)
