@@ -226,6 +226,23 @@ def simplex(n: int, step: float):
         yield parts / k
 
 
+def search(faces, scores: dict[str, dict[str, np.ndarray]], step: float = 0.1) -> list[tuple]:
+    """Every weighting of the members on a ``step`` grid, mean or median over frames, ranked
+    best first: (share of fakes caught at the 5 % false-alarm threshold, video AUC, -members,
+    aggregation, weights)."""
+    cands = list(scores)
+    results = []
+    for aggregation in ("mean", "median"):
+        for w in simplex(len(cands), step):
+            weights = {m: float(x) for m, x in zip(cands, w, strict=True) if x > 0}
+            s = ScoringSettings(weights=weights, aggregation=aggregation)
+            vs = video_scores(faces, {m: scores[m] for m in weights}, s)
+            caught, auc = objective(vs, faces)
+            results.append((caught, auc, -len(weights), aggregation, weights))
+    results.sort(key=lambda r: (round(r[0], 4), round(r[1], 4), r[2]), reverse=True)
+    return results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -243,23 +260,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for m in cands
     }
     base = ScoringSettings(weights={})
-    results = []
     per_member = {}
     for m in cands:
         vs = video_scores(faces, scores, ScoringSettings(weights={m: 1.0}))
         per_member[m] = {"objective": objective(vs, faces), "auc": aucs(vs, faces, boot=1000)}
         print(m, per_member[m]["objective"], {k: v["auc"] for k, v in per_member[m]["auc"].items()})
-    for aggregation in ("mean", "median"):
-        for w in simplex(len(cands), args.step):
-            weights = {m: float(x) for m, x in zip(cands, w, strict=True) if x > 0}
-            s = ScoringSettings(weights=weights, aggregation=aggregation)
-            vs = video_scores(faces, {m: scores[m] for m in weights}, s)
-            caught, auc = objective(vs, faces)
-            results.append((caught, auc, -len(weights), aggregation, weights))
-    results.sort(key=lambda r: (round(r[0], 4), round(r[1], 4), r[2]), reverse=True)
+    results = search(faces, scores, args.step)
     for r in results[:10]:
         print(f"caught {r[0]:.3f} auc {r[1]:.3f} {r[3]} {r[4]}")
-    caught, auc, _, aggregation, weights = results[0]
+    *_, aggregation, weights = results[0]
     chosen = ScoringSettings(weights=weights, aggregation=aggregation)
     vs = video_scores(faces, {m: scores[m] for m in weights}, chosen)
     real = sorted(s for k, s in vs.items() if faces[k][0].label == 0)

@@ -253,12 +253,12 @@ def test_gradcam_runs_on_all_of_a_persons_frames(analysis):
     at.run()
     at.switch_page("pages/explain.py")
     at.run()
-    at.selectbox(key=state.CAM_MODEL).set_value("mesoinception4_f2f").run()
+    at.selectbox(key=state.CAM_MODEL).set_value("xception").run()
     at.button(key="run_gradcam").click().run()
     assert not at.exception
     cams = at.session_state[state.GRADCAMS]
     assert len(cams) == len(analysis.tracks[0].face_ids)
-    assert f"mesoinception4_f2f on person 1: {len(cams)} frame(s)" in _texts(at)
+    assert f"xception on person 1: {len(cams)} frame(s)" in _texts(at)
 
 
 def test_the_session_keeps_its_last_clips(analysis, monkeypatch):
