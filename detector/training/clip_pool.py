@@ -294,7 +294,7 @@ def cached_features(
     return {k: np.stack([z[k] for z in per]) for k in per[0].files}
 
 
-def _bf16_pool() -> bool:
+def bf16_pool_features() -> bool:
     from detector.scoring.device import native_bf16
 
     return native_bf16()
@@ -308,7 +308,8 @@ def pool_features(
 
     key = hashlib.sha256(
         json.dumps(
-            [asdict(spec), part, tokens_after, FEATURES_VERSION, _bf16_pool()], sort_keys=True
+            [asdict(spec), part, tokens_after, FEATURES_VERSION, bf16_pool_features()],
+            sort_keys=True,
         ).encode()
     ).hexdigest()[:12]
     folder = cache_dir() / "clip_pool" / f"{part}_{key}"
@@ -323,13 +324,13 @@ def pool_features(
     images, labels, kinds = build_pool(spec, part, log)
     # the pool is augmented noise around each face: bf16 autocast (2.3x faster where the CPU
     # has it) changes its features far less than augmentation does; validation faces stay fp32
-    with torch.autocast("cpu", torch.bfloat16, enabled=_bf16_pool()):
+    with torch.autocast("cpu", torch.bfloat16, enabled=bf16_pool_features()):
         feats = extract_features(images, tokens_after, log=log)
     folder.mkdir(parents=True, exist_ok=True)
     for k, v in feats.items():
         np.save(folder / f"{k}.npy", v)
     meta = {"labels": labels.tolist(), "kinds": kinds, "spec": asdict(spec)}
-    meta["features_precision"] = "bf16 autocast" if _bf16_pool() else "fp32"
+    meta["features_precision"] = "bf16 autocast" if bf16_pool_features() else "fp32"
     (folder / "meta.json").write_text(json.dumps(meta), "utf-8")
     (folder / "done").write_text("ok", "utf-8")
     return feats, labels, kinds
