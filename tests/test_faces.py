@@ -365,9 +365,18 @@ def test_mtcnn_finds_what_facenet_pytorch_finds(request):
     assert compared >= 2
 
 
-def test_mtcnn_weights_are_checked():
-    from detector.faces import mtcnn
+def test_mtcnn_weights_are_checked(tmp_path):
+    """The three networks load from the committed safetensors file; a changed file is refused."""
+    import shutil
 
-    assert set(mtcnn.WEIGHTS_SHA256) == {"pnet", "rnet", "onet"}
-    for name in mtcnn.WEIGHTS_SHA256:
-        assert mtcnn.load_net(name).training is False
+    from detector.faces import mtcnn
+    from detector.settings import WEIGHTS_DIR
+
+    assert all(net.training is False for net in mtcnn.load_nets())
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(WEIGHTS_DIR / f"mtcnn{suffix}", tmp_path / f"mtcnn{suffix}")
+    data = bytearray((tmp_path / "mtcnn.safetensors").read_bytes())
+    data[-1] ^= 1
+    (tmp_path / "mtcnn.safetensors").write_bytes(bytes(data))
+    with pytest.raises(WeightsIntegrityError):
+        mtcnn.load_nets(weights_dir=tmp_path)

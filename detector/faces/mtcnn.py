@@ -3,8 +3,8 @@
 facenet-pytorch's ``MTCNN`` imports torchvision for one function (``batched_nms``), and importing
 torchvision imports ``torch._dynamo``: about 2 s at the start of every process, more than the
 whole face stage of a 10 s clip. This module keeps facenet-pytorch's three networks, its weights
-files (read from the installed package, ``torch.load(weights_only=True)``, sha256-checked against
-the values below) and its detection steps, and does the non-maximum suppression itself, as
+(converted once into ``weights/mtcnn.safetensors`` by ``scripts/convert_mtcnn.py``, sha256-checked
+on every load: no pickle is read) and its detection steps, and does the non-maximum suppression itself, as
 torchvision defines it. ``tests/test_faces.py`` checks that boxes, probabilities and landmarks
 equal facenet-pytorch's on real frames.
 
@@ -14,7 +14,6 @@ port of the MTCNN of David Sandberg's FaceNet (MIT).
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +23,8 @@ from torch.nn.functional import interpolate
 
 from detector.errors import WeightsMissingError
 
-WEIGHTS_SHA256 = {
-    "pnet": "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
-    "rnet": "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
-    "onet": "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
-}
+WEIGHTS_NAME = "mtcnn"  # weights/mtcnn.safetensors (+ .json): the three networks, converted once
+# from facenet-pytorch's pickled files by scripts/convert_mtcnn.py; no pickle is read here
 
 
 class PNet(nn.Module):
@@ -110,32 +106,32 @@ class ONet(nn.Module):
         return self.dense6_2(x), self.dense6_3(x), self.softmax6_1(self.dense6_1(x))
 
 
-def weights_file(name: str) -> Path:
-    """facenet-pytorch's weights file for ``name`` (found without importing the package)."""
-    spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsMissingError(
-            "facenet-pytorch is not installed: its MTCNN weights are needed (make install)"
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "data" / f"{name}.pt"
+NETS = {"pnet": PNet, "rnet": RNet, "onet": ONet}
 
 
-def load_net(name: str, device: torch.device | str = "cpu") -> nn.Module:
-    """One of the three networks in eval mode, its weights loaded strictly and sha256-checked."""
-    from detector.errors import WeightsIntegrityError
-    from detector.io.files import sha256_file
+def load_nets(
+    device: torch.device | str = "cpu", weights_dir: Path | None = None
+) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """P-, R- and O-Net in eval mode, loaded strictly from ``weights/mtcnn.safetensors`` after
+    its sha256 is checked against ``weights/mtcnn.json``."""
+    import json
 
-    path = weights_file(name)
-    if not path.is_file():
-        raise WeightsMissingError(f"MTCNN weights {path} are missing: reinstall facenet-pytorch")
-    digest = sha256_file(path)
-    if digest != WEIGHTS_SHA256[name]:
-        raise WeightsIntegrityError(
-            f"{path} has sha256 {digest[:12]}…, not the recorded {WEIGHTS_SHA256[name][:12]}…"
-        )
-    net = {"pnet": PNet, "rnet": RNet, "onet": ONet}[name]()
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-    return net.to(device).eval()
+    from detector.models.weights import load_state_dict
+    from detector.settings import weights_dir as default_weights_dir
+
+    wdir = weights_dir or default_weights_dir()
+    manifest = wdir / f"{WEIGHTS_NAME}.json"
+    if not manifest.is_file():
+        raise WeightsMissingError(f"the MTCNN face detector's manifest {manifest} is missing")
+    sha = json.loads(manifest.read_text("utf-8"))["sha256"]
+    state = load_state_dict(wdir / f"{WEIGHTS_NAME}.safetensors", sha)
+    nets = []
+    for name, cls in NETS.items():
+        net = cls()
+        part = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(name + ".")}
+        net.load_state_dict(part, strict=True)
+        nets.append(net.to(device).eval())
+    return tuple(nets)
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor, iou: float):
@@ -255,7 +251,7 @@ class MTCNN:
         self.thresholds = thresholds
         self.factor = factor
         self.device = torch.device(device)
-        self.pnet, self.rnet, self.onet = (load_net(n, self.device) for n in WEIGHTS_SHA256)
+        self.pnet, self.rnet, self.onet = load_nets(self.device)
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with torch.inference_mode():
