@@ -339,7 +339,9 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     sliders = page.locator('[data-testid="stSlider"]')
     sliders.first.wait_for()
     page.get_by_text("Threshold").first.wait_for()
-    assert sliders.count() == 5, "a weight slider per model and the threshold"
+    members = json.loads((PROJECT_ROOT / "weights" / "ensemble.json").read_text("utf-8"))
+    n_models = len(members["members"])
+    assert sliders.count() == n_models + 1, "a weight slider per model and the threshold"
     values = []
     for k in range(sliders.count()):
         shown = sliders.nth(k).get_by_test_id("stSliderThumbValue")
