@@ -189,13 +189,7 @@ def clip_scorer(check: int = 12):
     from detector.training.clip import CachedHead, ClipTrainConfig, predict_cached
     from detector.training.clip_pool import backbone, cached_features
 
-    conf = read_manifest("clip_vit_b16")["config"]
-    cfg = ClipTrainConfig(
-        recipe=conf["recipe"],
-        layers=tuple(conf["layers"]),
-        patch_layers=tuple(conf.get("patch_layers", ())),
-        tune_from=conf["tune_from"],
-    )
+    cfg = ClipTrainConfig.of_manifest(read_manifest("clip_vit_b16"))
     det = create_model("clip_vit_b16").net.eval()
     head = CachedHead(det, cfg)
     checked = []

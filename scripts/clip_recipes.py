@@ -27,6 +27,7 @@ from detector.training.clip import (
     MEMBER,
     CachedHead,
     ClipTrainConfig,
+    new_detector,
     predict_cached,
     train_and_save,
 )
@@ -204,12 +205,8 @@ def _folder(name: str) -> Path:
 def _shipped_config() -> ClipTrainConfig:
     from detector.settings import WEIGHTS_DIR
 
-    conf = json.loads((WEIGHTS_DIR / f"{MEMBER}.json").read_text("utf-8"))["config"]
-    return ClipTrainConfig(
-        recipe=conf["recipe"],
-        layers=tuple(conf["layers"]),
-        patch_layers=tuple(conf.get("patch_layers", ())),
-        tune_from=conf["tune_from"],
+    return ClipTrainConfig.of_manifest(
+        json.loads((WEIGHTS_DIR / f"{MEMBER}.json").read_text("utf-8"))
     )
 
 
@@ -225,14 +222,7 @@ def _load(out: Path, cfg: ClipTrainConfig):
     import torch
     from safetensors.torch import load_file
 
-    from detector.models.families.clip import CLIPDetector, load_backbone
-
-    det = CLIPDetector(
-        cfg.layers,
-        tune_from=cfg.tune_from if cfg.recipe == "ln" else 13,
-        patch_layers=cfg.patch_layers,
-    )
-    load_backbone(det)
+    det = new_detector(cfg)
     det.load_state_dict(load_file(str(out / "clip_vit_b16.safetensors")), strict=False)
     det.eval()
     torch.set_grad_enabled(True)

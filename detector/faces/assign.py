@@ -4,7 +4,7 @@ The tracker links a handful of open tracks to a handful of faces per frame. SciP
 ``linear_sum_assignment`` does the same, but importing ``scipy.optimize`` costs 1-2 s at the
 start of every process (most of a fresh ``analyze`` call's budget); this is the textbook
 shortest-augmenting-path algorithm (Kuhn-Munkres with row and column potentials, O(n^2 m)),
-vectorised over columns. ``tests/test_track.py`` checks it against SciPy on random matrices.
+vectorised over columns. ``tests/test_faces.py`` checks it against SciPy on random matrices.
 """
 
 from __future__ import annotations

@@ -51,6 +51,19 @@ class ClipTrainConfig:
     # "bf16": the trained blocks run under bfloat16 autocast (CPUs with native bf16; the weights
     # stay float32 and the shipped member is scored in the precision its manifest admits)
     train_precision: str = "fp32"
+
+    @classmethod
+    def of_manifest(cls, manifest: dict) -> ClipTrainConfig:
+        """The settings a shipped or candidate member was trained with (what reading its cached
+        features needs), from its manifest's ``config``."""
+        conf = manifest["config"]
+        return cls(
+            recipe=conf["recipe"],
+            layers=tuple(conf["layers"]),
+            patch_layers=tuple(conf.get("patch_layers", ())),
+            tune_from=conf["tune_from"],
+        )
+
     pool: PoolSpec = field(default_factory=PoolSpec)
 
 
@@ -93,6 +106,18 @@ class CachedHead(nn.Module):
         return det.head(torch.cat(parts, -1))
 
 
+def new_detector(cfg: ClipTrainConfig):
+    """The recipe's network with the verified backbone loaded (head untrained)."""
+    from detector.models.families.clip import CLIPDetector, load_backbone
+
+    det = CLIPDetector(
+        cfg.layers,
+        tune_from=cfg.tune_from if cfg.recipe == "ln" else 13,
+        patch_layers=cfg.patch_layers,
+    )
+    return load_backbone(det)
+
+
 def trainable_parameters(det, cfg: ClipTrainConfig) -> list[str]:
     """Names of the parameters a recipe trains (everything else is the frozen backbone)."""
     names = [n for n, _ in det.named_parameters() if n.startswith("head.")]
@@ -124,7 +149,6 @@ def train_recipe(
     log: Callable[[str], None] = print,
 ):
     """Train one recipe from cached features; returns (detector, history, wall seconds)."""
-    from detector.models.families.clip import CLIPDetector, load_backbone
 
     if cfg.train_precision == "bf16":
         from detector.scoring.device import native_bf16
@@ -135,12 +159,7 @@ def train_recipe(
                 "emulated it is slower than float32"
             )
     torch.manual_seed(cfg.seed)
-    det = CLIPDetector(
-        cfg.layers,
-        tune_from=cfg.tune_from if cfg.recipe == "ln" else 13,
-        patch_layers=cfg.patch_layers,
-    )
-    load_backbone(det)
+    det = new_detector(cfg)
     names = set(trainable_parameters(det, cfg))
     for n, p in det.named_parameters():
         p.requires_grad_(n in names)
@@ -259,6 +278,21 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
     from detector.training.clip_pool import bf16_pool_features
 
     pool_precision = "under bf16 autocast" if bf16_pool_features() else "in fp32"
+    architecture = (
+        "CLIP ViT-B/16 image tower (timm vit_base_patch16_clip_quickgelu_224) + linear head "
+        f"on the standardised class tokens of blocks {list(cfg.layers)}"
+        + (
+            f", the standardised mean patch tokens of blocks {list(cfg.patch_layers)}"
+            if cfg.patch_layers
+            else ""
+        )
+        + " and the L2-normalised projected embedding; single fake logit"
+    )
+    tuned = (
+        f" but the LayerNorms of blocks {cfg.tune_from}-12 and the final norm"
+        if cfg.recipe == "ln"
+        else ""
+    )
     val, yv, kv = pool_features(cfg.pool, "val", tokens_after, log)
     train, y, _ = pool_features(cfg.pool, "train", tokens_after, log)
     det, history, wall = train_recipe(cfg, train, y, val, yv, log)
@@ -270,16 +304,7 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
     save_file({k: state[k] for k in sorted(state)}, str(path))
     manifest = {
         "name": MEMBER,
-        "architecture": (
-            "CLIP ViT-B/16 image tower (timm vit_base_patch16_clip_quickgelu_224) + linear head "
-            f"on the standardised class tokens of blocks {list(cfg.layers)}"
-            + (
-                f", the standardised mean patch tokens of blocks {list(cfg.patch_layers)}"
-                if cfg.patch_layers
-                else ""
-            )
-            + " and the L2-normalised projected embedding; single fake logit"
-        ),
+        "architecture": architecture,
         "input_size": SIZE,
         "normalisation": "RGB in [0,1], CLIP mean/std; crops resized to 224 px (bilinear, antialiased)",
         "output": "logit of P(fake)",
@@ -323,15 +348,7 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
         ),
         "training_command": command,
         "notes": (
-            f"Frozen CLIP ViT-B/16; {'LayerNorms of blocks ' + str(cfg.tune_from) + '-12 and the final norm tuned with ' if cfg.recipe == 'ln' else ''}"
-            "a linear head (dropout 0.1) on the LayerNorm-standardised class tokens of blocks "
-            f"{', '.join(map(str, cfg.layers))}"
-            + (
-                f", the mean patch tokens of blocks {', '.join(map(str, cfg.patch_layers))}"
-                if cfg.patch_layers
-                else ""
-            )
-            + f" and the L2-normalised projected embedding, trained up to {cfg.epochs} epochs "
+            f"Frozen CLIP ViT-B/16{tuned}; {architecture}. Trained up to {cfg.epochs} epochs "
             f"(AdamW, lr {cfg.lr:g}, cosine; {cfg.train_precision}) on backbone features cached "
             f"once per pool sample (computed {pool_precision}); the best epoch by in-distribution "
             "validation AUC is kept. The weights file holds only the trained parameters; the "

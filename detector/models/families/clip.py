@@ -14,10 +14,10 @@ rebuilt at install time (``python -m detector assets``) into the git-ignored cac
 must equal :data:`BACKBONE_SHA256`: the conversion is deterministic, so every machine gets the
 same bytes. Only the detector's tuned parameters are committed (``weights/clip_*.safetensors``).
 
-The detector reads the class token and the mean of the patch tokens of several transformer blocks
-(intermediate layers carry the low-level traces that blending leaves; the last layer is
-semantic; the patch tokens keep local evidence the class token averages away), each through a
-parameter-free LayerNorm, plus the L2-normalised projected embedding, into a linear head. Which
+The detector reads the class token of several transformer blocks (intermediate layers carry the
+low-level traces that blending leaves; the last layer is semantic) and optionally the mean of
+their patch tokens, each through a parameter-free LayerNorm, plus the L2-normalised projected
+embedding, into a linear head. Which
 blocks' LayerNorms are tuned (if any) is part of each member's spec; see its manifest for the
 recipe and the cross-dataset validation that chose it.
 """
@@ -341,8 +341,8 @@ SPECS.append(
         base_prefix="backbone.",
         description=(
             "CLIP ViT-B/16 (OpenAI image-text pretraining), frozen, with a linear head on the "
-            "class tokens and mean patch tokens of five blocks and the image embedding, trained "
-            "on FaceForensics++ "
+            f"class tokens{' and mean patch tokens' if SHIPPED_PATCH_LAYERS else ''} of "
+            f"{len(SHIPPED_LAYERS)} blocks and the image embedding, trained on FaceForensics++ "
             "(four methods) plus self-blended, face-warped and identity-swapped fakes of real faces."
         ),
     )
