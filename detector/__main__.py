@@ -1,7 +1,5 @@
 """``python -m detector``: see :mod:`detector.cli`."""
 
-import sys
+from detector.cli import exit_now, main
 
-from detector.cli import main
-
-sys.exit(main())
+exit_now(main())

@@ -133,12 +133,13 @@ class Analyzer:
         self._embedder = embedder
         self._ensemble = ensemble
         self._voice: VoiceMember | None = None
-        self._lock = threading.Lock()
+        # one lock per part, so that the models can load in a thread while the faces are found
+        self._locks = {part: threading.Lock() for part in ("ensemble", "faces", "voice")}
 
     @property
     def ensemble(self) -> Ensemble:
         """The models, loaded and verified on first use (raises the weights errors)."""
-        with self._lock:
+        with self._locks["ensemble"]:
             if self._ensemble is None:
                 from detector.scoring.ensemble import Ensemble
 
@@ -150,7 +151,7 @@ class Analyzer:
     @property
     def detector(self) -> FaceDetector:
         """The face detector, built on first use."""
-        with self._lock:
+        with self._locks["faces"]:
             if self._detector is None:
                 from detector.scoring.device import resolve_device
 
@@ -162,7 +163,7 @@ class Analyzer:
     def embedder(self) -> FaceEmbedder:
         """The face-identity embedder that links a person's faces, loaded and verified on first
         use (raises the weights errors; it ships in ``weights/``)."""
-        with self._lock:
+        with self._locks["faces"]:
             if self._embedder is None:
                 from detector.faces.identity import FaceEmbedder
                 from detector.scoring.device import resolve_device
@@ -174,7 +175,7 @@ class Analyzer:
     @property
     def voice(self) -> VoiceMember:
         """The speech detector and the audio member, loaded and verified on first use."""
-        with self._lock:
+        with self._locks["voice"]:
             if self._voice is None:
                 from detector.audio.score import VoiceMember
 
@@ -197,8 +198,11 @@ class Analyzer:
         analysis.
 
         For long-lived processes (the app loads once, behind a spinner). Raises the weights errors.
+        The models load in a thread while the face networks load here.
         """
-        _ = self.detector, self.embedder, self.ensemble
+        loading = _InThread(lambda: self.ensemble)
+        _ = self.detector, self.embedder
+        loading.result()
         return self
 
     def _model_cards(self) -> tuple:
@@ -258,9 +262,11 @@ class Analyzer:
                         f"{info.name}: the video lasts {info.duration_s:.2f} s; at least "
                         f"{settings.min_duration_s:.1f} s is needed to judge a video"
                     )
-                # The file is a video: load and verify the models now, before the long part.
+                # The file is a video: the models load and are verified in a thread while the
+                # faces are found (loading is mostly one core's work; a fresh process saves
+                # most of it); their errors are raised below, before any other refusal.
                 report("probe", 0.5, f"Loading {len(self.model_names)} models")
-                ensemble = self.ensemble
+                loading = _InThread(lambda: self.ensemble)
                 _ = self.embedder
                 frames, faces, rejected, gaps, notes = self._extract(
                     decoder, info, plan, settings, report, timings
@@ -270,6 +276,7 @@ class Analyzer:
                     t0 = time.perf_counter()
                     audio = self._voice_part(decoder.read_audio())
                     timings["voice_s"] = time.perf_counter() - t0
+                ensemble = loading.result()
             _check_real_length(decoder, info, settings)
             if not frames:
                 raise VideoTooShortError(f"{info.name}: no frame could be sampled from the video")
@@ -477,6 +484,29 @@ class Analyzer:
             face_ids.append(face.face_id)
         preview, scale = frame_preview(frame.image)
         return FrameRecord(frame.index, frame.timestamp_s, tuple(face_ids), preview, scale)
+
+
+class _InThread:
+    """``fn()`` run in a daemon thread; :meth:`result` waits and returns its value or raises what
+    it raised (no error is lost, none is printed by the thread itself)."""
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self._value: object = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], object]) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _needs_next_frames(models: Sequence[str]) -> bool:

@@ -4,6 +4,9 @@ They run in their own interpreter so that imports, loading and peak memory are t
 process; nothing from ``detector`` is imported before the clock starts.
 
 - ``cold``: prints the seconds to import the pipeline and to load every model (an ``Analyzer``).
+
+Both end as ``python -m detector`` does (:func:`detector.cli.exit_now`), so a wall time holds
+no interpreter teardown.
 - ``memory CLIP``: analyses CLIP and prints one JSON line: status, faces, seconds, the process's
   peak RSS (``main_mb``, the kernel's exact figure) and the decoder child's, sampled every 20 ms
   from ``/proc`` (``decoder_mb``; the kernel's figure for a child would count the parent's pages
@@ -99,3 +102,6 @@ if __name__ == "__main__":
         memory(sys.argv[2])
     else:
         raise SystemExit("usage: python -m scripts.bench_child cold | memory CLIP")
+    from detector.cli import exit_now
+
+    exit_now(0)  # ends as `python -m detector` does: no interpreter teardown in the wall time

@@ -23,7 +23,8 @@ it does not earn a place. Blocks 4-12, class + patch tokens: pool validation AUC
 2.9 % of fakes caught at the 5 % false-alarm threshold, video AUC 0.806 (all fakes), 0.772
 (Celeb-DF vs all reals); blocks 2-12, patch tokens: 0.762, 2.9 %, 0.774. In both, calibrate's
 search over it, CLIP, Xception and EfficientNet-Lite0 gives it weight 0: the best ensemble stays
-CLIP 0.8 + Xception 0.2 (0.580 caught, AUC 0.8785). The CLIP probe on the same pool scores 0.872.
+CLIP 0.8 + Xception 0.2 (0.580 caught, AUC 0.8785); the CLIP probe trained on the same pool
+reaches a video AUC of 0.872 alone.
 """
 
 from __future__ import annotations

@@ -242,6 +242,22 @@ def test_the_analyzer_reports_tampered_weights_as_a_status(tampered_weights, cli
     assert analysis.status == "weights_tampered" and analysis.verdict is None
 
 
+def test_a_member_that_fails_to_load_while_the_faces_are_found_is_the_status(tmp_path, clip):
+    """The models load in a thread during face detection: their error still ends the analysis."""
+    from detector.verdict.scoring import default_models
+
+    copy = tmp_path / "weights"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    member = default_models(copy)[-1]
+    target = copy / f"{member}.safetensors"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    analysis = pipeline.Analyzer(device="cpu", weights_dir=copy).analyze(clip)
+    assert analysis.status == "weights_tampered" and analysis.verdict is None
+    assert member in analysis.message
+
+
 def test_the_cli_reports_tampered_weights_without_a_traceback(tampered_weights, clip):
     run = subprocess.run(
         [sys.executable, "-m", "detector", "analyze", str(clip), "--json"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -208,6 +209,38 @@ def test_cli_json_is_complete_for_a_faceforensics_clip(clips_dir):
     provenance = doc["provenance"]  # beside the verdict, never part of it
     assert provenance["c2pa"]["state"] == "absent" and provenance["c2pa"]["trust"] == "unknown"
     assert provenance["metadata"]["encoder"].startswith("Lavf")
+
+
+def test_the_cli_ends_without_teardown_but_with_everything_a_normal_exit_does(tmp_path):
+    """``exit_now``: waits for threads, runs the atexit handlers, flushes, keeps the exit code."""
+    script = tmp_path / "ends.py"
+    script.write_text(
+        "import atexit, concurrent.futures, sys, threading, time\n"
+        "from detector.cli import exit_now\n"
+        "out = sys.argv[1]\n"
+        "atexit.register(lambda: open(out + '.atexit', 'w').write('ran'))\n"
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        "    open(out + '.thread', 'w').write('done')\n"
+        "threading.Thread(target=late).start()\n"
+        "concurrent.futures.ThreadPoolExecutor(1).submit(lambda: None).result()\n"
+        "print('x' * 100000, end='')\n"
+        "exit_now(3)\n",
+        "utf-8",
+    )
+    out = tmp_path / "mark"
+    run = subprocess.run(
+        [sys.executable, str(script), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        timeout=60,
+    )
+    assert run.returncode == 3, run.stderr
+    assert run.stdout == "x" * 100000
+    assert (tmp_path / "mark.atexit").read_text() == "ran"
+    assert (tmp_path / "mark.thread").read_text() == "done"
 
 
 TEMPORAL = ("lstm_efficientnet_lite0", "two_stream_frame", "two_stream_video")

@@ -11,10 +11,14 @@ One module per subcommand (:data:`COMMANDS`); each has ``add_arguments(parser)``
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import json
+import os
 import sys
+import threading
 import traceback
+from typing import NoReturn
 
 from detector.cli.common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NO_VERDICT, EXIT_USAGE
 from detector.errors import BadSettingsError, DetectorError
@@ -81,3 +85,25 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc(file=sys.stderr)
         print(f"internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a ``python -m detector`` process once its command has returned, without the
+    interpreter's teardown.
+
+    Everything a normal exit does for the program still happens, in the same order: the threads
+    that are not daemons are waited for (and executors shut down), the ``atexit`` handlers run
+    (temporary files, logging), stdout and stderr are flushed. Only the freeing of every module and
+    the libraries' own destructors are skipped: with torch loaded they take 0.5 s of every call on
+    the 2-core machine (``python -c "import torch"`` 1.73 s, 1.25 s ending with ``os._exit``).
+    """
+    shutdown = getattr(threading, "_shutdown", None)  # what Py_Finalize calls first (CPython)
+    if shutdown is not None:
+        shutdown()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: 120, as Python's own exit says then
+            code = code or 120
+    os._exit(code)
