@@ -88,10 +88,10 @@ def ensemble_note(analysis: Analysis) -> None:
 
 def audio_model_cards() -> None:
     """The Models page's cards for the audio members (not in the face picker)."""
-    from detector.audio.score import AUDIO_MODELS, audio_model_card
+    from detector.models import list_models, model_card
 
-    for name in AUDIO_MODELS:
-        card = audio_model_card(name)
+    for name in list_models(kinds=("audio",)):
+        card = model_card(name)
         with st.container(border=True):
             st.markdown(f"#### {name} · {card.family} · _voice, judged apart from the faces_")
             st.write(card.description)

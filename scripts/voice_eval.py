@@ -499,7 +499,7 @@ def _precision_probe(member: VoiceMember, track, analysis, repeats: int) -> None
     from detector.audio.score import window_batch
     from detector.scoring.device import native_bf16
 
-    rate, size = member.spec.sample_rate, member.spec.window_samples
+    rate, size = member.spec.sample_rate, member.spec.input_size
     plan = [(round(s.start_s * rate), round(s.end_s * rate)) for s in analysis.segments]
     windows = window_batch(track.samples, plan, size)
     with torch.no_grad(), FlopCounterMode(display=False) as flops:

@@ -18,18 +18,18 @@ import torch
 from detector.audio.aasist import AASIST, WINDOW_SAMPLES
 from detector.audio.decode import AudioLimits, decode_audio
 from detector.audio.records import AudioTrack
-from detector.audio.score import (
-    VoiceMember,
-    VoiceSettings,
-    create_audio_model,
-    plan_windows,
-    read_audio_manifest,
-    window_batch,
-)
+from detector.audio.score import VoiceMember, VoiceSettings, plan_windows, window_batch
 from detector.audio.vad import load_vad, speech_probabilities, speech_stretches, weights_path
-from detector.errors import NoVideoStreamError, WeightsIntegrityError
+from detector.errors import (
+    BadSettingsError,
+    NoVideoStreamError,
+    UnknownModelError,
+    WeightsIntegrityError,
+)
 from detector.io.isolated.decoder import InProcessDecoder, IsolatedDecoder
 from detector.io.probe import SamplingPlan
+from detector.models import create_model, get_spec, list_models, model_card, read_manifest
+from detector.models.weights import load_state_dict
 from detector.settings import WEIGHTS_DIR
 
 SR = 16_000
@@ -128,29 +128,62 @@ def known_waveform() -> np.ndarray:
     return (0.1 * chord * envelope + 0.005 * rng.standard_normal(len(t))).astype(np.float32)
 
 
+def the_authors_network() -> AASIST:
+    """The plain two-logit AASIST with the shipped weights (not through the registry)."""
+    net = AASIST().eval()
+    sha = read_manifest("aasist")["sha256"]
+    net.load_state_dict(load_state_dict(WEIGHTS_DIR / "aasist.safetensors", sha))
+    return net
+
+
+def test_the_voice_member_is_in_the_registry_as_an_audio_member():
+    spec = get_spec("aasist")
+    assert spec.kind == "audio" and spec.input_size == WINDOW_SAMPLES == 64_600
+    assert spec.sample_rate == SR
+    assert list_models(kinds=("audio",), available_only=True) == ["aasist"]
+    assert "aasist" not in list_models()  # the face picker, the Ensemble lab, evaluation
+    card = model_card("aasist")
+    assert (
+        card.kind == "audio" and card.available and card.sha256 == read_manifest("aasist")["sha256"]
+    )
+    assert card.trained_on and card.init_from
+
+
+def test_a_face_member_is_not_a_voice_member_and_the_reverse():
+    with pytest.raises(UnknownModelError, match="face member"):
+        VoiceMember(VoiceSettings(model="xception"))
+    from detector.scoring.ensemble import Ensemble
+
+    with pytest.raises(BadSettingsError, match="audio member"):
+        Ensemble(["aasist"], device="cpu")
+
+
 def test_aasist_weights_load_strictly_and_match_their_manifest():
-    manifest = read_audio_manifest("aasist")
+    manifest = read_manifest("aasist")
     assert manifest["kind"] == "audio"
     assert manifest["source"]["file_sha256"].startswith("51d2d9cf")
-    net = create_audio_model("aasist")  # sha256-checked, strict
+    net = create_model("aasist")  # sha256-checked, strict
     assert sum(p.numel() for p in net.parameters()) == manifest["parameters"] == 297_866
     assert manifest["fidelity"]["max_abs_logit_difference"] == 0.0
 
 
 def test_aasist_known_answer():
-    """The shipped weights on a fixed generated waveform give the pinned logits (to 1e-3)."""
-    net = create_audio_model("aasist")
+    """The shipped weights on a fixed generated waveform give the pinned logits (to 1e-3), and
+    the registered member their margin (spoof minus bona fide)."""
+    x = torch.from_numpy(known_waveform())[None]
     with torch.inference_mode():
-        logits = net(torch.from_numpy(known_waveform())[None])[0].double()
+        logits = the_authors_network()(x)[0].double()
+        margin = float(create_model("aasist")(x)[0, 0])
     expected = torch.tensor(KNOWN_LOGITS, dtype=torch.float64)
     assert torch.allclose(logits, expected, atol=1e-3), logits.tolist()
+    assert abs(margin - (KNOWN_LOGITS[0] - KNOWN_LOGITS[1])) < 2e-3
 
 
 KNOWN_LOGITS = (1.63298, -2.62070)  # measured once with the shipped weights (spoof, bona fide)
 
 
 def test_aasist_batches_score_like_single_windows():
-    net = create_audio_model("aasist")
+    net = create_model("aasist")
     x = torch.from_numpy(np.stack([known_waveform(), noise(5)[:WINDOW_SAMPLES]]))
     with torch.inference_mode():
         together = net(x)
@@ -165,7 +198,7 @@ def test_a_changed_weights_file_is_refused(tmp_path):
     data[-5] ^= 0xFF
     (tmp_path / "aasist.safetensors").write_bytes(bytes(data))
     with pytest.raises(WeightsIntegrityError, match="does not match"):
-        create_audio_model("aasist", tmp_path)
+        create_model("aasist", weights_dir=tmp_path)
 
 
 def test_random_init_differs_from_the_shipped_weights():
@@ -465,7 +498,7 @@ def test_the_voice_lane_draws_every_scored_window():
 
 def test_the_member_scores_like_the_plain_network():
     """Channels-last inference in the member changes no score."""
-    net = create_audio_model("aasist")
+    net = the_authors_network()
     x = known_waveform()[None]
     with torch.inference_mode():
         logits = net(torch.from_numpy(x))[0].double()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 SAMPLE_RATE = 16_000
+BONA_FIDE_INDEX = 1  # the output logit for genuine speech; index 0 is spoof
 WINDOW_SAMPLES = 64_600  # the authors' ``nb_samp``
 CONFIG = {
     "architecture": "AASIST",

@@ -25,12 +25,11 @@ import numpy as np
 import torch
 
 from detector import settings as paths
-from detector.audio import aasist
 from detector.audio.records import AudioAnalysis, AudioTrack, VoiceSegment, VoiceVerdict
 from detector.audio.vad import VadSettings, load_vad, speech_probabilities, speech_stretches
-from detector.errors import UnknownModelError, WeightsMissingError
-from detector.models.registry import ModelCard
-from detector.models.weights import load_state_dict
+from detector.errors import UnknownModelError
+from detector.models.registry import create_model, get_spec, list_models, model_card, read_manifest
+from detector.models.spec import ModelSpec
 
 REDUCTIONS: dict[str, Callable[[np.ndarray], float]] = {
     "mean": lambda p: float(np.mean(p)),
@@ -39,39 +38,6 @@ REDUCTIONS: dict[str, Callable[[np.ndarray], float]] = {
 }
 
 
-@dataclass(frozen=True)
-class AudioModelSpec:
-    """An audio member: how to build it and what it wants (the audio side of the registry).
-
-    Attributes:
-        name: key, also the stem of ``weights/<name>.safetensors`` and ``<name>.json``.
-        kind: always "audio" (the face registry's members are "frame" or "track").
-        window_samples: input length; shorter speech is tiled to it.
-        bona_fide_index: the output logit for genuine speech; a window's *margin* is the other
-            logit minus this one (AASIST's authors rank by the bona fide logit).
-        batch_size: windows per forward pass (1 was fastest on this project's 2-core CPU).
-    """
-
-    name: str
-    family: str
-    factory: Callable[[], torch.nn.Module]
-    description: str
-    sample_rate: int = aasist.SAMPLE_RATE
-    window_samples: int = aasist.WINDOW_SAMPLES
-    bona_fide_index: int = 1
-    batch_size: int = 1
-    kind: str = "audio"
-
-
-AUDIO_MODELS: dict[str, AudioModelSpec] = {
-    "aasist": AudioModelSpec(
-        name="aasist",
-        family="AASIST",
-        factory=aasist.AASIST,
-        description="AASIST speech anti-spoofing (ASVspoof 2019 LA weights of its authors), "
-        "raw 16 kHz waveform, 4 s windows",
-    ),
-}
 DEFAULT_AUDIO_MODEL = "aasist"
 
 
@@ -110,58 +76,15 @@ def voice_bf16_holds(manifest: dict, tolerance: float = 0.005) -> bool:
     return all(abs(float(d)) <= tolerance for d in diffs.values())
 
 
-def get_audio_spec(name: str) -> AudioModelSpec:
-    try:
-        return AUDIO_MODELS[name]
-    except KeyError:
+def audio_spec(name: str) -> ModelSpec:
+    """The registry's spec of an audio member (a face member's name is refused, in words)."""
+    spec = get_spec(name)
+    if spec.kind != "audio":
         raise UnknownModelError(
-            f"unknown audio model {name!r}; known: {', '.join(sorted(AUDIO_MODELS))}"
-        ) from None
-
-
-def read_audio_manifest(name: str, weights_dir: Path | None = None) -> dict:
-    import json
-
-    path = (weights_dir or paths.weights_dir()) / f"{name}.json"
-    if not path.is_file():
-        raise WeightsMissingError(f"audio model {name!r} has no manifest at {path}")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def create_audio_model(name: str, weights_dir: Path | None = None) -> torch.nn.Module:
-    """Build an audio member in eval mode with its sha256-checked weights, loaded strictly."""
-    spec = get_audio_spec(name)
-    wdir = weights_dir or paths.weights_dir()
-    manifest = read_audio_manifest(name, wdir)
-    state = load_state_dict(wdir / f"{name}.safetensors", manifest["sha256"])
-    net = spec.factory()
-    net.load_state_dict(state, strict=True)
-    return net.eval()
-
-
-def audio_model_card(name: str, weights_dir: Path | None = None) -> ModelCard:
-    spec = get_audio_spec(name)
-    wdir = weights_dir or paths.weights_dir()
-    try:
-        man = read_audio_manifest(name, wdir)
-    except WeightsMissingError:
-        man = {}
-    return ModelCard(
-        name=name,
-        family=spec.family,
-        description=spec.description,
-        input_size=spec.window_samples,
-        weights_file=f"{name}.safetensors",
-        sha256=man.get("sha256"),
-        available=(wdir / f"{name}.safetensors").is_file() and "sha256" in man,
-        trained_on=man.get("trained_on", ""),
-        init_from=str(man.get("source", {}).get("archive", "")),
-        licence=man.get("licence", ""),
-        data_terms=man.get("data_terms", ""),
-        metrics=man.get("metrics", {}),
-        notes=man.get("notes", ""),
-        kind="audio",
-    )
+            f"{name!r} is a face member, not an audio one; audio members: "
+            f"{', '.join(list_models(kinds=('audio',)))}"
+        )
+    return spec
 
 
 @dataclass(frozen=True)
@@ -199,14 +122,16 @@ class VoiceMember:
         self, settings: VoiceSettings | None = None, weights_dir: Path | None = None
     ) -> None:
         self.settings = settings or VoiceSettings()
-        self.spec = get_audio_spec(self.settings.model)
+        self.spec = audio_spec(self.settings.model)
         wdir = weights_dir or paths.weights_dir()
         # channels-last 4-D activations: the same scores (to 1e-6), about 1.5x faster on the CPU
-        self.model = create_audio_model(self.spec.name, wdir).to(memory_format=torch.channels_last)
+        self.model = create_model(self.spec.name, weights_dir=wdir).to(
+            memory_format=torch.channels_last
+        )
         self.vad = load_vad()
-        self.manifest = read_audio_manifest(self.spec.name, wdir)
+        self.manifest = read_manifest(self.spec.name, wdir)
         self.calibration = read_calibration(self.manifest)
-        self.card = audio_model_card(self.spec.name, wdir)
+        self.card = model_card(self.spec.name, wdir)
         self.precision = self._precision(self.settings.precision)
 
     def _precision(self, asked: str) -> str:
@@ -224,17 +149,15 @@ class VoiceMember:
         return float(self.manifest.get("score_scale", 1.0))
 
     def margins(self, windows: np.ndarray) -> np.ndarray:
-        """Spoof-minus-bona-fide logit per window, for windows (n, window_samples) at 16 kHz."""
+        """Spoof-minus-bona-fide logit per window, for windows (n, input_size samples) at 16 kHz."""
         out = []
-        spoof = 1 - self.spec.bona_fide_index
         low = self.precision == "bf16"
         with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=low):
             for i in range(0, len(windows), self.spec.batch_size):
                 batch = torch.from_numpy(
                     np.ascontiguousarray(windows[i : i + self.spec.batch_size])
                 )
-                logits = self.model(batch).double()
-                out.append((logits[:, spoof] - logits[:, self.spec.bona_fide_index]).numpy())
+                out.append(self.model(batch).reshape(-1).double().numpy())
         return np.concatenate(out) if out else np.zeros(0, np.float64)
 
     def analyze(self, track: AudioTrack, *, audio_only: bool = False) -> AudioAnalysis:
@@ -343,15 +266,15 @@ def analyze_track(
             timings_s=timings,
             **base,
         )
-    plan = plan_windows(stretches, member.spec.window_samples, int(s.merge_gap_s * sr))
+    plan = plan_windows(stretches, member.spec.input_size, int(s.merge_gap_s * sr))
     if len(plan) > s.max_windows:
         keep = np.linspace(0, len(plan) - 1, s.max_windows).round().astype(int)
         notes = (*notes, f"{len(plan)} speech windows; {s.max_windows} evenly spaced were scored")
         plan = [plan[i] for i in keep]
     t0 = time.perf_counter()
-    margins = member.margins(window_batch(track.samples, plan, member.spec.window_samples))
+    margins = member.margins(window_batch(track.samples, plan, member.spec.input_size))
     timings["scoring_s"] = time.perf_counter() - t0
-    window = member.spec.window_samples
+    window = member.spec.input_size
     segments = tuple(
         VoiceSegment(
             round(a / sr, 3),

@@ -1,4 +1,5 @@
-"""``models [--json]``: registered models, their weights and what they were trained on."""
+"""``models [--json]``: registered models (the face members, then the voice members), their
+weights and what they were trained on."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ def run(args: argparse.Namespace) -> int:
 
     from detector.models import list_models, model_card
 
-    cards = [model_card(n) for n in list_models()]
+    names = list_models() + list_models(kinds=("audio",))
+    cards = [model_card(n) for n in names]
     if args.json:
         print(json.dumps([asdict(c) for c in cards], indent=2))
     else:
         for c in cards:
             state = "ready" if c.available else "no weights"
-            print(f"{c.name:24s} {c.family:22s} {c.input_size:4d}px  {state:10s} {c.trained_on}")
+            size = f"{c.input_size} samples" if c.kind == "audio" else f"{c.input_size}px"
+            print(f"{c.name:24s} {c.family:22s} {size:>13s}  {state:10s} {c.trained_on}")
     return EXIT_OK

@@ -1,6 +1,7 @@
 """Model registry and families. ``create_model(name)`` builds a verified, eval-mode member."""
 
 from detector.models.registry import (
+    FACE_KINDS,
     ModelCard,
     ModelSpec,
     create_model,
@@ -11,6 +12,7 @@ from detector.models.registry import (
 )
 
 __all__ = [
+    "FACE_KINDS",
     "ModelCard",
     "ModelSpec",
     "create_model",

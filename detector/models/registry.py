@@ -31,6 +31,7 @@ from detector.models.weights import load_state_dict
 
 # The families, in one explicit list: each module declares its members in ``SPECS``.
 FAMILIES = (
+    "aasist",
     "clip",
     "efficientnet",
     "facenet",
@@ -53,9 +54,19 @@ def _registry() -> dict[str, ModelSpec]:
     return registry
 
 
-def list_models(*, available_only: bool = False, weights_dir: Path | None = None) -> list[str]:
-    """Registered model names, optionally only those whose weights file exists."""
-    names = sorted(_registry())
+FACE_KINDS = ("frame", "track")
+"""The kinds of the face ensemble's members (the model picker, the Ensemble lab, evaluation)."""
+
+
+def list_models(
+    *,
+    available_only: bool = False,
+    weights_dir: Path | None = None,
+    kinds: tuple[str, ...] = FACE_KINDS,
+) -> list[str]:
+    """Registered model names of the given kinds (by default the face members; ``("audio",)``:
+    the voice members), optionally only those whose weights file exists."""
+    names = sorted(n for n, spec in _registry().items() if spec.kind in kinds)
     if available_only:
         wdir = weights_dir or paths.weights_dir()
         names = [n for n in names if (wdir / f"{n}.safetensors").is_file()]
@@ -128,7 +139,7 @@ class ModelCard:
     data_terms: str
     metrics: dict = field(default_factory=dict)
     notes: str = ""
-    kind: str = "frame"  # "track": a temporal member, one score per window of a person's crops
+    kind: str = "frame"  # "track": one score per window of a person's crops; "audio": the voice
 
 
 def model_card(name: str, weights_dir: Path | None = None) -> ModelCard:

@@ -27,13 +27,16 @@ class ModelSpec:
         name: registry key, also the stem of ``weights/<name>.safetensors`` and ``<name>.json``.
         family: architecture family shown to analysts ("MesoNet", "Xception", ...).
         factory: builds the bare network (no weights loaded).
-        input_size: square side in pixels the face crop is resized to.
+        input_size: square side in pixels the face crop is resized to (audio: samples per
+            window).
         mean: per-channel mean subtracted from RGB in [0, 1].
         std: per-channel std dividing RGB in [0, 1].
         positive_class: which class the network's single logit is for; "real" logits are negated.
         gradcam_layer: dotted attribute path of the Grad-CAM target layer inside the *bare* network.
         description: one line for model cards.
-        kind: "frame" models score one crop; "track" models score a sequence of crops of one person.
+        kind: "frame" models score one crop; "track" models score a sequence of crops of one
+            person; "audio" models score windows of the audio track (``input_size`` samples at
+            ``sample_rate``), never faces.
         sequence_length: frames per sequence for "track" models.
         inputs: "crop", or "crop_and_flow": the member also needs each crop's next raw frame
             (the pipeline then decodes it) to compute optical flow.
@@ -48,6 +51,7 @@ class ModelSpec:
             grid of patches) rather than a feature map.
         trunk: the per-frame network whose trained trunk this member reuses, frozen (temporal
             and two-stream members); its trainer starts from that network's weights.
+        sample_rate: audio members: the waveform's rate in Hz (0 for the face members).
     """
 
     name: str
@@ -59,7 +63,7 @@ class ModelSpec:
     positive_class: Literal["fake", "real"] = "fake"
     gradcam_layer: str = ""
     description: str = ""
-    kind: Literal["frame", "track"] = "frame"
+    kind: Literal["frame", "track", "audio"] = "frame"
     sequence_length: int = 1
     inputs: Literal["crop", "crop_and_flow"] = "crop"
     batch_size: int = 16
@@ -67,6 +71,7 @@ class ModelSpec:
     base_prefix: str = ""
     gradcam_tokens: bool = False
     trunk: str = ""
+    sample_rate: int = 0
 
 
 class FakeLogit(nn.Module):

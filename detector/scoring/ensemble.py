@@ -212,6 +212,13 @@ class Ensemble:
         self.members: dict[str, LoadedModel] = {}
         for name in names:
             spec = get_spec(name)
+            if spec.kind == "audio":
+                from detector.errors import BadSettingsError
+
+                raise BadSettingsError(
+                    f"{name} is an audio member: it judges the voice, apart from the faces "
+                    "(the voice settings choose it), not face crops"
+                )
             card = model_card(name, weights_dir)
             freeze = (
                 optimize
