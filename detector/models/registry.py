@@ -158,7 +158,8 @@ def model_card(name: str, weights_dir: Path | None = None) -> ModelCard:
         sha256=man.get("sha256"),
         available=(wdir / f"{name}.safetensors").is_file() and "sha256" in man,
         trained_on=man.get("trained_on", "not trained: no weights shipped"),
-        init_from=man.get("init_from", ""),
+        # a converted member without its own init names the archive its weights came from
+        init_from=man.get("init_from") or str(man.get("source", {}).get("archive", "")),
         licence=man.get("licence", ""),
         data_terms=man.get("data_terms", ""),
         metrics=man.get("metrics", {}),
