@@ -38,12 +38,19 @@ from detector.faces.quality import (
 )
 from detector.faces.track import FaceTracker, tracks_of
 from detector.io.isolated.decoder import DecodeLimits, InProcessDecoder, IsolatedDecoder
-from detector.io.probe import MAX_SAMPLES, expected_samples, parse_sampling, sampling_cap_note
+from detector.io.probe import (
+    MAX_SAMPLES,
+    check_real_length,
+    expected_samples,
+    parse_sampling,
+    sampling_cap_note,
+)
 from detector.io.uploads import display_name
 from detector.provenance.model import Provenance, TrustAnchors
 from detector.provenance.read import inspect_file
 from detector.reporting.visual import frame_preview
 from detector.settings import weights_dir as default_weights_dir
+from detector.threads import InThread
 from detector.types import (
     Analysis,
     DecodeGap,
@@ -133,7 +140,6 @@ class Analyzer:
         self._embedder = embedder
         self._ensemble = ensemble
         self._voice: VoiceMember | None = None
-        # one lock per part, so that the models can load in a thread while the faces are found
         self._locks = {part: threading.Lock() for part in ("ensemble", "faces", "voice")}
 
     @property
@@ -198,9 +204,10 @@ class Analyzer:
         analysis.
 
         For long-lived processes (the app loads once, behind a spinner). Raises the weights errors.
-        The models load in a thread while the face networks load here.
+        The models load in a thread while the face networks load here, as in :meth:`analyze`
+        (hence one lock per part).
         """
-        loading = _InThread(lambda: self.ensemble)
+        loading = InThread(lambda: self.ensemble)
         _ = self.detector, self.embedder
         loading.result()
         return self
@@ -244,7 +251,9 @@ class Analyzer:
             t0 = time.perf_counter()
             report("probe", 0.0, "Reading the file")
             decoder_cls = IsolatedDecoder if settings.isolate_decoding else InProcessDecoder
-            with_next = _needs_next_frames(self.model_names)
+            from detector.models import needs_next_frames
+
+            with_next = needs_next_frames(self.model_names)
             decoder = decoder_cls(
                 path,
                 label,
@@ -262,11 +271,10 @@ class Analyzer:
                         f"{info.name}: the video lasts {info.duration_s:.2f} s; at least "
                         f"{settings.min_duration_s:.1f} s is needed to judge a video"
                     )
-                # The file is a video: the models load and are verified in a thread while the
-                # faces are found (loading is mostly one core's work; a fresh process saves
-                # most of it); their errors are raised below, before any other refusal.
+                # A video: the models load (verified) in a thread while the faces are found;
+                # their errors are raised below, before any other refusal.
                 report("probe", 0.5, f"Loading {len(self.model_names)} models")
-                loading = _InThread(lambda: self.ensemble)
+                loading = InThread(lambda: self.ensemble)
                 _ = self.embedder
                 frames, faces, rejected, gaps, notes = self._extract(
                     decoder, info, plan, settings, report, timings
@@ -277,7 +285,7 @@ class Analyzer:
                     audio = self._voice_part(decoder.read_audio())
                     timings["voice_s"] = time.perf_counter() - t0
                 ensemble = loading.result()
-            _check_real_length(decoder, info, settings)
+            check_real_length(decoder.stats, info, settings.min_duration_s)
             if not frames:
                 raise VideoTooShortError(f"{info.name}: no frame could be sampled from the video")
             if len(frames) < 2 and not info.duration_s and plan.kind != "first":
@@ -484,47 +492,3 @@ class Analyzer:
             face_ids.append(face.face_id)
         preview, scale = frame_preview(frame.image)
         return FrameRecord(frame.index, frame.timestamp_s, tuple(face_ids), preview, scale)
-
-
-class _InThread:
-    """``fn()`` run in a daemon thread; :meth:`result` waits and returns its value or raises what
-    it raised (no error is lost, none is printed by the thread itself)."""
-
-    def __init__(self, fn: Callable[[], object]) -> None:
-        self._value: object = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
-        self._thread.start()
-
-    def _run(self, fn: Callable[[], object]) -> None:
-        try:
-            self._value = fn()
-        except BaseException as exc:  # handed to the caller by result()
-            self._error = exc
-
-    def result(self):
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
-def _needs_next_frames(models: Sequence[str]) -> bool:
-    """Whether a selected member needs the raw frame after each sample (optical flow)."""
-    from detector.models import get_spec
-
-    return any(get_spec(m).inputs == "crop_and_flow" for m in models)
-
-
-def _check_real_length(decoder, info, settings: ExtractionSettings) -> None:
-    """Too short by what was decoded, when the stream ended before its header said it would."""
-    stats = decoder.stats
-    if stats is None or not stats.reached_end or not info.duration_s:
-        return
-    period = 1.0 / info.fps if info.fps > 0 else 0.0
-    length = stats.last_timestamp_s + period
-    if length < settings.min_duration_s <= info.duration_s:
-        raise VideoTooShortError(
-            f"{info.name}: the header says {info.duration_s:.2f} s but the video stream holds "
-            f"only {length:.2f} s; at least {settings.min_duration_s:.1f} s is needed"
-        )

@@ -211,6 +211,18 @@ def test_cli_json_is_complete_for_a_faceforensics_clip(clips_dir):
     assert provenance["metadata"]["encoder"].startswith("Lavf")
 
 
+def test_a_background_load_hands_back_its_value_or_its_error():
+    from detector.threads import InThread
+
+    assert InThread(lambda: 3).result() == 3
+
+    def broken():
+        raise ValueError("no weights")
+
+    with pytest.raises(ValueError, match="no weights"):
+        InThread(broken).result()
+
+
 def test_the_cli_ends_without_teardown_but_with_everything_a_normal_exit_does(tmp_path):
     """``exit_now``: waits for threads, runs the atexit handlers, flushes, keeps the exit code."""
     script = tmp_path / "ends.py"

@@ -20,6 +20,7 @@ from detector.errors import (
     UnsupportedCodecError,
     VideoReadError,
     VideoTooLargeError,
+    VideoTooShortError,
 )
 from detector.io.files import sha256_file
 from detector.io.sniff import DEMUXER, declared_frame_size, require_media
@@ -287,3 +288,17 @@ def expected_samples(plan, info, max_samples: int) -> int:
     if plan.kind in ("even", "first"):
         return min(max_samples, int(plan.value))
     return max(1, min(max_samples, info.frame_count))
+
+
+def check_real_length(stats, info: VideoInfo, min_duration_s: float) -> None:
+    """Too short by what was decoded (``stats``: the decoder's ``DecodeStats``, or None), when
+    the stream ended before its header said it would."""
+    if stats is None or not stats.reached_end or not info.duration_s:
+        return
+    period = 1.0 / info.fps if info.fps > 0 else 0.0
+    length = stats.last_timestamp_s + period
+    if length < min_duration_s <= info.duration_s:
+        raise VideoTooShortError(
+            f"{info.name}: the header says {info.duration_s:.2f} s but the video stream holds "
+            f"only {length:.2f} s; at least {min_duration_s:.1f} s is needed"
+        )

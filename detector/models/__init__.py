@@ -8,6 +8,7 @@ from detector.models.registry import (
     get_spec,
     list_models,
     model_card,
+    needs_next_frames,
     read_manifest,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "get_spec",
     "list_models",
     "model_card",
+    "needs_next_frames",
     "read_manifest",
 ]

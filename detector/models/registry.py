@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,11 @@ def list_models(
         wdir = weights_dir or paths.weights_dir()
         names = [n for n in names if (wdir / f"{n}.safetensors").is_file()]
     return names
+
+
+def needs_next_frames(names: Sequence[str]) -> bool:
+    """Whether a member among ``names`` needs each crop's next raw frame (optical flow)."""
+    return any(get_spec(n).inputs == "crop_and_flow" for n in names)
 
 
 def get_spec(name: str) -> ModelSpec:

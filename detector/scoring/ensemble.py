@@ -25,7 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from detector.models import ModelCard, ModelSpec, create_model, get_spec, model_card
+from detector.models import (
+    ModelCard,
+    ModelSpec,
+    create_model,
+    get_spec,
+    model_card,
+    needs_next_frames,
+)
 from detector.models.preprocess import as_batch, normalised, preprocess, resized_to, with_flow
 from detector.scoring.device import native_bf16, release_free_memory, resolve_device
 from detector.scoring.frozen import cache_key, cached, file_stamps
@@ -280,7 +287,7 @@ class Ensemble:
     @property
     def needs_next_frames(self) -> bool:
         """Whether a member needs each crop's next raw frame (two-stream optical flow)."""
-        return any(m.spec.inputs == "crop_and_flow" for m in self.members.values())
+        return needs_next_frames(self.members)
 
     def score(
         self,
