@@ -31,7 +31,7 @@ from detector.training.clip import (
     predict_cached,
     train_and_save,
 )
-from detector.training.clip_pool import backbone, cached_features
+from detector.training.clip_pool import PoolSpec, backbone, cached_features
 from detector.types import ScoringSettings
 from scripts.calibrate import aucs, objective, search, video_scores
 from scripts.crossval import all_faces, member_scores
@@ -43,6 +43,26 @@ RECIPES = {
     "probe": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3),
     "probe_patch": ClipTrainConfig(
         recipe="probe", epochs=40, lr=1e-3, patch_layers=(4, 6, 8, 10, 12)
+    ),
+    # the same probe on a pool twice the size: every FF++ training crop of each method about
+    # once, twice the real faces and twice the generated fakes (new augmentations of each)
+    "probe_big": ClipTrainConfig(
+        recipe="probe",
+        epochs=40,
+        lr=1e-3,
+        pool=PoolSpec(
+            counts={
+                "real": 4800,
+                "ffpp:Deepfakes": 850,
+                "ffpp:Face2Face": 600,
+                "ffpp:FaceSwap": 850,
+                "ffpp:NeuralTextures": 850,
+                "ffpp_frames": 400,
+                "sbi": 900,
+                "swap": 900,
+                "fwa": 400,
+            }
+        ),
     ),
     "ln": ClipTrainConfig(recipe="ln", epochs=3, lr=1e-3, ln_lr=2e-4, time_budget_min=40),
     "ln_bf16": ClipTrainConfig(
