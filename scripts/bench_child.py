@@ -4,13 +4,13 @@ They run in their own interpreter so that imports, loading and peak memory are t
 process; nothing from ``detector`` is imported before the clock starts.
 
 - ``cold``: prints the seconds to import the pipeline and to load every model (an ``Analyzer``).
-
-Both end as ``python -m detector`` does (:func:`detector.cli.exit_now`), so a wall time holds
-no interpreter teardown.
 - ``memory CLIP``: analyses CLIP and prints one JSON line: status, faces, seconds, the process's
   peak RSS (``main_mb``, the kernel's exact figure) and the decoder child's, sampled every 20 ms
   from ``/proc`` (``decoder_mb``; the kernel's figure for a child would count the parent's pages
   it shares between fork and exec), and the largest sampled sum of the two (``sampled_sum_mb``).
+
+Both end as ``python -m detector`` does (:func:`detector.cli.exit_now`), so a wall time holds
+no interpreter teardown.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ output.
 
 Input: 16 kHz mono float32 waveform windows of :data:`WINDOW_SAMPLES` samples (about 4 s), no
 peak normalisation (the authors' data loader reads the file and only tiles or cuts it). Output:
-two logits per window, index 1 = bona fide. The ``p_fake`` convention of this project is the
-softmax of index 0 (:func:`p_fake_from_logits`).
+two logits per window, index 1 = bona fide. The registered member
+(:mod:`detector.models.families.aasist`) outputs their margin, spoof minus bona fide; the voice
+score is a sigmoid of that margin (:mod:`detector.audio.score`).
 """
 
 from __future__ import annotations
@@ -238,11 +239,6 @@ class AASIST(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.out_layer(self.embed(wave))
-
-
-def p_fake_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """P(spoof) per window: the softmax of index 0 (AASIST's index 1 is bona fide)."""
-    return torch.softmax(logits.float(), dim=-1)[..., 0]
 
 
 def _pairwise(x: torch.Tensor) -> torch.Tensor:
