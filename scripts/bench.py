@@ -287,6 +287,7 @@ def bench_cli_fresh(clip: Path, runs: int = 3) -> dict:
 
 def machine_facts() -> dict:
     """What decides the speed: CPU model, instruction-set flags, the kernel path in use."""
+    from detector.allocator import in_use
     from detector.scoring.device import cpu_flags, cpu_path, isa_cap
 
     model = ""
@@ -305,6 +306,7 @@ def machine_facts() -> dict:
         "cpu_threads": torch.get_num_threads(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
+        "allocator": in_use(),  # tcmalloc when the machine has it, as the app starts
     }
 
 
@@ -381,7 +383,7 @@ def format_table(r: dict) -> str:
     lines = [
         f"CPU: {m['cpu_model']}; flags {' '.join(m['cpu_flags']) or 'none'}; kernel path "
         f"{m['cpu_path']}{' (capped by ONEDNN_MAX_CPU_ISA)' if m['isa_cap'] else ''}; torch "
-        f"{m['torch']}, {m['cpu_threads']} threads",
+        f"{m['torch']}, {m['cpu_threads']} threads; allocator {m.get('allocator', 'system')}",
         f"Models: {members}",
         "",
         "| measure | value |",
@@ -464,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
         "and MKL (ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS) and reruns",
     )
     args = p.parse_args(argv)
+    if argv is None:
+        from detector.allocator import restart_with_tcmalloc
+
+        restart_with_tcmalloc()  # measure the allocator the app and the CLI start with
     if args.isa and os.environ.get("ONEDNN_MAX_CPU_ISA") != args.isa:
         # the caps must be set before torch starts: run again in a process that has them
         rest = list(argv if argv is not None else sys.argv[1:])

@@ -73,6 +73,7 @@ def memory(clip: str) -> None:
             time.sleep(0.02)
 
     threading.Thread(target=poll, daemon=True).start()
+    from detector.allocator import in_use
     from detector.pipeline import Analyzer, ExtractionSettings
 
     a = Analyzer(device="cpu")
@@ -90,6 +91,7 @@ def memory(clip: str) -> None:
                 "main_mb": self_kb / 1024,
                 "decoder_mb": peak["decoder_mb"],
                 "sampled_sum_mb": peak["sum_mb"],
+                "allocator": in_use(),
             }
         )
     )

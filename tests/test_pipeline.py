@@ -209,6 +209,10 @@ def test_cli_json_is_complete_for_a_faceforensics_clip(clips_dir):
     provenance = doc["provenance"]  # beside the verdict, never part of it
     assert provenance["c2pa"]["state"] == "absent" and provenance["c2pa"]["trust"] == "unknown"
     assert provenance["metadata"]["encoder"].startswith("Lavf")
+    from detector.allocator import find_tcmalloc
+
+    # python -m detector restarted itself with tcmalloc where the machine has it
+    assert doc["software"]["allocator"] == ("tcmalloc" if find_tcmalloc() else "system")
 
 
 def test_a_background_load_hands_back_its_value_or_its_error():

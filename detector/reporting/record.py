@@ -294,6 +294,9 @@ def software_versions() -> dict[str, str]:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             continue
+    from detector.allocator import in_use
+
+    versions["allocator"] = in_use()  # tcmalloc or the system's: memory and speed, not results
     return versions
 
 

@@ -67,7 +67,10 @@ def server():
     log_path = OUT / "server.log"
     log = open(log_path, "w")  # noqa: SIM115 (closed at teardown)
     proc = subprocess.Popen(
-        [
+        [  # as `make run` starts it: through the allocator launcher (tcmalloc when present)
+            sys.executable,
+            "-m",
+            "detector.allocator",
             sys.executable,
             "-m",
             "streamlit",
