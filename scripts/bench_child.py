@@ -8,6 +8,9 @@ process; nothing from ``detector`` is imported before the clock starts.
   peak RSS (``main_mb``, the kernel's exact figure) and the decoder child's, sampled every 20 ms
   from ``/proc`` (``decoder_mb``; the kernel's figure for a child would count the parent's pages
   it shares between fork and exec), and the largest sampled sum of the two (``sampled_sum_mb``).
+  ``concurrent_peak_bound_mb`` bounds the two together at any moment: the app's exact peak up to
+  when the last decoder was gone (``app_peak_while_decoding_mb``) plus the decoder's peak, or the
+  app's own peak after that, whichever is higher.
 
 Both end as ``python -m detector`` does (:func:`detector.cli.exit_now`), so a wall time holds
 no interpreter teardown.
@@ -43,6 +46,12 @@ def rss_mb(pid) -> float:
         return 0.0
 
 
+def hwm_mb() -> float:
+    """This process's peak RSS so far (the kernel's ``VmHWM``), MiB."""
+    with open("/proc/self/status") as f:
+        return next(int(x.split()[1]) for x in f if x.startswith("VmHWM")) / 1024
+
+
 def decoders():
     """Children that have become the decoder (a child between fork and exec still shows the
     parent's pages, shared, and is not counted)."""
@@ -63,13 +72,18 @@ def decoders():
 
 
 def memory(clip: str) -> None:
-    peak = {"sum_mb": 0.0, "decoder_mb": 0.0}
+    peak = {"sum_mb": 0.0, "decoder_mb": 0.0, "hwm_at_decoder_end_mb": None, "alive": False}
 
     def poll() -> None:
         while True:
-            dec = sum(rss_mb(p) for p in decoders())
+            pids = list(decoders())
+            dec = sum(rss_mb(p) for p in pids)
             peak["decoder_mb"] = max(peak["decoder_mb"], dec)
             peak["sum_mb"] = max(peak["sum_mb"], rss_mb("self") + dec)
+            if peak["alive"] and not pids:
+                # the decoders are gone: our peak so far covers all the time they ran
+                peak["hwm_at_decoder_end_mb"] = hwm_mb()
+            peak["alive"] = bool(pids)
             time.sleep(0.02)
 
     threading.Thread(target=poll, daemon=True).start()
@@ -82,15 +96,24 @@ def memory(clip: str) -> None:
     dt = time.perf_counter() - t0
     time.sleep(0.05)
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    main_mb = self_kb / 1024
+    during = peak["hwm_at_decoder_end_mb"]
+    if peak["alive"] or during is None:  # a decoder still running (or never seen): no better
+        during = main_mb
+    # while a decoder ran, the app stayed under its peak at the decoder's end and the decoder
+    # under its own; afterwards only the app ran: a bound on the two together at any moment
+    concurrent = max(during + peak["decoder_mb"], main_mb)
     print(
         json.dumps(
             {
                 "status": r.status,
                 "faces": len(r.faces),
                 "seconds": dt,
-                "main_mb": self_kb / 1024,
+                "main_mb": main_mb,
                 "decoder_mb": peak["decoder_mb"],
                 "sampled_sum_mb": peak["sum_mb"],
+                "app_peak_while_decoding_mb": during,
+                "concurrent_peak_bound_mb": concurrent,
                 "allocator": in_use(),
             }
         )
