@@ -368,7 +368,12 @@ def run(runs: int = 5, long_minutes: float = 10.0, batch_sweep: bool = False) ->
         analysis = analyzer.analyze(clips["720p_10s"], ExtractionSettings())
         result["reaggregate_ms"] = bench_reaggregate(analysis)
         if "1080p_long" in clips:
-            mem = bench_memory(clips["1080p_long"])
+            # twice: one run of three measured here showed a peak 290 MiB above the others
+            # (cause not found); the table reports the higher figures, the JSON both runs
+            both = [bench_memory(clips["1080p_long"]) for _ in range(2)]
+            mem = {**max(both, key=lambda m: m["main_mb"]), "runs": both}
+            mem["decoder_mb"] = max(m["decoder_mb"] for m in both)
+            mem["concurrent_peak_bound_mb"] = max(m["concurrent_peak_bound_mb"] for m in both)
             # the two processes run at once: their peaks added bound the total from above
             result["peak_rss_mb_1080p_10min"] = mem["main_mb"] + mem["decoder_mb"]
             # tighter, still an upper bound: the app's peak while the decoder ran, plus the

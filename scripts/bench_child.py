@@ -73,9 +73,20 @@ def decoders():
 
 def memory(clip: str) -> None:
     peak = {"sum_mb": 0.0, "decoder_mb": 0.0, "hwm_at_decoder_end_mb": None, "alive": False}
+    steps: list[tuple[float, float, str]] = []  # where the peak rose by 32 MiB or more
+    t_start = time.perf_counter()
+    main_id = threading.get_ident()
 
     def poll() -> None:
+        last = 0.0
         while True:
+            if (h := hwm_mb()) >= last + 32:
+                stack = sys._current_frames().get(main_id)
+                where = (
+                    f"{stack.f_code.co_filename.split('/')[-1]}:{stack.f_lineno}" if stack else ""
+                )
+                steps.append((round(time.perf_counter() - t_start, 2), round(h), where))
+                last = h
             pids = list(decoders())
             dec = sum(rss_mb(p) for p in pids)
             peak["decoder_mb"] = max(peak["decoder_mb"], dec)
@@ -114,6 +125,7 @@ def memory(clip: str) -> None:
                 "sampled_sum_mb": peak["sum_mb"],
                 "app_peak_while_decoding_mb": during,
                 "concurrent_peak_bound_mb": concurrent,
+                "peak_steps": steps,  # (seconds from start, MiB, main thread's line)
                 "allocator": in_use(),
             }
         )
