@@ -16,8 +16,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	@# tcmalloc (detector/allocator.py): optional, about 300 MiB less at the peak; apt needs root
-	$(PYTHON) -c "from detector.allocator import find_tcmalloc as f; raise SystemExit(not f())" \
+	@# tcmalloc (detector/allocator.py): optional, about 300 MiB less at the peak; apt needs root.
+	@# With the install stamp: again whenever the requirements change.
+	$(PY) -c "from detector.allocator import find_tcmalloc as f; raise SystemExit(not f())" \
 		|| ([ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 			&& (apt-get install -y -qq libtcmalloc-minimal4 \
 				|| (apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4))) \

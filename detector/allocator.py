@@ -13,6 +13,8 @@ A process can only get another allocator when it starts (``LD_PRELOAD``), so the
 start themselves again with it, once, before anything heavy is imported. Nothing here imports
 more than the standard library.
 
+The preload is in the environment, so the processes these start (the decoder, the provenance
+reader, espeak-ng in tests) run with tcmalloc too, and are measured so by the benchmark.
 ``DEEPFAKE_ALLOCATOR=system`` keeps the system's allocator. Without the library the tool runs as
 before, on glibc; :func:`in_use` says which allocator a process has, and the benchmark records it.
 """
@@ -90,9 +92,13 @@ def restart_with_tcmalloc() -> None:
     if env is None:
         return
     argv = list(getattr(sys, "orig_argv", [])) or [sys.executable, *sys.argv]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            stream.flush()
+    try:
+        os.execve(sys.executable, [sys.executable, *argv[1:]], env)
+    except OSError:  # the interpreter cannot be started again: go on as this process is
+        return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"in use: {in_use()}; tcmalloc: {find_tcmalloc() or 'not found'}")
         return 0
     env = environment() or dict(os.environ)
-    os.execvpe(args[0], args, env)
+    try:
+        os.execvpe(args[0], args, env)
+    except OSError as e:  # not found, not executable
+        print(f"python -m detector.allocator: cannot run {args[0]}: {e.strerror}", file=sys.stderr)
+        return 127
     return 127  # not reached
 
 

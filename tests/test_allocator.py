@@ -72,7 +72,54 @@ def test_restart_gives_the_process_tcmalloc_once():
         check=True,
     )
     assert out.stdout.split() == ["start", "start", "tcmalloc"]  # restarted once, not twice
-    assert "large alloc" not in out.stderr
+
+
+@needs_tcmalloc
+def test_restart_keeps_flags_arguments_and_sets_the_quiet_setting():
+    code = (
+        "import os, sys\n"
+        "from detector.allocator import restart_with_tcmalloc, in_use\n"
+        "restart_with_tcmalloc()\n"
+        "print(in_use(), sys.flags.dev_mode, sys.argv[1:],"
+        " os.environ.get('TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", code, "a", "b c"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=PROJECT_ROOT,
+        timeout=60,
+        check=True,
+    )
+    assert out.stdout.strip() == f"tcmalloc True ['a', 'b c'] {1 << 40}"
+
+
+def test_a_library_that_does_not_load_restarts_once_only(tmp_path):
+    """An unusable file where tcmalloc should be: the loader ignores it, the guard stops a second
+    restart, and the program goes on with the system allocator."""
+    (tmp_path / "libtcmalloc_minimal.so.4").write_bytes(b"not a library")
+    code = (
+        "import detector.allocator as a\n"
+        f"a.SEARCH_DIRS = ({str(tmp_path)!r},)\n"
+        "print('start', flush=True)\n"
+        "a.restart_with_tcmalloc()\n"
+        "print(a.in_use())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=PROJECT_ROOT,
+        timeout=60,
+        check=True,
+    )
+    if sys.platform.startswith("linux"):
+        assert out.stdout.split() == ["start", "start", "system"]
+        assert "cannot be preloaded" in out.stderr  # the loader says so; nothing is hidden
+    else:
+        assert out.stdout.split() == ["start", "system"]
 
 
 def test_restart_keeps_the_system_allocator_when_asked():
@@ -101,3 +148,16 @@ def test_launcher_runs_a_command_with_tcmalloc_and_its_exit_code():
     )
     assert out.returncode == 3
     assert out.stdout.strip() == "tcmalloc"
+
+
+def test_launcher_says_when_the_command_does_not_exist():
+    out = subprocess.run(
+        [sys.executable, "-m", "detector.allocator", "no-such-command-here"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=PROJECT_ROOT,
+        timeout=60,
+    )
+    assert out.returncode == 127
+    assert "cannot run no-such-command-here" in out.stderr and "Traceback" not in out.stderr
