@@ -79,3 +79,63 @@ def test_an_isa_cap_reruns_this_script_with_the_caps_set(monkeypatch):
     assert cmd[1] == "-m" and importlib.util.find_spec(cmd[2]) is not None
     assert cmd[3:] == ["--isa", "AVX2", "--runs", "1"]
     assert env["ONEDNN_MAX_CPU_ISA"] == "AVX2" and env["ATEN_CPU_CAPABILITY"] == "avx2"
+
+
+def test_the_table_shows_each_memory_run_and_the_higher_figure():
+    run = {
+        "main_mb": 1400.0,
+        "decoder_mb": 100.0,
+        "seconds": 190.0,
+        "app_peak_while_decoding_mb": 1300.0,
+        "concurrent_peak_bound_mb": 1400.0,
+    }
+    r = {
+        "machine": {"cpu_model": "T", "cpu_flags": [], "cpu_path": "AVX2", "isa_cap": None},
+        "precision": {},
+        "end_to_end_s_720p_10s": 1.0,
+        "end_to_end_s_1080p_10s": 1.0,
+        "stages": {},
+        "scoring": {"peak_matmul_gflops": {}, "per_model": {}},
+        "reaggregate_ms": 0.1,
+        "cold_start": {
+            "total_s": 1,
+            "runs_s": [1],
+            "imports_s": 0,
+            "load_models_s": 1,
+            "first_s": 9,
+        },
+        "peak_rss_mb_1080p_10min": 1550.0,
+        "memory_run": {"minutes": 10, "runs": [run, {**run, "main_mb": 1450.0}]},
+    }
+    r["machine"].update(cpu_threads=2, torch="x", allocator="tcmalloc")
+    r["scoring"].update(n_crops=1, ms_per_crop=1, ideal_ms_per_crop=1, achieved_gflops=1)
+    r["scoring"]["achieved_over_peak"] = 1.0
+    r.update(cli_fresh_s=1.0, cli_fresh_runs_s=[1.0])
+    table = bench.format_table(r)
+    assert "allocator tcmalloc" in table
+    assert "(higher of 2 runs) | 1550 MiB |" in table
+    assert "run 1: app 1400 MiB + decoder 100 MiB" in table
+    assert "run 2: app 1450 MiB" in table and "at most 1400 MiB" in table
+
+
+def test_the_memory_child_reads_its_own_peak_not_its_parents():
+    """getrusage's ru_maxrss in a child keeps the parent's memory at the fork; the benchmark's
+    figure is the child's own VmHWM."""
+    import subprocess
+    import sys
+
+    from detector.settings import PROJECT_ROOT
+
+    parent = bytearray(300 * 2**20)
+    parent[::4096] = b"\1" * len(parent[::4096])  # resident in this process
+    code = (
+        "import resource\n"
+        "from scripts.bench_child import hwm_mb\n"
+        "print(hwm_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
+    )
+    own, rusage = (float(x) for x in out.stdout.split())
+    assert own < 150 < 300 <= rusage
+    del parent
