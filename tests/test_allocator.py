@@ -25,6 +25,19 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def _python(*args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """This interpreter run on ``args`` in the project, with a fresh shell's allocator setup."""
+    return subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        env=_env(**env),
+        cwd=PROJECT_ROOT,
+        timeout=60,
+        check=check,
+    )
+
+
 def test_find_tcmalloc_looks_in_the_given_directories(tmp_path):
     assert allocator.find_tcmalloc([str(tmp_path)]) is None
     lib = tmp_path / "libtcmalloc_minimal.so.4"
@@ -62,15 +75,7 @@ PRINT_IN_USE = (
 
 @needs_tcmalloc
 def test_restart_gives_the_process_tcmalloc_once():
-    out = subprocess.run(
-        [sys.executable, "-c", PRINT_IN_USE],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=PROJECT_ROOT,
-        timeout=60,
-        check=True,
-    )
+    out = _python("-c", PRINT_IN_USE)
     assert out.stdout.split() == ["start", "start", "tcmalloc"]  # restarted once, not twice
 
 
@@ -83,15 +88,7 @@ def test_restart_keeps_flags_arguments_and_sets_the_quiet_setting():
         "print(in_use(), sys.flags.dev_mode, sys.argv[1:],"
         " os.environ.get('TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD'))\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-X", "dev", "-c", code, "a", "b c"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=PROJECT_ROOT,
-        timeout=60,
-        check=True,
-    )
+    out = _python("-X", "dev", "-c", code, "a", "b c")
     assert out.stdout.strip() == f"tcmalloc True ['a', 'b c'] {1 << 40}"
 
 
@@ -106,15 +103,7 @@ def test_a_library_that_does_not_load_restarts_once_only(tmp_path):
         "a.restart_with_tcmalloc()\n"
         "print(a.in_use())\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=PROJECT_ROOT,
-        timeout=60,
-        check=True,
-    )
+    out = _python("-c", code)
     if sys.platform.startswith("linux"):
         assert out.stdout.split() == ["start", "start", "system"]
         assert "cannot be preloaded" in out.stderr  # the loader says so; nothing is hidden
@@ -123,41 +112,19 @@ def test_a_library_that_does_not_load_restarts_once_only(tmp_path):
 
 
 def test_restart_keeps_the_system_allocator_when_asked():
-    out = subprocess.run(
-        [sys.executable, "-c", PRINT_IN_USE],
-        capture_output=True,
-        text=True,
-        env=_env(**{allocator.SETTING: "system"}),
-        cwd=PROJECT_ROOT,
-        timeout=60,
-        check=True,
-    )
+    out = _python("-c", PRINT_IN_USE, **{allocator.SETTING: "system"})
     assert out.stdout.split() == ["start", "system"]
 
 
 @needs_tcmalloc
 def test_launcher_runs_a_command_with_tcmalloc_and_its_exit_code():
     code = "from detector.allocator import in_use; import sys; print(in_use()); sys.exit(3)"
-    out = subprocess.run(
-        [sys.executable, "-m", "detector.allocator", sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=PROJECT_ROOT,
-        timeout=60,
-    )
+    out = _python("-m", "detector.allocator", sys.executable, "-c", code, check=False)
     assert out.returncode == 3
     assert out.stdout.strip() == "tcmalloc"
 
 
 def test_launcher_says_when_the_command_does_not_exist():
-    out = subprocess.run(
-        [sys.executable, "-m", "detector.allocator", "no-such-command-here"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        cwd=PROJECT_ROOT,
-        timeout=60,
-    )
+    out = _python("-m", "detector.allocator", "no-such-command-here", check=False)
     assert out.returncode == 127
     assert "cannot run no-such-command-here" in out.stderr and "Traceback" not in out.stderr
