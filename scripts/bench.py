@@ -229,10 +229,10 @@ def bench_reaggregate(analysis, repeats: int = 50) -> float:
 def bench_memory(clip: Path) -> dict:
     """Peak RSS of a fresh process analysing ``clip``, and of its decoder child.
 
-    Sizes are MiB (2**20 bytes). ``main_mb`` is the kernel's exact peak of the analysing process; the decoder's is sampled
-    every 20 ms from ``/proc`` (the kernel's figure for a child would count the parent's pages it
-    shares between fork and exec). ``sampled_sum_mb`` is the largest sampled sum of the two;
-    ``concurrent_peak_bound_mb`` an upper bound on the two together at any moment.
+    Sizes are MiB (2**20 bytes). ``main_mb`` and ``decoder_mb`` are the kernel's peaks (``VmHWM``)
+    of the analysing process and of its decoder after exec; ``sampled_sum_mb`` is the largest
+    sampled sum of the two, ``concurrent_peak_bound_mb`` an upper bound on the two together at
+    any moment (:func:`scripts.bench_child.memory`).
     """
     out = subprocess.run(
         [sys.executable, "-m", "scripts.bench_child", "memory", str(clip)],

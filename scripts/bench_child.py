@@ -51,8 +51,7 @@ def rss_mb(pid, field: str = "VmRSS") -> float:
 
 def hwm_mb() -> float:
     """This process's peak RSS so far (the kernel's ``VmHWM``), MiB."""
-    with open("/proc/self/status") as f:
-        return next(int(x.split()[1]) for x in f if x.startswith("VmHWM")) / 1024
+    return rss_mb("self", "VmHWM")
 
 
 def decoders():
