@@ -64,6 +64,16 @@ RECIPES = {
             }
         ),
     ),
+    # the shipped probe on a pool where half the samples, real and fake alike, are re-encoded
+    # as small H.264 frames (c40-like): against the probe's "compressed = fake" shortcut
+    "probe_codec": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3, pool=PoolSpec(codec=0.5)),
+    "probe_codec_patch": ClipTrainConfig(
+        recipe="probe",
+        epochs=40,
+        lr=1e-3,
+        patch_layers=(4, 6, 8, 10, 12),
+        pool=PoolSpec(codec=0.5),
+    ),
     "ln": ClipTrainConfig(recipe="ln", epochs=3, lr=1e-3, ln_lr=2e-4, time_budget_min=40),
     "ln_bf16": ClipTrainConfig(
         recipe="ln",
@@ -87,6 +97,16 @@ def crossval_features(faces: dict, tokens_after: int) -> dict[str, dict[str, np.
         if len(f.crops):
             out[key] = cached_features(f.crops, tokens_after, net)
     return out
+
+
+def by_source(vs: dict[str, float], faces: dict) -> dict[str, float]:
+    """Mean video score per label and source folder (a clip's key without its name, e.g.
+    "real ffpp_c40/real"): where the false alarms and the missed fakes come from."""
+    groups: dict[str, list[float]] = {}
+    for key, score in vs.items():
+        label = "fake" if faces[key][0].label else "real"
+        groups.setdefault(f"{label} {key.rsplit('/', 1)[0]}", []).append(score)
+    return {g: round(float(np.mean(v)), 3) for g, v in sorted(groups.items())}
 
 
 def main(argv=None) -> int:
@@ -137,6 +157,7 @@ def main(argv=None) -> int:
                 "aggregation": best[3],
                 "members": best[4],
             },
+            "mean_video_score_by_source": by_source(vs, faces),
             "val_in_distribution": manifest["metrics"],
             "wall_time_s": manifest.get("wall_time_s"),
         }
@@ -235,7 +256,10 @@ def _config(name: str) -> dict:
     path = _folder(name) / "clip_vit_b16.json"
     conf = json.loads(path.read_text("utf-8"))["config"]
     keys = ("recipe", "layers", "patch_layers", "tune_from", "train_precision", "epochs")
-    return {k: conf.get(k) for k in keys}
+    out = {k: conf.get(k) for k in keys}
+    if conf.get("pool", {}).get("codec"):
+        out["pool_codec"] = conf["pool"]["codec"]  # share of the pool re-encoded as H.264
+    return out
 
 
 def _load(out: Path, cfg: ClipTrainConfig):

@@ -121,12 +121,11 @@ def features(images: np.ndarray, sess=None, batch: int = 32, log=print) -> np.nd
 
 
 def pool(part: str):
-    from dataclasses import asdict
 
     from detector.training.clip_pool import PoolSpec, build_pool
 
     spec = PoolSpec()
-    key = _sha256(json.dumps([asdict(spec), part], sort_keys=True).encode())[:12]
+    key = _sha256(json.dumps([spec.key(), part], sort_keys=True).encode())[:12]
     f = cache_dir() / "dino" / f"pool_{part}_{key}.npz"
     if f.is_file():
         z = np.load(f)

@@ -185,3 +185,29 @@ def test_the_registered_member_reads_what_its_manifest_was_trained_on():
     assert tuple(conf.get("patch_layers", ())) == SHIPPED_PATCH_LAYERS
     net = get_spec("clip_vit_b16").factory()
     assert net.layers == SHIPPED_LAYERS and net.patch_layers == SHIPPED_PATCH_LAYERS
+
+
+def test_recipe_comparison_groups_video_scores_by_label_and_source():
+    from types import SimpleNamespace
+
+    from scripts.clip_recipes import by_source
+
+    faces = {
+        "ffpp_c40/real/481": (SimpleNamespace(label=0), None),
+        "ffpp_c40/real/720": (SimpleNamespace(label=0), None),
+        "celebdf/fake/id0_id1": (SimpleNamespace(label=1), None),
+        "ffpp_val/135": (SimpleNamespace(label=0), None),
+        "ffpp_val/141": (SimpleNamespace(label=0), None),
+    }
+    vs = {
+        "ffpp_c40/real/481": 0.2,
+        "ffpp_c40/real/720": 0.6,
+        "celebdf/fake/id0_id1": 0.9,
+        "ffpp_val/135": 0.1,
+        "ffpp_val/141": 0.3,
+    }
+    assert by_source(vs, faces) == {
+        "fake celebdf/fake": 0.9,
+        "real ffpp_c40/real": 0.4,
+        "real ffpp_val": 0.2,
+    }

@@ -83,6 +83,30 @@ def test_augment_returns_requested_size():
     assert out.shape == (64, 64, 3) and out.dtype == np.uint8
 
 
+def test_video_compress_degrades_like_a_small_h264_frame_and_is_seeded():
+    face = _face(224)
+    a = dataset.video_compress(face, np.random.default_rng(3), crf=(44, 45), scale=(0.35, 0.36))
+    b = dataset.video_compress(face, np.random.default_rng(3), crf=(44, 45), scale=(0.35, 0.36))
+    light = dataset.video_compress(face, np.random.default_rng(3), crf=(18, 18), scale=(1.0, 1.0))
+    assert a.shape == face.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    # the background's pixel noise is what heavy compression removes first
+    err = np.abs(a.astype(int) - face).mean()
+    assert err > np.abs(light.astype(int) - face).mean() and err > 5
+
+
+def test_the_codec_augmentation_is_off_unless_asked_and_keeps_old_pool_keys():
+    from detector.training.clip_pool import PoolSpec
+
+    face = _face(150)
+    plain = dataset.augment(face, 64, np.random.default_rng(0))
+    assert np.array_equal(plain, dataset.augment(face, 64, np.random.default_rng(0)))
+    assert dataset.AugmentSettings().codec == 0.0
+    assert "codec" not in PoolSpec().key() and PoolSpec(codec=0.5).key()["codec"] == 0.5
+    coded = dataset.augment(face, 64, np.random.default_rng(0), dataset.AugmentSettings(codec=1.0))
+    assert coded.shape == (64, 64, 3) and not np.array_equal(plain, coded)
+
+
 def test_ids_from_file_names():
     assert splits.ffpp_video_id("000_3.jpg") == "000"
     assert splits.ffpp_video_id("000_003_3.jpg") == "000_003"

@@ -52,6 +52,16 @@ class PoolSpec:
     )
     seed: int = 0
     version: int = POOL_VERSION
+    # share of samples (real and fake alike) re-encoded as small H.264 frames (AugmentSettings.codec)
+    codec: float = 0.0
+
+    def key(self) -> dict:
+        """What identifies the pool on disk (settings at their old defaults are left out, so a
+        pool cached before they existed is found again)."""
+        d = asdict(self)
+        if not d["codec"]:
+            del d["codec"]
+        return d
 
 
 @dataclass
@@ -165,7 +175,7 @@ def build_pool(
     rng = np.random.default_rng([spec.seed, 0 if part == "train" else 1])
     src = _sources(part)
     reals = src["real"]
-    aug = AugmentSettings(crop_scale=(0.85, 1.0))
+    aug = AugmentSettings(crop_scale=(0.85, 1.0), codec=spec.codec)
     images, labels, kinds = [], [], []
 
     def pick_real() -> tuple[np.ndarray, Landmarks | None, str]:
@@ -308,7 +318,7 @@ def pool_features(
 
     key = hashlib.sha256(
         json.dumps(
-            [asdict(spec), part, tokens_after, FEATURES_VERSION, bf16_pool_features()],
+            [spec.key(), part, tokens_after, FEATURES_VERSION, bf16_pool_features()],
             sort_keys=True,
         ).encode()
     ).hexdigest()[:12]
