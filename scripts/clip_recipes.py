@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,9 @@ RECIPES = {
             }
         ),
     ),
+    # the class tokens of every block, as RINE (Koutlis & Papadopoulos, ECCV 2024) reads
+    # intermediate CLIP blocks for generated-image detection
+    "probe_all": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3, layers=tuple(range(1, 13))),
     # the shipped probe on a pool where half the samples, real and fake alike, are re-encoded
     # as small H.264 frames (c40-like): against the probe's "compressed = fake" shortcut
     "probe_codec": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3, pool=PoolSpec(codec=0.5)),
@@ -115,6 +119,12 @@ def main(argv=None) -> int:
     p.add_argument("--ln-budget-min", type=float, default=40.0)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument(
+        "--seeds",
+        default="0",
+        help="also train each recipe with these seeds (e.g. 0,1,2): the spread a retraining "
+        "gives; only seed 0 can ship",
+    )
+    p.add_argument(
         "--ship",
         action="store_true",
         help="copy the best candidate (by the rule in ship()) into weights/, with the comparison",
@@ -123,16 +133,26 @@ def main(argv=None) -> int:
     faces = all_faces(log=lambda *a: None)
     others = {m: member_scores(m, faces) for m in OTHER_MEMBERS}
     table = {}
-    for name in args.recipes.split(","):
-        cfg = RECIPES[name] if name != SHIPPED else _shipped_config()
+    runs = [(n, 0) for n in args.recipes.split(",")]
+    runs += [
+        (n, int(k))
+        for n in args.recipes.split(",")
+        if n != SHIPPED
+        for k in args.seeds.split(",")
+        if int(k)
+    ]
+    for recipe, seed in runs:
+        name = recipe if not seed else f"{recipe}{SEED_MARK}{seed}"
+        cfg = RECIPES[recipe] if recipe != SHIPPED else _shipped_config()
         if cfg.recipe == "ln":
-            from dataclasses import replace
-
             cfg = replace(cfg, time_budget_min=args.ln_budget_min)
+        cfg = replace(cfg, seed=seed) if seed else cfg
         out = _folder(name)
         if (out / "clip_vit_b16.json").is_file():
             print(f"{name}: already trained in {out}")
-        command = f"python -m scripts.clip_recipes --recipes {name}"
+        command = f"python -m scripts.clip_recipes --recipes {recipe}" + (
+            f" --seeds {seed}" if seed else ""
+        )
         det, manifest = (
             _load(out, cfg)
             if (out / "clip_vit_b16.json").is_file()
@@ -181,7 +201,7 @@ def ship(table: dict, command: str, weights: Path | None = None) -> str:
 
     weights = weights or WEIGHTS_DIR
     best = max(
-        table,
+        (n for n in table if SEED_MARK not in n),
         key=lambda n: (
             table[n]["ensemble"]["caught_at_5pct_false_alarm"],
             table[n]["ensemble"]["video_auc_all"],
@@ -235,6 +255,7 @@ def ship(table: dict, command: str, weights: Path | None = None) -> str:
 
 
 SHIPPED = "shipped"  # the head in weights/, compared as it is
+SEED_MARK = "@seed"  # "probe_all@seed1": a recipe retrained with another seed, for the spread
 
 
 def _folder(name: str) -> Path:
@@ -255,7 +276,7 @@ def _config(name: str) -> dict:
     """The recipe's settings as its candidate manifest records them."""
     path = _folder(name) / "clip_vit_b16.json"
     conf = json.loads(path.read_text("utf-8"))["config"]
-    keys = ("recipe", "layers", "patch_layers", "tune_from", "train_precision", "epochs")
+    keys = ("recipe", "layers", "patch_layers", "tune_from", "train_precision", "epochs", "seed")
     out = {k: conf.get(k) for k in keys}
     if conf.get("pool", {}).get("codec"):
         out["pool_codec"] = conf["pool"]["codec"]  # share of the pool re-encoded as H.264

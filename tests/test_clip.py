@@ -211,3 +211,30 @@ def test_recipe_comparison_groups_video_scores_by_label_and_source():
         "real ffpp_c40/real": 0.4,
         "real ffpp_val": 0.2,
     }
+
+
+def test_a_recipe_retrained_with_another_seed_is_recorded_but_never_shipped(tmp_path, monkeypatch):
+    import scripts.clip_recipes as cr
+
+    def entry(caught: float) -> dict:
+        return {
+            "caught_at_5pct_false_alarm": caught,
+            "video_auc": {"all": {"auc": 0.8}},
+            "ensemble": {"caught_at_5pct_false_alarm": caught, "video_auc_all": 0.8},
+            "val_in_distribution": {"val_ffpp_methods_test_crops": {"frame_auc": 0.8}},
+            "wall_time_s": 1.0,
+        }
+
+    folders = {}
+    for name in ("weights", "probe", "probe@seed1"):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        manifest = {"metrics": {}, "config": {"recipe": "probe", "layers": [4], "seed": 0}}
+        (folders[name] / "clip_vit_b16.json").write_text(json.dumps(manifest), "utf-8")
+        (folders[name] / "clip_vit_b16.safetensors").write_bytes(name.encode())
+    monkeypatch.setattr(cr, "_folder", lambda n: folders["weights" if n == cr.SHIPPED else n])
+    table = {"shipped": entry(0.5), "probe": entry(0.6), "probe@seed1": entry(0.9)}
+    assert cr.ship(table, "cmd", weights=folders["weights"]) == "probe"
+    assert (folders["weights"] / "clip_vit_b16.safetensors").read_bytes() == b"probe"
+    recorded = json.loads((folders["weights"] / "clip_vit_b16.json").read_text("utf-8"))
+    assert set(recorded["metrics"]["recipe_comparison"]["recipes"]) == set(table)

@@ -323,7 +323,7 @@ def _load_base(net: nn.Module) -> None:
 SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.registry
 
 # What the shipped member's head reads; must match its manifest's ``config`` (tests/test_clip.py)
-SHIPPED_LAYERS: tuple[int, ...] = (4, 6, 8, 10, 12)
+SHIPPED_LAYERS: tuple[int, ...] = tuple(range(1, 13))
 SHIPPED_PATCH_LAYERS: tuple[int, ...] = ()
 
 SPECS.append(
