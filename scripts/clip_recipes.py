@@ -68,8 +68,8 @@ RECIPES = {
     # the class tokens of every block, as RINE (Koutlis & Papadopoulos, ECCV 2024) reads
     # intermediate CLIP blocks for generated-image detection
     "probe_all": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3, layers=tuple(range(1, 13))),
-    # the shipped probe on a pool where half the samples, real and fake alike, are re-encoded
-    # as small H.264 frames (c40-like): against the probe's "compressed = fake" shortcut
+    # the five-block probe on a pool where half the samples, real and fake alike, are re-encoded
+    # as small H.264 frames (c40-like): against a "compressed = fake" shortcut (it lost)
     "probe_codec": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3, pool=PoolSpec(codec=0.5)),
     "probe_codec_patch": ClipTrainConfig(
         recipe="probe",

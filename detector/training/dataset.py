@@ -33,9 +33,10 @@ class AugmentSettings:
     jpeg: float = 0.5
     jpeg_quality: tuple[int, int] = (40, 95)
     # H.264 intra coding at a reduced face size, for real and fake alike: FaceForensics++ c40
-    # and social-media footage compress faces far harder than JPEG 40 does, and a member that
-    # never saw that learns "compressed = fake" (measured on the CLIP probe: c40 originals
-    # scored 0.7-0.85, c23 ones 0.02-0.14)
+    # and social-media footage compress faces far harder than JPEG 40 does. Tried against the
+    # CLIP probe's false alarms on c40 originals (mean video score 0.52 against 0.14 at c23):
+    # with half its pool re-encoded it lost on every cross-dataset figure (README, Models), so
+    # no shipped recipe uses it
     codec: float = 0.0
     codec_crf: tuple[int, int] = (28, 45)
     codec_scale: tuple[float, float] = (0.35, 1.0)
