@@ -280,20 +280,65 @@ def main(argv: Sequence[str] | None = None) -> int:
             k: (v["flagged_count"], v["n"]) for k, v in rates(vs, faces, thr10, thr10).items()
         },
     }
+    bf16 = clip_in_bf16(faces, scores, chosen, thr, low)
     print(
         json.dumps(
-            {"threshold": thr, "low": low, "rates": measured, "auc": auc_table, "at_10pct": at_10},
+            {
+                "threshold": thr,
+                "low": low,
+                "rates": measured,
+                "auc": auc_table,
+                "at_10pct": at_10,
+                "clip_in_bf16": bf16,
+            },
             indent=1,
         )
     )
     if args.dry_run:
         return 0
     _ = base
-    return write(args.out, chosen, thr, low, real, measured, auc_table, per_member, results, at_10)
+    return write(
+        args.out, chosen, thr, low, real, measured, auc_table, per_member, results, at_10, bf16
+    )
+
+
+def clip_in_bf16(faces, scores, chosen, thr: float, low: float) -> dict | None:
+    """The calibrated verdict's counts with the CLIP member's scores in bf16, as the app runs it
+    where the CPU has native bf16 and its precision check holds (the threshold is set on the
+    fp32 scores every CPU can compute). None where that does not apply or cannot be measured
+    here (no native bf16)."""
+    from detector.models import read_manifest
+    from detector.scoring.device import native_bf16
+
+    name = "clip_vit_b16"
+    manifest = read_manifest(name)
+    holds = manifest.get("metrics", {}).get("precision_check", {}).get("bf16_holds")
+    if name not in chosen.weights or not holds or not native_bf16():
+        return None
+    from scripts.check_clip_precision import bf16_scorer
+
+    tag = f"bf16frozen_{manifest['sha256'][:12]}"  # check_clip_precision's cache of them
+    low_scores = member_scores(name, faces, scorer=bf16_scorer(), tag=tag)
+    vs = video_scores(faces, {**scores, name: low_scores}, chosen)
+    counted = rates(vs, faces, thr, low)
+    return {
+        "flagged": {k: (v["flagged_count"], v["n"]) for k, v in counted.items()},
+        "video_auc_all": aucs(vs, faces, boot=200)["all"]["auc"],
+    }
 
 
 def write(
-    out: Path, chosen, thr, low, real, measured, auc_table, per_member, results, at_10=None
+    out: Path,
+    chosen,
+    thr,
+    low,
+    real,
+    measured,
+    auc_table,
+    per_member,
+    results,
+    at_10=None,
+    bf16=None,
 ) -> int:
     path = out / "ensemble.json"
     conf = json.loads(path.read_text("utf-8")) if path.is_file() else {}
@@ -319,6 +364,8 @@ def write(
             "rates": measured,
             # not the verdict's threshold: the counts (flagged, of n) at 10 % false alarms
             "at_10pct_false_alarm": at_10,
+            # the same threshold with the CLIP member in bf16 (CPUs with native bf16 run it so)
+            "with_clip_in_bf16": bf16,
             "video_auc": auc_table,
             "fake_sets": FAKE_SETS,
             "command": "python -m scripts.calibrate",

@@ -238,3 +238,11 @@ def test_a_recipe_retrained_with_another_seed_is_recorded_but_never_shipped(tmp_
     assert (folders["weights"] / "clip_vit_b16.safetensors").read_bytes() == b"probe"
     recorded = json.loads((folders["weights"] / "clip_vit_b16.json").read_text("utf-8"))
     assert set(recorded["metrics"]["recipe_comparison"]["recipes"]) == set(table)
+
+
+def test_the_bf16_verdict_check_applies_only_to_an_ensemble_with_the_clip_member():
+    from detector.types import ScoringSettings
+    from scripts.calibrate import clip_in_bf16
+
+    without = ScoringSettings(weights={"xception": 1.0})
+    assert clip_in_bf16({}, {}, without, 0.5, 0.4) is None
