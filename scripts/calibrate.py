@@ -274,32 +274,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     auc_table = aucs(vs, faces)
     # the issue's other operating point: what a threshold at 10 % of the real videos would flag
     thr10 = threshold_for(real, 0.10)
-    at_10 = {
-        "threshold": round(thr10, 4),
-        "flagged": {
-            k: (v["flagged_count"], v["n"]) for k, v in rates(vs, faces, thr10, thr10).items()
+    extra = {
+        # not the verdict's threshold: the counts (flagged, of n) at 10 % false alarms
+        "at_10pct_false_alarm": {
+            "threshold": round(thr10, 4),
+            "flagged": counts(rates(vs, faces, thr10, thr10)),
         },
+        # the same threshold with the CLIP member in bf16 (CPUs with native bf16 run it so)
+        "with_clip_in_bf16": clip_in_bf16(faces, scores, chosen, thr, low),
     }
-    bf16 = clip_in_bf16(faces, scores, chosen, thr, low)
     print(
         json.dumps(
-            {
-                "threshold": thr,
-                "low": low,
-                "rates": measured,
-                "auc": auc_table,
-                "at_10pct": at_10,
-                "clip_in_bf16": bf16,
-            },
-            indent=1,
+            {"threshold": thr, "low": low, "rates": measured, "auc": auc_table, **extra}, indent=1
         )
     )
     if args.dry_run:
         return 0
     _ = base
-    return write(
-        args.out, chosen, thr, low, real, measured, auc_table, per_member, results, at_10, bf16
-    )
+    return write(args.out, chosen, thr, low, real, measured, auc_table, per_member, results, extra)
+
+
+def counts(measured: dict[str, dict]) -> dict[str, tuple[int, int]]:
+    """(flagged, of n) per set, from :func:`rates`."""
+    return {k: (v["flagged_count"], v["n"]) for k, v in measured.items()}
 
 
 def clip_in_bf16(faces, scores, chosen, thr: float, low: float) -> dict | None:
@@ -320,9 +317,8 @@ def clip_in_bf16(faces, scores, chosen, thr: float, low: float) -> dict | None:
     tag = f"bf16frozen_{manifest['sha256'][:12]}"  # check_clip_precision's cache of them
     low_scores = member_scores(name, faces, scorer=bf16_scorer(), tag=tag)
     vs = video_scores(faces, {**scores, name: low_scores}, chosen)
-    counted = rates(vs, faces, thr, low)
     return {
-        "flagged": {k: (v["flagged_count"], v["n"]) for k, v in counted.items()},
+        "flagged": counts(rates(vs, faces, thr, low)),
         "video_auc_all": aucs(vs, faces, boot=200)["all"]["auc"],
     }
 
@@ -337,8 +333,7 @@ def write(
     auc_table,
     per_member,
     results,
-    at_10=None,
-    bf16=None,
+    extra: dict | None = None,
 ) -> int:
     path = out / "ensemble.json"
     conf = json.loads(path.read_text("utf-8")) if path.is_file() else {}
@@ -362,10 +357,7 @@ def write(
             "pool": POOL.format(n=len(real)),
             "real_video_scores": [round(float(x), 5) for x in real],
             "rates": measured,
-            # not the verdict's threshold: the counts (flagged, of n) at 10 % false alarms
-            "at_10pct_false_alarm": at_10,
-            # the same threshold with the CLIP member in bf16 (CPUs with native bf16 run it so)
-            "with_clip_in_bf16": bf16,
+            **(extra or {}),
             "video_auc": auc_table,
             "fake_sets": FAKE_SETS,
             "command": "python -m scripts.calibrate",

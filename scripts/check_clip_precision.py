@@ -71,10 +71,13 @@ def bf16_scorer():
 
     if not native_bf16():
         raise SystemExit("this CPU has no native bf16 (AVX-512 BF16 or AMX): measure it on one")
-    ens = Ensemble([NAME], device="cpu", precision="bf16")
+    import functools
+
+    # loaded at the first crop to score: callers whose scores are all cached never load it
+    ens = functools.cache(lambda: Ensemble([NAME], device="cpu", precision="bf16"))
 
     def scorer(crops, tracks):
-        return ens.score(crops, tracks)[:, 0]
+        return ens().score(crops, tracks)[:, 0]
 
     return scorer
 
