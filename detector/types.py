@@ -142,6 +142,9 @@ class Calibration:
             holds only for the same scoring.
         target_false_alarm: the share of real videos allowed at or above the threshold.
         rates: measured rates at the threshold (reals flagged, fakes flagged per set, ...).
+        paths: per precision path measured ("fp32"; "bf16cpu": as a CPU with native bf16 runs
+            the members), what it is and (flagged, of n) per set at the threshold, which is the
+            higher of the paths' own thresholds.
     """
 
     real_scores: tuple[float, ...]
@@ -151,6 +154,7 @@ class Calibration:
     order: str
     target_false_alarm: float
     rates: dict = field(default_factory=dict)
+    paths: dict = field(default_factory=dict)
 
     def applies_to(self, weights: dict[str, float], aggregation: str, order: str) -> bool:
         """Whether scores computed with these settings are on the calibrated scale."""

@@ -293,6 +293,22 @@ def crossval_metrics(metrics: dict) -> dict[str, str]:
     return out
 
 
+def precision_paths_text(paths: dict) -> str:
+    """In words: the threshold holds on each precision path, with each path's counts."""
+    parts = []
+    for name, p in paths.items():
+        f = p.get("flagged", {})
+        real, fakes = f.get("real", ("?", "?")), f.get("all_fakes", ("?", "?"))
+        parts.append(
+            f"{p.get('what', name)}: {real[0]} of {real[1]} real videos and "
+            f"{fakes[0]} of {fakes[1]} fakes flagged"
+        )
+    return (
+        "The threshold is the higher of those set on each precision path, so it holds whichever "
+        "path this computer takes. " + "; ".join(parts) + "."
+    )
+
+
 def calibration_summary() -> None:
     """How the default verdict's threshold was set, and what it catches, in words."""
     from detector.verdict.scoring import default_scoring
@@ -324,6 +340,8 @@ def calibration_summary() -> None:
                 f"- all validation fakes flagged: {fakes['flagged_count']} of {fakes['n']}"
             )
         st.markdown("\n".join(lines))
+        if len(cal.paths) > 1:
+            st.caption(precision_paths_text(cal.paths))
         st.caption(
             "Measured on the same videos that set the threshold, so these rates are optimistic; "
             "on manipulation methods and footage unlike these, expect fewer fakes caught."

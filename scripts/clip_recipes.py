@@ -11,7 +11,7 @@ other members' cached scores). ``--ship`` copies the candidate whose ensemble do
 ``python -m scripts.calibrate`` then scores it through the app's own path and writes the ensemble.
 
     python -m scripts.clip_recipes [--recipes shipped,probe,ln] [--ln-budget-min 40]
-                                   [--json out.json] [--ship]
+                                   [--seeds 0,1,2 [--average]] [--json out.json] [--ship]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from detector.training.clip import (
     ClipTrainConfig,
     new_detector,
     predict_cached,
+    save_head_average,
     train_and_save,
 )
 from detector.training.clip_pool import PoolSpec, backbone, cached_features
@@ -40,6 +41,20 @@ from scripts.crossval import all_faces, member_scores
 # calibrate's other candidates: each recipe is judged in the ensemble it would ship in
 OTHER_MEMBERS = ("efficientnet_lite0", "xception", "inception_resnet_v2", "mesoinception4_f2f")
 
+BIG_POOL = PoolSpec(
+    counts={
+        "real": 4800,
+        "ffpp:Deepfakes": 850,
+        "ffpp:Face2Face": 600,
+        "ffpp:FaceSwap": 850,
+        "ffpp:NeuralTextures": 850,
+        "ffpp_frames": 400,
+        "sbi": 900,
+        "swap": 900,
+        "fwa": 400,
+    }
+)
+
 RECIPES = {
     "probe": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3),
     "probe_patch": ClipTrainConfig(
@@ -47,27 +62,14 @@ RECIPES = {
     ),
     # the same probe on a pool twice the size: every FF++ training crop of each method about
     # once, twice the real faces and twice the generated fakes (new augmentations of each)
-    "probe_big": ClipTrainConfig(
-        recipe="probe",
-        epochs=40,
-        lr=1e-3,
-        pool=PoolSpec(
-            counts={
-                "real": 4800,
-                "ffpp:Deepfakes": 850,
-                "ffpp:Face2Face": 600,
-                "ffpp:FaceSwap": 850,
-                "ffpp:NeuralTextures": 850,
-                "ffpp_frames": 400,
-                "sbi": 900,
-                "swap": 900,
-                "fwa": 400,
-            }
-        ),
-    ),
+    "probe_big": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3, pool=BIG_POOL),
     # the class tokens of every block, as RINE (Koutlis & Papadopoulos, ECCV 2024) reads
     # intermediate CLIP blocks for generated-image detection
     "probe_all": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3, layers=tuple(range(1, 13))),
+    # every block's class token on the pool twice the size (probe_big's pool)
+    "probe_all_big": ClipTrainConfig(
+        recipe="probe", epochs=40, lr=1e-3, layers=tuple(range(1, 13)), pool=BIG_POOL
+    ),
     # the five-block probe on a pool where half the samples, real and fake alike, are re-encoded
     # as small H.264 frames (c40-like): against a "compressed = fake" shortcut (it lost)
     "probe_codec": ClipTrainConfig(recipe="probe", epochs=40, lr=1e-3, pool=PoolSpec(codec=0.5)),
@@ -113,6 +115,33 @@ def by_source(vs: dict[str, float], faces: dict) -> dict[str, float]:
     return {g: round(float(np.mean(v)), 3) for g, v in sorted(groups.items())}
 
 
+def evaluate(det, manifest: dict, cfg: ClipTrainConfig, faces: dict, others: dict) -> dict:
+    """One candidate on cross-dataset validation: alone and in the best ensemble it would ship in
+    (calibrate's search with the other members' cached scores)."""
+    feats = crossval_features(faces, cfg.tune_from - 1)
+    head = CachedHead(det, cfg)
+    scores = {
+        k: predict_cached(head, feats[k], cfg.recipe == "ln") if k in feats else np.zeros(0)
+        for k in faces
+    }
+    vs = video_scores(faces, {"clip": scores}, ScoringSettings(weights={"clip": 1.0}))
+    caught, _ = objective(vs, faces)
+    best = search(faces, {**others, MEMBER: scores})[0]
+    return {
+        "caught_at_5pct_false_alarm": round(caught, 4),
+        "video_auc": aucs(vs, faces),
+        "ensemble": {
+            "caught_at_5pct_false_alarm": round(best[0], 4),
+            "video_auc_all": round(best[1], 4),
+            "aggregation": best[3],
+            "members": best[4],
+        },
+        "mean_video_score_by_source": by_source(vs, faces),
+        "val_in_distribution": manifest["metrics"],
+        "wall_time_s": manifest.get("wall_time_s"),
+    }
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--recipes", default="probe,ln")
@@ -123,6 +152,12 @@ def main(argv=None) -> int:
         default="0",
         help="also train each recipe with these seeds (e.g. 0,1,2): the spread a retraining "
         "gives; only seed 0 can ship",
+    )
+    p.add_argument(
+        "--average",
+        action="store_true",
+        help="also compare, for each probe recipe trained with two or more seeds, the head that "
+        "averages them (recipe+seedmean; shippable: it is one linear head)",
     )
     p.add_argument(
         "--ship",
@@ -141,6 +176,7 @@ def main(argv=None) -> int:
         for k in args.seeds.split(",")
         if int(k)
     ]
+    trained: dict[str, list[Path]] = {}
     for recipe, seed in runs:
         name = recipe if not seed else f"{recipe}{SEED_MARK}{seed}"
         cfg = RECIPES[recipe] if recipe != SHIPPED else _shipped_config()
@@ -158,34 +194,29 @@ def main(argv=None) -> int:
             if (out / "clip_vit_b16.json").is_file()
             else train_and_save(cfg, out, command)
         )
-        feats = crossval_features(faces, cfg.tune_from - 1)
-        head = CachedHead(det, cfg)
-        scores = {
-            k: predict_cached(head, feats[k], cfg.recipe == "ln") if k in feats else np.zeros(0)
-            for k in faces
-        }
-        vs = video_scores(faces, {"clip": scores}, ScoringSettings(weights={"clip": 1.0}))
-        caught, _ = objective(vs, faces)
-        # the ensemble it would ship in: calibrate's search with the other members' scores
-        best = search(faces, {**others, MEMBER: scores})[0]
-        table[name] = {
-            "caught_at_5pct_false_alarm": round(caught, 4),
-            "video_auc": aucs(vs, faces),
-            "ensemble": {
-                "caught_at_5pct_false_alarm": round(best[0], 4),
-                "video_auc_all": round(best[1], 4),
-                "aggregation": best[3],
-                "members": best[4],
-            },
-            "mean_video_score_by_source": by_source(vs, faces),
-            "val_in_distribution": manifest["metrics"],
-            "wall_time_s": manifest.get("wall_time_s"),
-        }
+        trained.setdefault(recipe, []).append(out)
+        table[name] = evaluate(det, manifest, cfg, faces, others)
         print(name, json.dumps(table[name], indent=1), flush=True)
+    if args.average:
+        for recipe, folders in trained.items():
+            if recipe == SHIPPED or len(folders) < 2 or RECIPES[recipe].recipe != "probe":
+                continue
+            name = f"{recipe}{AVERAGE_MARK}"
+            command = (
+                f"python -m scripts.clip_recipes --recipes {recipe} --seeds {args.seeds} --average"
+            )
+            det, manifest = save_head_average(folders, RECIPES[recipe], _folder(name), command)
+            table[name] = evaluate(det, manifest, RECIPES[recipe], faces, others)
+            print(name, json.dumps(table[name], indent=1), flush=True)
     if args.json:
         args.json.write_text(json.dumps(table, indent=1), "utf-8")
     if args.ship:
-        ship(table, f"python -m scripts.clip_recipes --recipes {args.recipes} --ship")
+        ship(
+            table,
+            f"python -m scripts.clip_recipes --recipes {args.recipes} --seeds {args.seeds}"
+            + (" --average" if args.average else "")
+            + " --ship",
+        )
     return 0
 
 
@@ -255,7 +286,8 @@ def ship(table: dict, command: str, weights: Path | None = None) -> str:
 
 
 SHIPPED = "shipped"  # the head in weights/, compared as it is
-SEED_MARK = "@seed"  # "probe_all@seed1": a recipe retrained with another seed, for the spread
+SEED_MARK = "@seed"
+AVERAGE_MARK = "+seedmean"  # "probe_all+seedmean": the mean of that recipe's seeds' heads  # "probe_all@seed1": a recipe retrained with another seed, for the spread
 
 
 def _folder(name: str) -> Path:
@@ -277,6 +309,7 @@ def _config(name: str) -> dict:
     path = _folder(name) / "clip_vit_b16.json"
     conf = json.loads(path.read_text("utf-8"))["config"]
     keys = ("recipe", "layers", "patch_layers", "tune_from", "train_precision", "epochs", "seed")
+    keys += ("averaged_seeds",) * ("averaged_seeds" in conf)
     out = {k: conf.get(k) for k in keys}
     if conf.get("pool", {}).get("codec"):
         out["pool_codec"] = conf["pool"]["codec"]  # share of the pool re-encoded as H.264

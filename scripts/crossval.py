@@ -14,8 +14,8 @@ The set (all under ``DEEPFAKE_DATA_DIR``, default ``../shared/data``; never trai
 Faces are found by the pipeline itself (``Analyzer.extract_faces``: the same detector, quality
 checks and tracker as an analysis), with ``1fps`` sampling for clips of 8 s or more and ``even:8``
 for shorter ones (the Celeb-DF clips last 1 s). Crops are cached under ``<cache>/crossval/``,
-keyed by the content of the face code, and each member's scores by its weights' sha256, so adding
-a member scores only that member.
+keyed by the content of the face code, and each member's scores by its weights' sha256 and the
+precision path (``PATHS``), so adding a member scores only that member.
 
     python -m scripts.crossval [--models a,b] [--json out.json]
 """
@@ -163,22 +163,42 @@ def all_faces(log=print) -> dict[str, tuple[Clip, Faces]]:
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+PATHS = {
+    "fp32": "every member in float32 (what every CPU can run)",
+    "bf16cpu": "each member as the app runs it on a CPU with native bf16: bf16 where its "
+    "precision check admits it, float32 otherwise",
+}
+
+
 def member_scores(
-    name: str, faces: dict[str, tuple[Clip, Faces]], scorer: Scorer | None = None, tag: str = ""
+    name: str,
+    faces: dict[str, tuple[Clip, Faces]],
+    scorer: Scorer | None = None,
+    tag: str = "",
+    path: str = "fp32",
 ) -> dict[str, np.ndarray]:
-    """p_fake of every face for one member (cached by its weights' sha256 or ``tag``)."""
+    """p_fake of every face for one member on a precision ``path`` (:data:`PATHS`), cached by
+    its weights' sha256 and the path (or by ``tag``)."""
     from detector.models import read_manifest
 
+    if path not in PATHS:
+        raise ValueError(f"unknown precision path {path!r}: one of {sorted(PATHS)}")
     if not tag:
-        tag = read_manifest(name)["sha256"][:12]
+        tag = f"{read_manifest(name)['sha256'][:12]}_{path}"
     file = cache_dir() / "crossval" / f"scores_{_face_code_key()}" / f"{name}_{tag}.json"
     cached = json.loads(file.read_text("utf-8")) if file.is_file() else {}
     todo = [k for k in faces if k not in cached]
     if todo:
         if scorer is None:
+            from detector.scoring.device import native_bf16
             from detector.scoring.ensemble import Ensemble
 
-            ens = Ensemble([name])
+            if path == "bf16cpu" and not native_bf16():
+                raise SystemExit(
+                    "the bf16cpu path needs a CPU with native bf16 (AVX-512 BF16 or AMX), "
+                    "uncapped: measure it on one"
+                )
+            ens = Ensemble([name], precision="fp32" if path == "fp32" else "auto")
 
             def scorer(crops, tracks):
                 return ens.score(crops, tracks)[:, 0]

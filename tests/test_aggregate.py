@@ -165,3 +165,23 @@ def test_bad_settings_raise(bad):
 def test_ensemble_per_face_is_weighted_sum():
     t = table([[1.0, 0.0], [0.5, 0.5]])
     assert ensemble_per_face(t, {"a": 1, "b": 3}).tolist() == pytest.approx([0.25, 0.5])
+
+
+def test_the_report_names_every_precision_path_the_threshold_was_set_on():
+    from detector.reporting.pdf_sections import calibration_words
+    from detector.verdict.scoring import default_scoring
+
+    paths = {
+        "fp32": {"what": "all float32", "flagged": {"real": (2, 57), "all_fakes": (26, 41)}},
+        "bf16cpu": {"what": "members in bf16", "flagged": {"real": (2, 57), "all_fakes": (27, 41)}},
+    }
+    s = default_scoring()
+    s = replace(s, calibration=replace(s.calibration, paths=paths))
+    t = table([[0.9] * len(s.weights)] * 3, models=tuple(s.weights))
+    v = compute_verdict(t, s)
+    words = calibration_words(v)
+    assert "higher of the thresholds set on each precision path" in words
+    assert "members in bf16: 2 of 57 real videos and 27 of 41 fakes" in words
+    # one path: nothing to add
+    one = replace(s, calibration=replace(s.calibration, paths={"fp32": paths["fp32"]}))
+    assert "precision path" not in calibration_words(compute_verdict(t, one))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from detector.errors import WeightsIntegrityError, WeightsMissingError
 from detector.io.files import sha256_file
@@ -238,11 +239,64 @@ def test_a_recipe_retrained_with_another_seed_is_recorded_but_never_shipped(tmp_
     assert (folders["weights"] / "clip_vit_b16.safetensors").read_bytes() == b"probe"
     recorded = json.loads((folders["weights"] / "clip_vit_b16.json").read_text("utf-8"))
     assert set(recorded["metrics"]["recipe_comparison"]["recipes"]) == set(table)
+    # the mean of a recipe's seeds is one head: it may ship
+    folders["probe+seedmean"] = folders["probe"]
+    table["probe+seedmean"] = entry(0.7)
+    assert cr.ship(table, "cmd", weights=folders["weights"]) == "probe+seedmean"
 
 
-def test_the_bf16_verdict_check_applies_only_to_an_ensemble_with_the_clip_member():
+def test_the_verdict_threshold_holds_on_every_precision_path():
+    """calibrate sets the threshold on each precision path and keeps the higher: on either
+    path at most 5 % of the real videos reach it."""
     from detector.types import ScoringSettings
-    from scripts.calibrate import clip_in_bf16
+    from scripts.calibrate import calibrate_paths
+    from scripts.crossval import Faces
 
-    without = ScoringSettings(weights={"xception": 1.0})
-    assert clip_in_bf16({}, {}, without, 0.5, 0.4) is None
+    class Clip:
+        def __init__(self, label, source):
+            self.label, self.source = label, source
+
+    def face(label, source="celebdf"):
+        f = Faces(
+            np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1, int), np.zeros(1, int), np.zeros(1), 1
+        )
+        return (Clip(label, source), f)
+
+    faces = {f"real{i}": face(0, "real") for i in range(40)}
+    faces |= {f"fake{i}": face(1) for i in range(10)}
+    rng = np.random.default_rng(0)
+    fp32 = {k: np.array([rng.uniform(0, 0.6) if "real" in k else 0.9]) for k in faces}
+    # the other path moves three real videos up, past the fp32 path's threshold
+    bf16 = {k: v + (0.3 if k in ("real0", "real1", "real2") else 0.0) for k, v in fp32.items()}
+    chosen = ScoringSettings(weights={"m": 1.0})
+    both = calibrate_paths(faces, {"fp32": {"m": fp32}, "bf16cpu": {"m": bf16}}, chosen)
+    alone = calibrate_paths(faces, {"fp32": {"m": fp32}}, chosen)
+    assert both["threshold"] > alone["threshold"]
+    for path in ("fp32", "bf16cpu"):
+        real_flagged, n = both["paths"][path]["flagged"]["real"]
+        assert n == 40 and real_flagged <= 0.05 * n
+    assert both["paths"]["bf16cpu"]["threshold_alone"] == round(both["threshold"], 4)
+
+
+def test_averaged_linear_heads_give_the_mean_of_their_logits():
+    from detector.training.clip import average_linear_heads
+
+    torch.manual_seed(0)
+    heads = [nn.Sequential(nn.Dropout(0.1), nn.Linear(24, 1)).eval() for _ in range(3)]
+    mean_head = nn.Sequential(nn.Dropout(0.1), nn.Linear(24, 1)).eval()
+    mean_head.load_state_dict(
+        {
+            k.replace("head.", ""): v
+            for k, v in average_linear_heads(
+                [{f"head.{k}": v for k, v in h.state_dict().items()} for h in heads]
+            ).items()
+        }
+    )
+    x = torch.randn(10, 24)
+    with torch.no_grad():
+        expected = torch.stack([h(x) for h in heads]).mean(0)
+        assert torch.allclose(mean_head(x), expected, atol=1e-6)
+    hidden = {"head.1.weight": torch.zeros(4, 24), "head.1.bias": torch.zeros(4)}
+    hidden |= {"head.3.weight": torch.zeros(1, 4), "head.3.bias": torch.zeros(1)}
+    with pytest.raises(ValueError, match="linear"):
+        average_linear_heads([hidden, hidden])

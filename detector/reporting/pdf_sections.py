@@ -348,4 +348,18 @@ def calibration_words(verdict) -> str:
         f"{len(cal.real_scores)} real videos (measured: {real.get('flagged_count', '?')} "
         f"flagged); it flagged {fakes.get('flagged_count', '?')} of {fakes.get('n', '?')} "
         "validation fakes (optimistic: measured on the videos that set it)"
+        + _other_paths(cal.paths)
     )
+
+
+def _other_paths(paths: dict) -> str:
+    """The other precision paths the threshold was set on, with their counts."""
+    others = [(n, p) for n, p in paths.items() if n != "fp32"]
+    if not others:
+        return ""
+    words = "; ".join(
+        f"{p.get('what', n)}: {p['flagged']['real'][0]} of {p['flagged']['real'][1]} real "
+        f"videos and {p['flagged']['all_fakes'][0]} of {p['flagged']['all_fakes'][1]} fakes"
+        for n, p in others
+    )
+    return f". It is the higher of the thresholds set on each precision path ({words})"

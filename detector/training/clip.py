@@ -373,3 +373,64 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
     }
     (out / f"{MEMBER}.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
     return det, manifest
+
+
+def average_linear_heads(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The parameter mean of linear probe heads (``head.1.weight``, ``head.1.bias`` only)."""
+    if not states or any(set(s) != {"head.1.weight", "head.1.bias"} for s in states):
+        raise ValueError("only linear probe heads (head.1.weight and head.1.bias) average")
+    if any(s[k].shape != states[0][k].shape for s in states for k in s):
+        raise ValueError("the heads differ in shape")
+    return {k: torch.stack([s[k] for s in states]).mean(0).contiguous() for k in states[0]}
+
+
+def save_head_average(
+    folders: Sequence[Path], cfg: ClipTrainConfig, out: Path, command: str, log=print
+):
+    """Average the linear heads of one probe recipe trained with several seeds into one head
+    (``<out>/clip_vit_b16.{safetensors,json}``). With a frozen backbone and a linear head on
+    parameter-free standardised features, the averaged head's logit is exactly the mean of the
+    seeds' logits: an ensemble of retrainings at the cost of one head."""
+    from safetensors.torch import load_file, save_file
+
+    from detector.io.files import sha256_file
+
+    if cfg.recipe != "probe":
+        raise ValueError("only a probe's linear heads average into one head")
+    state = average_linear_heads(
+        [load_file(str(Path(f) / f"{MEMBER}.safetensors")) for f in folders]
+    )
+    det = new_detector(cfg)
+    det.load_state_dict(state, strict=False)
+    det.eval()
+    val, yv, kv = pool_features(cfg.pool, "val", cfg.tune_from - 1, log)
+    pv = predict_cached(CachedHead(det, cfg), val, False)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{MEMBER}.safetensors"
+    save_file({k: state[k] for k in sorted(state)}, str(path))
+    man = json.loads((Path(folders[0]) / f"{MEMBER}.json").read_text("utf-8"))
+    seeds = [
+        json.loads((Path(f) / f"{MEMBER}.json").read_text("utf-8"))["config"]["seed"]
+        for f in folders
+    ]
+    man["sha256"] = sha256_file(path)
+    man["training_command"] = command
+    man["config"]["seed"] = seeds[0]
+    man["config"]["averaged_seeds"] = seeds
+    man["notes"] += (
+        f" The head is the mean of the heads trained with seeds {seeds} (same pool, same recipe; "
+        "for a linear head on a frozen backbone, the mean of their logits)."
+    )
+    man["wall_time_s"] = round(
+        sum(
+            json.loads((Path(f) / f"{MEMBER}.json").read_text("utf-8"))["wall_time_s"]
+            for f in folders
+        ),
+        1,
+    )
+    man.pop("history", None)
+    man["metrics"]["val_ffpp_methods_test_crops"].update(
+        frame_auc=round(auc(yv, pv), 4), per_kind_auc=per_kind_auc(yv, pv, kv), n=len(yv)
+    )
+    (out / f"{MEMBER}.json").write_text(json.dumps(man, indent=2) + "\n", "utf-8")
+    return det, man

@@ -46,6 +46,7 @@ def _scoring_from(conf: dict, calibrated: bool) -> ScoringSettings:
             order=s.order,
             target_false_alarm=float(cal["target_false_alarm"]),
             rates=cal.get("rates", {}),
+            paths=cal.get("paths", {}),
         ),
     )
 
