@@ -83,7 +83,7 @@ def bf16_scorer():
 
 
 SCORERS = {"int8_dynamic": int8_scorer, "bf16_frozen": bf16_scorer}
-TAGS = {"int8_dynamic": "int8dyn", "bf16_frozen": "bf16frozen"}
+TAGS = {"int8_dynamic": "int8dyn", "bf16_frozen": "bf16"}
 
 
 def compare(faces, fp32, low, label: str) -> dict:
@@ -111,11 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     faces = all_faces(log=lambda *_: None)
     sha = json.loads((WEIGHTS_DIR / f"{NAME}.json").read_text("utf-8"))["sha256"][:12]
-    fp32 = member_scores(NAME, faces, clip_scorer(), tag=f"fp32_{sha}")
+    # the same score caches as calibrate's precision paths (scripts.crossval.member_scores)
+    fp32 = member_scores(NAME, faces, clip_scorer(), tag=f"{sha}_fp32")
     rows = {}
     for label in args.only or sorted(SCORERS):
         t0 = time.perf_counter()
-        low = member_scores(NAME, faces, SCORERS[label](), tag=f"{TAGS[label]}_{sha}")
+        low = member_scores(NAME, faces, SCORERS[label](), tag=f"{sha}_{TAGS[label]}")
         row = compare(faces, fp32, low, label)
         row["seconds_this_run"] = round(time.perf_counter() - t0, 1)
         row["cpu_flags"] = list(cpu_flags())

@@ -170,6 +170,19 @@ PATHS = {
 }
 
 
+def precision_on(name: str, path: str) -> str:
+    """The precision ("fp32" or "bf16") a member runs in on a precision path: on ``bf16cpu``,
+    bf16 where its manifest's precision check admits it, as :class:`Ensemble` decides on a CPU."""
+    from detector.models import get_spec, model_card
+    from detector.scoring.ensemble import bf16_holds
+
+    if path not in PATHS:
+        raise ValueError(f"unknown precision path {path!r}: one of {sorted(PATHS)}")
+    spec = get_spec(name)
+    frozen = spec.kind == "frame" and spec.inputs == "crop"
+    return "bf16" if path == "bf16cpu" and bf16_holds(model_card(name), frozen=frozen) else "fp32"
+
+
 def member_scores(
     name: str,
     faces: dict[str, tuple[Clip, Faces]],
@@ -178,13 +191,12 @@ def member_scores(
     path: str = "fp32",
 ) -> dict[str, np.ndarray]:
     """p_fake of every face for one member on a precision ``path`` (:data:`PATHS`), cached by
-    its weights' sha256 and the path (or by ``tag``)."""
+    its weights' sha256 and the precision it runs in there (or by ``tag``)."""
     from detector.models import read_manifest
 
-    if path not in PATHS:
-        raise ValueError(f"unknown precision path {path!r}: one of {sorted(PATHS)}")
-    if not tag:
-        tag = f"{read_manifest(name)['sha256'][:12]}_{path}"
+    precision = precision_on(name, path)
+    if not tag:  # keyed by the precision the member actually runs in on that path
+        tag = f"{read_manifest(name)['sha256'][:12]}_{precision}"
     file = cache_dir() / "crossval" / f"scores_{_face_code_key()}" / f"{name}_{tag}.json"
     cached = json.loads(file.read_text("utf-8")) if file.is_file() else {}
     todo = [k for k in faces if k not in cached]
@@ -193,12 +205,12 @@ def member_scores(
             from detector.scoring.device import native_bf16
             from detector.scoring.ensemble import Ensemble
 
-            if path == "bf16cpu" and not native_bf16():
+            if precision == "bf16" and not native_bf16():
                 raise SystemExit(
-                    "the bf16cpu path needs a CPU with native bf16 (AVX-512 BF16 or AMX), "
-                    "uncapped: measure it on one"
+                    f"{name} runs in bf16 on the {path} path: measure it on a CPU with native "
+                    "bf16 (AVX-512 BF16 or AMX), uncapped"
                 )
-            ens = Ensemble([name], precision="fp32" if path == "fp32" else "auto")
+            ens = Ensemble([name], precision=precision)
 
             def scorer(crops, tracks):
                 return ens.score(crops, tracks)[:, 0]
