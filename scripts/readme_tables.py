@@ -190,8 +190,8 @@ def _targets(run: dict, targets) -> str:
 
 
 TABLES = {
-    "bench-avx512bf16": bench_table("2026-12-05-avx512bf16-epyc.json", 1.0, "native"),
-    "bench-capped-avx2": bench_table("2026-12-05-avx512bf16-epyc-capped-avx2.json", 2.0, "AVX2"),
+    "bench-avx512bf16": bench_table("2026-12-05b-avx512bf16-epyc.json", 1.0, "native"),
+    "bench-capped-avx2": bench_table("2026-12-05b-avx512bf16-epyc-capped-avx2.json", 2.0, "AVX2"),
     "bench-avx2": bench_table("2026-12-03-avx2-epyc.json", 2.0, "AVX2"),
     "crossval": crossval_table,
     "calibration": calibration_table,
