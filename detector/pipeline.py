@@ -215,7 +215,12 @@ class Analyzer:
     def _model_cards(self) -> tuple:
         """Cards of the models that were loaded (none when the analysis stopped before scoring)."""
         loaded = self._ensemble
-        return tuple(m.card for m in loaded.members.values()) if loaded is not None else ()
+        if loaded is None:
+            return ()
+        return tuple(
+            replace(m.card, precision="bf16" if m.low_precision else "fp32")
+            for m in loaded.members.values()
+        )
 
     def analyze(
         self,

@@ -304,8 +304,10 @@ def precision_paths_text(paths: dict) -> str:
             f"{fakes[0]} of {fakes[1]} fakes flagged"
         )
     return (
-        "The threshold is the higher of those set on each precision path, so it holds whichever "
-        "path this computer takes. " + "; ".join(parts) + "."
+        "The threshold is the higher of those set on each precision path, so it holds on either "
+        "kind of CPU (a GPU computes in another mix of precisions, not calibrated). At it: "
+        + "; ".join(parts)
+        + "."
     )
 
 
@@ -329,6 +331,8 @@ def calibration_summary() -> None:
             f"{100 * cal.target_false_alarm:.0f} % of {len(cal.real_scores)} real videos reach "
             f'({cal.pool}). "Inconclusive" from {s.threshold - s.inconclusive_band:.3f}.'
         )
+        if len(cal.paths) > 1:
+            st.write("Measured with every model in float32:")
         lines = [
             f"- real videos flagged: {real.get('flagged_count', '?')} of {real.get('n', '?')}",
         ]

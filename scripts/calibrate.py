@@ -42,7 +42,7 @@ from detector.scoring.device import native_bf16
 from detector.settings import WEIGHTS_DIR
 from detector.types import ScoreTable, ScoringSettings
 from detector.verdict.verdict import compute_verdict
-from scripts.crossval import PATHS, Faces, all_faces, member_scores
+from scripts.crossval import PATHS, Faces, all_faces, member_scores, precision_on
 
 TARGET_FALSE_ALARM = 0.05
 INCONCLUSIVE_QUANTILE = 0.85
@@ -84,10 +84,13 @@ def video_scores(
 
 
 def threshold_for(real: Sequence[float], target: float = TARGET_FALSE_ALARM) -> float:
-    """The lowest score that at most ``target`` of the real videos reach (midway to the next)."""
+    """The lowest score that at most ``target`` of the real videos reach: midway between the
+    highest real score that must stay under it and the next strictly higher one (ties stay
+    under together)."""
     r = np.sort(np.asarray(real))[::-1]
     k = math.floor(target * len(r))  # reals allowed at or above the threshold
-    return float((r[k] + r[k - 1]) / 2) if k > 0 else float(r[0] + 1e-6)
+    above = r[r > r[k]]
+    return float((r[k] + above.min()) / 2) if len(above) else float(r[k] + 1e-6)
 
 
 def rates(
@@ -249,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--step", type=float, default=0.1)
     p.add_argument("--dry-run", action="store_true", help="print, do not write weights/")
+    p.add_argument(
+        "--fp32-only",
+        action="store_true",
+        help="on a CPU without native bf16: write a threshold set on the fp32 path alone",
+    )
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     args = p.parse_args(argv)
     faces: dict[str, tuple[object, Faces]] = all_faces(log=lambda *a: None)
@@ -271,7 +279,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = {"fp32": scores}
     if native_bf16():  # the path CPUs with native bf16 run; measurable only on one
         paths["bf16cpu"] = {m: member_scores(m, faces, path="bf16cpu") for m in weights}
+    elif not (args.dry_run or args.fp32_only):
+        raise SystemExit(
+            "this CPU has no native bf16, so the bf16 path cannot be measured and the threshold "
+            "would hold only where the members run in float32: calibrate on a CPU with native "
+            "bf16, or pass --fp32-only to write an fp32-only calibration (recorded as such)"
+        )
     cal = calibrate_paths(faces, paths, chosen)
+    for p in cal["paths"]:  # the precision each member ran in on that path, as recorded
+        cal["paths"][p]["precisions"] = {m: precision_on(m, p) for m in weights}
     thr, low = cal["threshold"], cal["low"]
     vs = cal["video_scores"]["fp32"]
     real = sorted(s for k, s in vs.items() if faces[k][0].label == 0)
@@ -298,9 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 THRESHOLD_RULE = (
     "the higher of the thresholds set on each precision path measured (the score at most 5 % "
-    "of the real videos reach on that path): whichever path a CPU runs, at most about 5 % of "
-    "the real videos reach it; the same for the Inconclusive band's start. The rates are "
-    "those of the fp32 path (paths: each path's own)"
+    "of the real videos reach on that path): whichever of those paths a CPU runs, at most about "
+    "5 % of the real videos reach it; the same for the Inconclusive band's start. The rates "
+    "and real_video_scores are those of the fp32 path (paths: each path's own counts). A GPU "
+    "runs another mix of precisions, not calibrated"
 )
 
 

@@ -286,8 +286,8 @@ def ship(table: dict, command: str, weights: Path | None = None) -> str:
 
 
 SHIPPED = "shipped"  # the head in weights/, compared as it is
-SEED_MARK = "@seed"
-AVERAGE_MARK = "+seedmean"  # "probe_all+seedmean": the mean of that recipe's seeds' heads  # "probe_all@seed1": a recipe retrained with another seed, for the spread
+SEED_MARK = "@seed"  # "probe_all@seed1": a recipe retrained with another seed, for the spread
+AVERAGE_MARK = "+seedmean"  # "probe_all+seedmean": the mean of that recipe's seeds' heads
 
 
 def _folder(name: str) -> Path:

@@ -164,9 +164,9 @@ Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 PATHS = {
-    "fp32": "every member in float32 (what every CPU can run)",
-    "bf16cpu": "each member as the app runs it on a CPU with native bf16: bf16 where its "
-    "precision check admits it, float32 otherwise",
+    "fp32": "CPUs without native bf16 (every member in float32)",
+    "bf16cpu": "CPUs with native bf16 (AVX-512 BF16 or AMX: each member in bf16 where its "
+    "precision check admits it)",
 }
 
 
@@ -174,12 +174,11 @@ def precision_on(name: str, path: str) -> str:
     """The precision ("fp32" or "bf16") a member runs in on a precision path: on ``bf16cpu``,
     bf16 where its manifest's precision check admits it, as :class:`Ensemble` decides on a CPU."""
     from detector.models import get_spec, model_card
-    from detector.scoring.ensemble import bf16_holds
+    from detector.scoring.ensemble import bf16_holds, frozen_on_cpu
 
     if path not in PATHS:
         raise ValueError(f"unknown precision path {path!r}: one of {sorted(PATHS)}")
-    spec = get_spec(name)
-    frozen = spec.kind == "frame" and spec.inputs == "crop"
+    frozen = frozen_on_cpu(get_spec(name))
     return "bf16" if path == "bf16cpu" and bf16_holds(model_card(name), frozen=frozen) else "fp32"
 
 
@@ -210,7 +209,7 @@ def member_scores(
                     f"{name} runs in bf16 on the {path} path: measure it on a CPU with native "
                     "bf16 (AVX-512 BF16 or AMX), uncapped"
                 )
-            ens = Ensemble([name], precision=precision)
+            ens = Ensemble([name], device="cpu", precision=precision)
 
             def scorer(crops, tracks):
                 return ens.score(crops, tracks)[:, 0]

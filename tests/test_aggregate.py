@@ -185,3 +185,20 @@ def test_the_report_names_every_precision_path_the_threshold_was_set_on():
     # one path: nothing to add
     one = replace(s, calibration=replace(s.calibration, paths={"fp32": paths["fp32"]}))
     assert "precision path" not in calibration_words(compute_verdict(t, one))
+
+
+def test_an_ensemble_file_without_precision_paths_still_loads(tmp_path):
+    """ensemble.json written before the per-path calibration: no paths, no words about them."""
+    import json
+
+    from detector.reporting.pdf_sections import calibration_words
+    from detector.settings import weights_dir
+    from detector.verdict.scoring import default_scoring
+
+    conf = json.loads((weights_dir() / "ensemble.json").read_text("utf-8"))
+    conf["calibration"].pop("paths")
+    (tmp_path / "ensemble.json").write_text(json.dumps(conf), "utf-8")
+    s = default_scoring(tmp_path)
+    assert s.calibration is not None and s.calibration.paths == {}
+    t = table([[0.9] * len(s.weights)] * 3, models=tuple(s.weights))
+    assert "precision path" not in calibration_words(compute_verdict(t, s))

@@ -276,6 +276,23 @@ def test_the_verdict_threshold_holds_on_every_precision_path():
         real_flagged, n = both["paths"][path]["flagged"]["real"]
         assert n == 40 and real_flagged <= 0.05 * n
     assert both["paths"]["bf16cpu"]["threshold_alone"] == round(both["threshold"], 4)
+    assert both["low"] <= both["threshold"]
+    ten = both["at_10pct_false_alarm"]
+    assert ten["threshold"] <= round(both["threshold"], 4)
+    for path in ("fp32", "bf16cpu"):
+        assert ten["flagged"][path]["real"][0] <= 0.10 * 40
+
+
+def test_tied_real_scores_stay_under_the_threshold_together():
+    from scripts.calibrate import threshold_for
+
+    # 40 reals, 5 % = 2 may reach it; the 2nd and 3rd highest tie: only the top one may
+    real = [0.9, 0.8, 0.8, *np.linspace(0.0, 0.5, 37)]
+    thr = threshold_for(real)
+    assert sum(r >= thr for r in real) == 1 and 0.8 < thr < 0.9
+    # no ties: midway between the 2nd and 3rd highest, as before
+    real[2] = 0.7
+    assert threshold_for(real) == pytest.approx(0.75)
 
 
 def test_averaged_linear_heads_give_the_mean_of_their_logits():

@@ -202,6 +202,14 @@ def test_cli_json_is_complete_for_a_faceforensics_clip(clips_dir):
     assert 0.0 <= doc["verdict"]["p_fake"] <= 1.0
     models = [m["name"] for m in doc["models"]]
     assert models and all(len(m["weights_sha256"]) == 64 for m in doc["models"])
+    # the precision each member ran in, as on this CPU (the calibration's paths say what it means)
+    from detector.scoring.device import native_bf16
+    from detector.verdict.scoring import default_scoring
+
+    assert all(m["precision"] in ("fp32", "bf16") for m in doc["models"])
+    if not native_bf16():
+        assert {m["precision"] for m in doc["models"]} == {"fp32"}
+    assert doc["settings"]["scoring"]["calibration"]["paths"] == default_scoring().calibration.paths
     assert doc["settings"]["sampling"] == "1fps" and doc["video"]["sha256"]
     assert len(doc["frames"]) == 13
     for frame in doc["frames"]:

@@ -146,6 +146,7 @@ class ModelCard:
     metrics: dict = field(default_factory=dict)
     notes: str = ""
     kind: str = "frame"  # "track": one score per window of a person's crops; "audio": the voice
+    precision: str = ""  # what an analysis ran it in ("fp32" / "bf16"); empty on a bare card
 
 
 def model_card(name: str, weights_dir: Path | None = None) -> ModelCard:

@@ -197,12 +197,14 @@ def render_pdf(
     draw_facts(pdf, settings)
     if analysis.models:
         total = sum(verdict.settings.weights.values()) if verdict is not None else 0.0
-        rows = [["Model", "Weight", "Weights sha256"]]
+        rows = [["Model, precision", "Weight", "Weights sha256"]]
         for m in analysis.models:
             w = verdict.settings.weights.get(m.name, 0) / total if verdict is not None else None
             rows.append(
                 [
-                    m.name + (" (temporal, per window)" if m.kind == "track" else ""),
+                    m.name
+                    + (" (temporal, per window)" if m.kind == "track" else "")
+                    + (f", {m.precision}" if m.precision else ""),
                     "—" if w is None else f"{w:.2f}",
                     m.sha256 or "—",
                 ]

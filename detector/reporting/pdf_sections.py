@@ -362,4 +362,8 @@ def _other_paths(paths: dict) -> str:
         f"videos and {p['flagged']['all_fakes'][0]} of {p['flagged']['all_fakes'][1]} fakes"
         for n, p in others
     )
-    return f". It is the higher of the thresholds set on each precision path ({words})"
+    return (
+        " (with every model in float32). It is the higher of the thresholds set on each "
+        f"precision path, so it holds on either kind of CPU ({words}); a GPU's mix of precisions "
+        "is not calibrated"
+    )

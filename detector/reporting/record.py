@@ -56,7 +56,8 @@ def verdict_to_dict(v: Verdict) -> dict:
 
 
 def scoring_to_dict(s: ScoringSettings) -> dict:
-    """The scoring settings; the calibration is summarised (its pool, target and rates)."""
+    """The scoring settings; the calibration is summarised (its pool, target, rates and the
+    counts on each precision path it was set on)."""
     d = asdict(s)
     d["exclusions"] = {str(k + 1): why for k, why in s.exclusions.items()}  # people, 1-based
     if s.calibration is not None:
@@ -65,6 +66,7 @@ def scoring_to_dict(s: ScoringSettings) -> dict:
             "n_real_videos": len(s.calibration.real_scores),
             "target_false_alarm": s.calibration.target_false_alarm,
             "rates": s.calibration.rates,
+            "paths": s.calibration.paths,
         }
     return d
 
@@ -163,6 +165,7 @@ def analysis_to_dict(
                 "family": m.family,
                 "kind": m.kind,
                 "weights_sha256": m.sha256,
+                "precision": m.precision or None,
                 "trained_on": m.trained_on,
                 "licence": m.licence,
                 "metrics": m.metrics,

@@ -57,6 +57,12 @@ class LoadedModel:
             return self.module(x).float()
 
 
+def frozen_on_cpu(spec: ModelSpec) -> bool:
+    """Whether an optimised ensemble on a CPU runs this member as a frozen graph (per-frame
+    members on face crops), which decides the precision check that applies to it."""
+    return spec.kind == "frame" and spec.inputs == "crop"
+
+
 def bf16_holds(card: ModelCard, tolerance: float = 0.005, frozen: bool = False) -> bool:
     """Whether the model's manifest shows validation AUC unchanged (within ``tolerance``) in bf16.
 
@@ -227,12 +233,7 @@ class Ensemble:
                     "(the voice settings choose it), not face crops"
                 )
             card = model_card(name, weights_dir)
-            freeze = (
-                optimize
-                and self.device.type == "cpu"
-                and spec.kind == "frame"
-                and spec.inputs == "crop"
-            )
+            freeze = optimize and self.device.type == "cpu" and frozen_on_cpu(spec)
             low = precision == "bf16" or (
                 precision == "auto" and native and bf16_holds(card, frozen=freeze)
             )
