@@ -13,7 +13,7 @@ import streamlit as st
 from detector.faces.detect import FaceSettings
 from detector.provenance.findings import credential_facts, metadata_rows
 from detector.provenance.model import Provenance
-from detector.reporting.record import best_face, person_role
+from detector.reporting.record import best_face, person_role, precision_path_words
 from detector.reporting.visual import (
     SCALE_MAX,
     STANDS_OUT_AT,
@@ -295,18 +295,10 @@ def crossval_metrics(metrics: dict) -> dict[str, str]:
 
 def precision_paths_text(paths: dict) -> str:
     """In words: the threshold holds on each precision path, with each path's counts."""
-    parts = []
-    for name, p in paths.items():
-        f = p.get("flagged", {})
-        real, fakes = f.get("real", ("?", "?")), f.get("all_fakes", ("?", "?"))
-        parts.append(
-            f"{p.get('what', name)}: {real[0]} of {real[1]} real videos and "
-            f"{fakes[0]} of {fakes[1]} fakes flagged"
-        )
     return (
         "The threshold is the higher of those set on each precision path, so it holds on either "
         "kind of CPU (a GPU computes in another mix of precisions, not calibrated). At it: "
-        + "; ".join(parts)
+        + precision_path_words(paths)
         + "."
     )
 

@@ -289,8 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p in cal["paths"]:  # the precision each member ran in on that path, as recorded
         cal["paths"][p]["precisions"] = {m: precision_on(m, p) for m in weights}
     thr, low = cal["threshold"], cal["low"]
-    vs = cal["video_scores"]["fp32"]
-    real = sorted(s for k, s in vs.items() if faces[k][0].label == 0)
+    vs, real = cal["video_scores"]["fp32"], sorted(cal["real"]["fp32"])
     measured = rates(vs, faces, thr, low)
     for v in measured.values():
         v["flagged_ci95"] = proportion_ci(v["flagged_count"], v["n"])
@@ -341,6 +340,7 @@ def calibrate_paths(faces, paths: dict[str, dict], chosen: ScoringSettings) -> d
         "threshold": thr,
         "low": low,
         "video_scores": vs,
+        "real": real,
         "paths": {
             p: {
                 "what": PATHS[p],

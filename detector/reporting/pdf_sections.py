@@ -17,6 +17,7 @@ from detector.reporting.record import (
     custom_marks,
     describe_init,
     person_role,
+    precision_path_words,
 )
 from detector.reporting.tables import breakdown_table, round_half_up
 from detector.reporting.visual import (
@@ -354,14 +355,9 @@ def calibration_words(verdict) -> str:
 
 def _other_paths(paths: dict) -> str:
     """The other precision paths the threshold was set on, with their counts."""
-    others = [(n, p) for n, p in paths.items() if n != "fp32"]
-    if not others:
+    words = precision_path_words(paths, skip=("fp32",))
+    if not words:
         return ""
-    words = "; ".join(
-        f"{p.get('what', n)}: {p['flagged']['real'][0]} of {p['flagged']['real'][1]} real "
-        f"videos and {p['flagged']['all_fakes'][0]} of {p['flagged']['all_fakes'][1]} fakes"
-        for n, p in others
-    )
     return (
         " (with every model in float32). It is the higher of the thresholds set on each "
         f"precision path, so it holds on either kind of CPU ({words}); a GPU's mix of precisions "

@@ -71,6 +71,22 @@ def scoring_to_dict(s: ScoringSettings) -> dict:
     return d
 
 
+def precision_path_words(paths: dict, skip: tuple[str, ...] = ()) -> str:
+    """Each precision path the threshold was set on (``Calibration.paths``) with its counts at
+    it, in the words the app and the report use; paths in ``skip`` are left out."""
+    parts = []
+    for name, p in paths.items():
+        if name in skip:
+            continue
+        f = p.get("flagged", {})
+        real, fakes = f.get("real", ("?", "?")), f.get("all_fakes", ("?", "?"))
+        parts.append(
+            f"{p.get('what', name)}: {real[0]} of {real[1]} real videos and "
+            f"{fakes[0]} of {fakes[1]} fakes flagged"
+        )
+    return "; ".join(parts)
+
+
 ORDER_WORDS = {
     "aggregate_then_combine": "each model over the frames first, then the models weighted "
     "(the core paper's order)",

@@ -408,11 +408,9 @@ def save_head_average(
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{MEMBER}.safetensors"
     save_file({k: state[k] for k in sorted(state)}, str(path))
-    man = json.loads((Path(folders[0]) / f"{MEMBER}.json").read_text("utf-8"))
-    seeds = [
-        json.loads((Path(f) / f"{MEMBER}.json").read_text("utf-8"))["config"]["seed"]
-        for f in folders
-    ]
+    seed_mans = [json.loads((Path(f) / f"{MEMBER}.json").read_text("utf-8")) for f in folders]
+    seeds = [m["config"]["seed"] for m in seed_mans]
+    man = seed_mans[0]
     man["sha256"] = sha256_file(path)
     man["training_command"] = command
     man["config"]["seed"] = seeds[0]
@@ -421,13 +419,7 @@ def save_head_average(
         f" The head is the mean of the heads trained with seeds {seeds} (same pool, same recipe; "
         "for a linear head on a frozen backbone, the mean of their logits)."
     )
-    man["wall_time_s"] = round(
-        sum(
-            json.loads((Path(f) / f"{MEMBER}.json").read_text("utf-8"))["wall_time_s"]
-            for f in folders
-        ),
-        1,
-    )
+    man["wall_time_s"] = round(sum(m["wall_time_s"] for m in seed_mans), 1)
     man.pop("history", None)
     man["metrics"]["val_ffpp_methods_test_crops"].update(
         frame_auc=round(auc(yv, pv), 4), per_kind_auc=per_kind_auc(yv, pv, kv), n=len(yv)

@@ -287,6 +287,10 @@ def test_every_widget_on_every_page(server, clips):
         "notes": "Received by e-mail; checked the first 4 s.",
     }
     assert doc["app_version"]
+    # the precision each model ran in, and the precision paths the threshold was set on
+    assert "Model, precision" in flat
+    assert all(m["precision"] in ("fp32", "bf16") for m in doc["models"])
+    assert set(doc["settings"]["scoring"]["calibration"]["paths"]) == {"fp32", "bf16cpu"}
 
 
 def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict]:
@@ -415,6 +419,7 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
 
     # Models: open every card's metrics.
     app.goto("Models", "Models")
+    page.get_by_text(re.compile("holds on either kind of CPU")).first.wait_for()
     expanders = page.locator('[data-testid="stExpander"] summary')
     expanders.first.wait_for()
     assert expanders.count() >= 4
