@@ -28,14 +28,9 @@ from detector.errors import (
     NoVideoStreamError,
     VideoTooShortError,
 )
-from detector.faces.crop import square_crop
+from detector.faces.collect import FaceCollector
 from detector.faces.detect import FaceSettings, MTCNNDetector
-from detector.faces.quality import (
-    no_faces_message,
-    quality_gate,
-    rejected_record,
-    rejection_summary,
-)
+from detector.faces.quality import no_faces_message, rejection_summary
 from detector.faces.track import FaceTracker, tracks_of
 from detector.io.isolated.decoder import DecodeLimits, InProcessDecoder, IsolatedDecoder
 from detector.io.probe import (
@@ -48,7 +43,6 @@ from detector.io.probe import (
 from detector.io.uploads import display_name
 from detector.provenance.model import Provenance, TrustAnchors
 from detector.provenance.read import inspect_file
-from detector.reporting.visual import frame_preview
 from detector.settings import weights_dir as default_weights_dir
 from detector.threads import InThread
 from detector.types import (
@@ -57,8 +51,6 @@ from detector.types import (
     Face,
     FaceDetector,
     FrameRecord,
-    RejectedDetection,
-    SampledFrame,
     ScoreTable,
     ScoringSettings,
 )
@@ -217,10 +209,8 @@ class Analyzer:
         loaded = self._ensemble
         if loaded is None:
             return ()
-        return tuple(
-            replace(m.card, precision="bf16" if m.low_precision else "fp32")
-            for m in loaded.members.values()
-        )
+        ran = loaded.precisions
+        return tuple(replace(m.card, precision=ran[n]) for n, m in loaded.members.items())
 
     def analyze(
         self,
@@ -241,18 +231,16 @@ class Analyzer:
         timings: dict[str, float] = {}
         info = None
         frames, faces, rejected, gaps, notes = (), (), (), (), ()
-        provenance = None
+        provenance = reading = None
         audio = None
         decoder = None
         try:
             plan = parse_sampling(settings.sampling)
             scoring = scoring or resolve_scoring(self.model_names, weights_dir=self.weights_dir)
             label = display_name(name or path.name)
-            if settings.provenance:
+            if settings.provenance:  # read beside the frames (its own process); never raises
                 report("probe", 0.0, "Reading the file's credentials and metadata")
-                t0 = time.perf_counter()
-                provenance = self.provenance(path, settings, label)
-                timings["provenance_s"] = time.perf_counter() - t0
+                reading = InThread(lambda: self._timed_provenance(path, settings, label, timings))
             t0 = time.perf_counter()
             report("probe", 0.0, "Reading the file")
             decoder_cls = IsolatedDecoder if settings.isolate_decoding else InProcessDecoder
@@ -290,6 +278,7 @@ class Analyzer:
                     audio = self._voice_part(decoder.read_audio())
                     timings["voice_s"] = time.perf_counter() - t0
                 ensemble = loading.result()
+            provenance = reading.result() if reading else None
             check_real_length(decoder.stats, info, settings.min_duration_s)
             if not frames:
                 raise VideoTooShortError(f"{info.name}: no frame could be sampled from the video")
@@ -325,6 +314,7 @@ class Analyzer:
                 frame_indices=np.array([f.frame_index for f in faces]),
                 timestamps_s=np.array([f.timestamp_s for f in faces]),
                 p_fake=p,
+                precisions=ensemble.precisions,
             )
             t0 = time.perf_counter()
             verdict = compute_verdict(table, self._fit_scoring(scoring))
@@ -349,6 +339,7 @@ class Analyzer:
                 audio=audio,
             )
         except DetectorError as exc:
+            provenance = reading.result() if reading else None
             extra = {}
             if isinstance(exc, NoFacesFoundError):
                 extra = {"frames": frames, "gaps": gaps, "notes": notes, "rejected": rejected}
@@ -390,6 +381,12 @@ class Analyzer:
             isolate=settings.isolate_decoding,
         )
 
+    def _timed_provenance(self, path, settings, label, timings: dict) -> Provenance:
+        t0 = time.perf_counter()
+        found = self.provenance(path, settings, label)
+        timings["provenance_s"] = time.perf_counter() - t0
+        return found
+
     def extract_faces(
         self, path: Path, settings: ExtractionSettings | None = None, with_next: bool = False
     ) -> tuple[tuple[FrameRecord, ...], tuple[Face, ...]]:
@@ -422,11 +419,10 @@ class Analyzer:
         return scoring
 
     def _extract(self, decoder, info, plan, settings, report, timings):
-        fs = settings.faces
-        tracker = FaceTracker(fs.tracking)
+        faces = FaceCollector(
+            self.detector, self.embedder, FaceTracker(settings.faces.tracking), settings.faces
+        )
         frames: list[FrameRecord] = []
-        faces: list[Face] = []
-        rejected: list[RejectedDetection] = []
         gaps: list[DecodeGap] = []
         notes: list[str] = []
         expected = expected_samples(plan, info, settings.max_samples)
@@ -441,59 +437,26 @@ class Analyzer:
                 t_dec = time.perf_counter()
                 continue
             t_det = time.perf_counter()
-            frames.append(self._faces_in(item, tracker, faces, rejected, fs))
+            frames.append(faces.add(item))
             detect_s += time.perf_counter() - t_det
             report(
                 "faces",
                 min(1.0, len(frames) / max(expected, 1)),
-                f"Frame {len(frames)} of ~{expected}: {len(faces)} faces so far",
+                f"Frame {len(frames)} of ~{expected}: {faces.found} faces so far",
             )
             t_dec = time.perf_counter()
         t_det = time.perf_counter()
-        person = tracker.finish()  # one person's tracks across cuts become one
-        faces = [replace(f, track_id=person[f.track_id]) for f in faces]
+        person = faces.finish()  # one person's tracks across cuts become one
+        found = [replace(f, track_id=person[f.track_id]) for f in faces.faces]
         timings["decode_s"] = decode_s
         timings["faces_s"] = detect_s + time.perf_counter() - t_det
         if gaps:
             shown = "; ".join(f"at {g.after_timestamp_s:.1f} s, {g.message}" for g in gaps[:3])
             more = f"; and {len(gaps) - 3} more" if len(gaps) > 3 else ""
             notes.append(f"{len(gaps)} decoding problem(s), the rest was analysed: {shown}{more}")
-        if rejected and faces:
+        rejected = faces.rejected
+        if rejected and found:
             notes.append(
                 f"{len(rejected)} detection(s) were not scored: {rejection_summary(rejected)}"
             )
-        return tuple(frames), tuple(faces), tuple(rejected), tuple(gaps[:MAX_GAPS]), tuple(notes)
-
-    def _faces_in(
-        self,
-        frame: SampledFrame,
-        tracker: FaceTracker,
-        faces: list[Face],
-        rejected: list[RejectedDetection],
-        fs: FaceSettings,
-    ) -> FrameRecord:
-        accepted, refused = quality_gate(
-            self.detector.detect(frame.image), frame.image.shape[:2], fs.quality
-        )
-        rejected.extend(rejected_record(frame, r) for r in refused)
-        boxes = [d.box_xyxy for d in accepted]
-        ids = tracker.update(boxes, self.embedder.embed(frame.image, boxes))
-        face_ids = []
-        for det, tid in zip(accepted, ids, strict=True):
-            face = Face(
-                face_id=len(faces),
-                frame_index=frame.index,
-                timestamp_s=frame.timestamp_s,
-                box_xyxy=det.box_xyxy,
-                confidence=det.confidence,
-                landmarks_xy=det.landmarks_xy,
-                crop=square_crop(frame.image, det.box_xyxy, fs.crop_margin, fs.crop_size),
-                track_id=tid,  # provisional: FaceTracker.finish() gives the final id
-                next_crop=square_crop(frame.next_image, det.box_xyxy, fs.crop_margin, fs.crop_size)
-                if frame.next_image is not None and frame.next_image.shape == frame.image.shape
-                else None,
-            )
-            faces.append(face)
-            face_ids.append(face.face_id)
-        preview, scale = frame_preview(frame.image)
-        return FrameRecord(frame.index, frame.timestamp_s, tuple(face_ids), preview, scale)
+        return tuple(frames), tuple(found), tuple(rejected), tuple(gaps[:MAX_GAPS]), tuple(notes)

@@ -135,16 +135,17 @@ class Calibration:
     """How the shipped default's threshold was set from real footage (``weights/ensemble.json``).
 
     Attributes:
-        real_scores: the video scores of the real calibration videos, sorted; a new score is
-            placed against them ("higher than 97 % of the real videos ...").
+        real_scores: the video scores of the real calibration videos, sorted (on the fp32
+            path); a new score is placed against them ("higher than 97 % of the real videos
+            ...") or against its own path's (``paths[p]["real_video_scores"]``).
         pool: in words, which real videos they are.
         weights, aggregation, order: the scoring the scores were computed with; the placement
             holds only for the same scoring.
         target_false_alarm: the share of real videos allowed at or above the threshold.
         rates: measured rates at the threshold (reals flagged, fakes flagged per set, ...).
         paths: per precision path measured ("fp32"; "bf16cpu": as a CPU with native bf16 runs
-            the members), what it is and (flagged, of n) per set at the threshold, which is the
-            higher of the paths' own thresholds.
+            the members), what it is, the precision of each member, (flagged, of n) per set at
+            the threshold (the higher of the paths' own thresholds) and the real videos' scores.
     """
 
     real_scores: tuple[float, ...]
@@ -162,12 +163,25 @@ class Calibration:
             return False
         return normalised_weights(weights) == normalised_weights(self.weights)
 
-    def real_percentile(self, score: float) -> float:
-        """Share of the real calibration videos scoring strictly below ``score``."""
-        if not self.real_scores:
+    def path_for(self, precisions: Mapping[str, str]) -> str | None:
+        """The precision path (a key of :attr:`paths`) on which the calibrated members run in
+        ``precisions`` (model -> "fp32" / "bf16", as an analysis records them); None for
+        another mix (a GPU, a forced precision) or when the analysis recorded none."""
+        members = normalised_weights(self.weights)
+        for name, p in self.paths.items():
+            want = p.get("precisions") or {}
+            if want and all(precisions.get(m) == want.get(m) for m in members):
+                return name
+        return None
+
+    def real_percentile(self, score: float, path: str | None = None) -> float:
+        """Share of the real calibration videos scoring strictly below ``score``: their scores
+        on precision ``path`` where the calibration recorded them, else :attr:`real_scores`."""
+        reals = self.paths.get(path, {}).get("real_video_scores") if path else None
+        reals = reals or self.real_scores
+        if not reals:
             return float("nan")
-        below = sum(s < score for s in self.real_scores)
-        return below / len(self.real_scores)
+        return sum(s < score for s in reals) / len(reals)
 
 
 @dataclass(frozen=True)
@@ -234,7 +248,9 @@ class Verdict:
     ``label``: "fake" (shown as "Manipulation likely"), "uncertain" ("Inconclusive") or "real"
     ("No manipulation found by these models"; never a bare "real"). ``real_percentile``: share
     of the real calibration videos that scored below this score, when the scoring is the
-    calibrated one (else None). ``rule``: in words, who decides and why.
+    calibrated one and the members ran in the precisions of a calibrated path (else None);
+    ``placed_on``: that path ("fp32", "bf16cpu"; "" when the calibration records no paths or
+    the score was not placed). ``rule``: in words, who decides and why.
     """
 
     label: Label
@@ -249,6 +265,7 @@ class Verdict:
     real_percentile: float | None = None
     calibrated: bool = False
     rule: str = ""
+    placed_on: str = ""
 
 
 @dataclass(frozen=True, eq=False)
@@ -266,6 +283,7 @@ class ScoreTable:
     frame_indices: np.ndarray
     timestamps_s: np.ndarray
     p_fake: np.ndarray
+    precisions: dict[str, str] = field(default_factory=dict)  # model -> the precision it ran in
 
     def column(self, model: str) -> np.ndarray:
         return self.p_fake[:, self.models.index(model)]

@@ -27,7 +27,7 @@ from detector.reporting.visual import (
 )
 from detector.scoring.explain import CamResult
 from detector.types import Analysis, Verdict
-from detector.verdict.verdict import VERDICT_WORDS
+from detector.verdict.verdict import NOT_PLACED, VERDICT_WORDS
 from pages import state, ui
 
 LABEL_COLOUR = {"fake": "red", "uncertain": "orange", "real": "green"}
@@ -70,6 +70,8 @@ def verdict_card(analysis: Analysis, verdict: Verdict, controls: bool = False) -
             )
         elif verdict.settings.calibration is None:
             right.caption("No calibration on real footage is recorded for this threshold.")
+        elif verdict.calibrated:
+            right.caption(NOT_PLACED)
         else:
             right.caption(
                 "Not placed against the calibration videos: the scoring differs from the one "

@@ -315,8 +315,9 @@ THRESHOLD_RULE = (
     "the higher of the thresholds set on each precision path measured (the score at most 5 % "
     "of the real videos reach on that path): whichever of those paths a CPU runs, at most about "
     "5 % of the real videos reach it; the same for the Inconclusive band's start. The rates "
-    "and real_video_scores are those of the fp32 path (paths: each path's own counts). A GPU "
-    "runs another mix of precisions, not calibrated"
+    "and real_video_scores are those of the fp32 path (paths: each path's own counts and real "
+    "video scores; an analysis's score is placed against its own path's). A GPU runs another "
+    "mix of precisions, not calibrated"
 )
 
 
@@ -347,6 +348,7 @@ def calibrate_paths(faces, paths: dict[str, dict], chosen: ScoringSettings) -> d
                 "threshold_alone": round(own[p], 4),
                 "flagged": counts(rates(v, faces, thr, low)),
                 "video_auc_all": aucs(v, faces, boot=200)["all"]["auc"],
+                "real_video_scores": [round(float(x), 5) for x in sorted(real[p])],
             }
             for p, v in vs.items()
         },

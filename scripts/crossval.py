@@ -96,9 +96,18 @@ def sampling_for(path: Path) -> str:
 
 
 def _face_code_key() -> str:
+    """A hash of the code that finds, crops and tracks the faces (the face package and the
+    pipeline's extraction loop), not of the whole pipeline: an edit to scoring or the verdict
+    keeps the cached faces."""
+    import inspect
+
+    from detector.pipeline import Analyzer
+
     h = hashlib.sha256()
-    for f in ("detector/faces/detect.py", "detector/pipeline.py"):
-        h.update((PROJECT_ROOT / f).read_bytes())
+    for f in sorted((PROJECT_ROOT / "detector" / "faces").glob("*.py")):
+        h.update(f.read_bytes())
+    for fn in (Analyzer.extract_faces, Analyzer._extract):
+        h.update(inspect.getsource(fn).encode())
     return h.hexdigest()[:12]
 
 

@@ -87,8 +87,8 @@ class ReplayDetector:
 class SameFace:
     """An "embedder" that makes every face look alike: with it tracking uses position only."""
 
-    def embed(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
-        return np.ones((len(boxes), 1))
+    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        return np.ones((len(crops), 1))
 
 
 class RecordingEmbedder:
@@ -98,8 +98,8 @@ class RecordingEmbedder:
         self._embedder = embedder
         self.rows: list[np.ndarray] = []
 
-    def embed(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
-        out = self._embedder.embed(image, boxes)
+    def embed_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        out = self._embedder.embed_crops(crops)
         self.rows.extend(out)
         return out
 

@@ -202,3 +202,39 @@ def test_an_ensemble_file_without_precision_paths_still_loads(tmp_path):
     assert s.calibration is not None and s.calibration.paths == {}
     t = table([[0.9] * len(s.weights)] * 3, models=tuple(s.weights))
     assert "precision path" not in calibration_words(compute_verdict(t, s))
+
+
+def test_a_score_is_placed_against_the_reals_of_its_own_precision_path():
+    paths = {
+        "fp32": {
+            "precisions": {"a": "fp32", "b": "fp32"},
+            "real_video_scores": list(np.linspace(0.0, 0.3, 100)),
+        },
+        "bf16cpu": {
+            "precisions": {"a": "bf16", "b": "fp32"},
+            "real_video_scores": list(np.linspace(0.0, 0.6, 100)),
+        },
+    }
+    cal = Calibration(
+        real_scores=tuple(np.linspace(0.0, 0.3, 100)),
+        pool="test pool",
+        weights={"a": 1, "b": 1},
+        aggregation="mean",
+        order="aggregate_then_combine",
+        target_false_alarm=0.05,
+        paths=paths,
+    )
+    s = ScoringSettings(weights={"a": 1, "b": 1}, threshold=0.29, calibration=cal)
+
+    def verdict(precisions):
+        return compute_verdict(replace(table([[0.32, 0.32]] * 3), precisions=precisions), s)
+
+    fp32 = verdict({"a": "fp32", "b": "fp32"})
+    assert fp32.real_percentile == 1.0 and fp32.placed_on == "fp32"
+    bf16 = verdict({"a": "bf16", "b": "fp32"})
+    assert bf16.real_percentile == pytest.approx(0.53) and bf16.placed_on == "bf16cpu"
+    assert "scored in the precisions this analysis ran in" in bf16.explanation
+    gpu = verdict({"a": "bf16 on GPU", "b": "bf16 on GPU"})  # a mix no path measured
+    assert gpu.real_percentile is None and gpu.calibrated and gpu.placed_on == ""
+    assert gpu.label == "fake" and "not placed against the real calibration" in gpu.explanation
+    assert verdict({}).real_percentile is None  # an analysis that recorded no precisions

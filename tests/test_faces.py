@@ -9,6 +9,7 @@ import pytest
 from skimage import data
 
 from detector.errors import WeightsIntegrityError
+from detector.faces.collect import FaceCollector
 from detector.faces.crop import square_crop
 from detector.faces.detect import FaceSettings, MTCNNDetector
 from detector.faces.identity import FaceEmbedder
@@ -17,7 +18,7 @@ from detector.faces.track import FaceTracker, TrackSettings, iou
 from detector.io import synthetic
 from detector.io.decode import read_frames
 from detector.io.probe import parse_sampling, probe
-from detector.types import Detection
+from detector.types import Detection, SampledFrame
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +195,43 @@ def test_the_embedder_tells_people_apart(embedder):
     assert sim[0, 1] > 0.9 and sim[0, 2] > 0.8  # the same face moved, and mirrored
     assert sim[0, 3] < 0.3  # another person
     assert embedder.embed(astronaut, []).shape == (0, 128)
+
+
+class CountingEmbedder:
+    """The real embedder, counting its network calls."""
+
+    def __init__(self, embedder):
+        self.embedder, self.calls = embedder, 0
+
+    def embed_crops(self, crops):
+        self.calls += 1
+        return self.embedder.embed_crops(crops)
+
+
+def test_faces_embedded_in_batches_keep_the_ids_and_people_of_frame_by_frame(detector, embedder):
+    astronaut = data.astronaut()
+    camera = np.repeat(data.camera()[:, :, None], 3, axis=2)
+    both = np.concatenate([astronaut, camera], axis=1)  # two people side by side
+    empty = np.full_like(astronaut, 90)
+    images = [np.roll(astronaut, (2 * i, 3 * i), axis=(0, 1)) for i in range(4)]
+    images += [empty, both, camera, both, np.roll(astronaut, (5, 5), axis=(0, 1))]
+    frames = [SampledFrame(i, float(i), im) for i, im in enumerate(images)]
+
+    def collect(batch_faces):
+        counting = CountingEmbedder(embedder)
+        c = FaceCollector(detector, counting, FaceTracker(), FaceSettings(), batch_faces)
+        records = [c.add(f) for f in frames]
+        person = c.finish()
+        people = [(f.face_id, f.frame_index, person[f.track_id]) for f in c.faces]
+        return records, people, [f.box_xyxy for f in c.faces], counting.calls
+
+    one_by_one, people, boxes, calls = collect(batch_faces=1)
+    batched, people_b, boxes_b, calls_b = collect(batch_faces=16)
+    assert [r.face_ids for r in one_by_one] == [r.face_ids for r in batched]
+    assert people == people_b and boxes == boxes_b
+    assert len(people) == 10 and len({p for *_, p in people}) == 2  # the astronaut, the cameraman
+    assert [p for _, i, p in people if i < 4] == [people[0][2]] * 4
+    assert calls == len(frames) - 1 and calls_b == 1  # the empty frame embeds nothing by itself
 
 
 def test_the_embedder_refuses_changed_weights(tmp_path):

@@ -120,9 +120,15 @@ class FaceEmbedder:
 
     def embed(self, image: np.ndarray, boxes: Sequence[Sequence[float]]) -> np.ndarray:
         """Embeddings of the faces at ``boxes`` (full-frame xyxy) in one RGB uint8 frame."""
-        from detector.faces.crop import square_crop
+        return self.embed_crops(identity_crops(image, boxes))
 
-        return self.embed_crops([square_crop(image, b, CROP_MARGIN, INPUT_SIZE) for b in boxes])
+
+def identity_crops(image: np.ndarray, boxes: Sequence[Sequence[float]]) -> list[np.ndarray]:
+    """The crops :meth:`FaceEmbedder.embed_crops` embeds, of the faces at ``boxes`` (full-frame
+    xyxy) in one RGB uint8 frame: square, a tenth of the side added around, 160 px."""
+    from detector.faces.crop import square_crop
+
+    return [square_crop(image, b, CROP_MARGIN, INPUT_SIZE) for b in boxes]
 
 
 def _frozen_for_cpu(net):

@@ -51,6 +51,7 @@ def verdict_to_dict(v: Verdict) -> dict:
         "words": VERDICT_WORDS[v.label],
         "real_percentile": None if v.real_percentile is None else _r(v.real_percentile, 4),
         "calibrated": v.calibrated,
+        "placed_on": v.placed_on or None,
         "rule": v.rule,
     }
 

@@ -96,6 +96,13 @@ ISA_CAPS = {
         "ATEN_CPU_CAPABILITY": "avx512",
         "MKL_ENABLE_INSTRUCTIONS": "AVX512",
     },
+    # AVX-512 BF16 without AMX (as AMD EPYC 9004 and Intel Cooper Lake have): on a CPU with AMX,
+    # the bf16 path such CPUs run. MKL's AVX512_E3 is AVX-512 with bf16, short of E4 (AMX)
+    "AVX512_CORE_BF16": {
+        "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16",
+        "ATEN_CPU_CAPABILITY": "avx512",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX512_E3",
+    },
 }
 
 

@@ -268,6 +268,16 @@ class Ensemble:
         return "mixed" if len(lows) > 1 else ("bf16" if lows == {True} else "fp32")
 
     @property
+    def precisions(self) -> dict[str, str]:
+        """The precision each member runs in: "fp32" / "bf16" on the CPU (the words the
+        calibration's precision paths use), "fp32 on GPU" / "bf16 on GPU" on a GPU."""
+        where = "" if self.device.type == "cpu" else f" on {self.device.type.upper()}"
+        return {
+            n: ("bf16" if m.low_precision else "fp32") + where.replace("CUDA", "GPU")
+            for n, m in self.members.items()
+        }
+
+    @property
     def names(self) -> tuple[str, ...]:
         return tuple(self.members)
 

@@ -131,6 +131,10 @@ def compute_verdict(table: ScoreTable, settings: ScoringSettings) -> Verdict:
     scale_ok = cal is not None and cal.applies_to(
         settings.weights, settings.aggregation, settings.order
     )
+    # placed against the real videos scored as this analysis scored (its precision path); a
+    # calibration without paths has one set of real scores
+    path = cal.path_for(table.precisions) if scale_ok and cal.paths else None
+    placed = scale_ok and (path is not None or not cal.paths)
     verdict = Verdict(
         label=label,
         p_fake=deciding.p_fake,
@@ -140,11 +144,20 @@ def compute_verdict(table: ScoreTable, settings: ScoringSettings) -> Verdict:
         tracks=tuple(tracks),
         settings=settings,
         model_agreement=agreement,
-        real_percentile=cal.real_percentile(deciding.p_fake) if scale_ok else None,
+        real_percentile=cal.real_percentile(deciding.p_fake, path) if placed else None,
         calibrated=scale_ok,
         rule=_rule(settings, n_frames),
+        placed_on=path or "",
     )
     return _with_explanation(verdict, n_frames)
+
+
+NOT_PLACED = (
+    "That score is not placed against the real calibration videos: the models ran in "
+    "precisions the calibration did not measure (a GPU, or a forced precision), so their scores "
+    "there are not known."
+)
+"""Why a score on the calibrated scoring has no placement: its precision path was not measured."""
 
 
 def _rule(s: ScoringSettings, n_frames: int) -> str:
@@ -194,8 +207,11 @@ def _with_explanation(v: Verdict, n_frames: int) -> Verdict:
     if v.real_percentile is not None:
         parts.append(
             f"That score is higher than {100 * v.real_percentile:.0f} % of the real videos this "
-            "tool was calibrated on."
+            "tool was calibrated on"
+            + (", scored in the precisions this analysis ran in." if v.placed_on else ".")
         )
+    elif v.calibrated:
+        parts.append(NOT_PLACED)
     fake_models = [m for m, lab in v.model_agreement.items() if lab == "fake"]
     real_models = [m for m, lab in v.model_agreement.items() if lab != "fake"]
     if fake_models:
