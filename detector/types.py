@@ -143,9 +143,11 @@ class Calibration:
             holds only for the same scoring.
         target_false_alarm: the share of real videos allowed at or above the threshold.
         rates: measured rates at the threshold (reals flagged, fakes flagged per set, ...).
-        paths: per precision path measured ("fp32"; "bf16cpu": as a CPU with native bf16 runs
-            the members), what it is, the precision of each member, (flagged, of n) per set at
-            the threshold (the higher of the paths' own thresholds) and the real videos' scores.
+        paths: per precision path ("fp32"; "bf16cpu": as a CPU with AVX-512 BF16 and no AMX
+            runs the members; "bf16amx": as one with AMX does), what it is, the precision of
+            each member, (flagged, of n) per set at the threshold (the higher of the paths' own
+            thresholds) and the real videos' scores; a path the calibration could not measure
+            holds only ``not_measured``, why.
     """
 
     real_scores: tuple[float, ...]
@@ -165,8 +167,8 @@ class Calibration:
 
     def path_for(self, precisions: Mapping[str, str]) -> str | None:
         """The precision path (a key of :attr:`paths`) on which the calibrated members run in
-        ``precisions`` (model -> "fp32" / "bf16", as an analysis records them); None for
-        another mix (a GPU, a forced precision) or when the analysis recorded none."""
+        ``precisions`` (model -> "fp32" / "bf16" / "bf16 (AMX)", as an analysis records them);
+        None for a mix no path measured (a GPU, emulated or forced bf16) or none recorded."""
         members = normalised_weights(self.weights)
         for name, p in self.paths.items():
             want = p.get("precisions") or {}
@@ -174,11 +176,21 @@ class Calibration:
                 return name
         return None
 
+    def path_reals(self, path: str | None) -> tuple[float, ...] | None:
+        """The real videos' scores on precision ``path``: its own where recorded, the fp32
+        path's in :attr:`real_scores`, all of them when the calibration has no paths (one set
+        of scores); None where they are not known (no such path, or not recorded for it)."""
+        if not self.paths:
+            return self.real_scores
+        own = self.paths.get(path, {}).get("real_video_scores") if path else None
+        if own:
+            return tuple(own)
+        return self.real_scores if path == "fp32" else None
+
     def real_percentile(self, score: float, path: str | None = None) -> float:
-        """Share of the real calibration videos scoring strictly below ``score``: their scores
-        on precision ``path`` where the calibration recorded them, else :attr:`real_scores`."""
-        reals = self.paths.get(path, {}).get("real_video_scores") if path else None
-        reals = reals or self.real_scores
+        """Share of the real calibration videos scoring strictly below ``score``, on precision
+        ``path`` (:meth:`path_reals`); NaN where those scores are not known."""
+        reals = self.path_reals(path)
         if not reals:
             return float("nan")
         return sum(s < score for s in reals) / len(reals)
@@ -249,8 +261,9 @@ class Verdict:
     ("No manipulation found by these models"; never a bare "real"). ``real_percentile``: share
     of the real calibration videos that scored below this score, when the scoring is the
     calibrated one and the members ran in the precisions of a calibrated path (else None);
-    ``placed_on``: that path ("fp32", "bf16cpu"; "" when the calibration records no paths or
-    the score was not placed). ``rule``: in words, who decides and why.
+    ``placed_on``: that path ("fp32", "bf16cpu", "bf16amx"; "" when the calibration records no
+    paths or the score was not placed); ``placement_note``: why a score on the calibrated
+    scoring was not placed, in words. ``rule``: in words, who decides and why.
     """
 
     label: Label
@@ -266,6 +279,7 @@ class Verdict:
     calibrated: bool = False
     rule: str = ""
     placed_on: str = ""
+    placement_note: str = ""
 
 
 @dataclass(frozen=True, eq=False)

@@ -27,7 +27,7 @@ from detector.reporting.visual import (
 )
 from detector.scoring.explain import CamResult
 from detector.types import Analysis, Verdict
-from detector.verdict.verdict import NOT_PLACED, VERDICT_WORDS
+from detector.verdict.verdict import VERDICT_WORDS
 from pages import state, ui
 
 LABEL_COLOUR = {"fake": "red", "uncertain": "orange", "real": "green"}
@@ -70,8 +70,8 @@ def verdict_card(analysis: Analysis, verdict: Verdict, controls: bool = False) -
             )
         elif verdict.settings.calibration is None:
             right.caption("No calibration on real footage is recorded for this threshold.")
-        elif verdict.calibrated:
-            right.caption(NOT_PLACED)
+        elif verdict.placement_note:
+            right.caption(verdict.placement_note)
         else:
             right.caption(
                 "Not placed against the calibration videos: the scoring differs from the one "
@@ -298,10 +298,9 @@ def crossval_metrics(metrics: dict) -> dict[str, str]:
 def precision_paths_text(paths: dict) -> str:
     """In words: the threshold holds on each precision path, with each path's counts."""
     return (
-        "The threshold is the higher of those set on each precision path, so it holds on either "
-        "kind of CPU (a GPU computes in another mix of precisions, not calibrated). At it: "
-        + precision_path_words(paths)
-        + "."
+        "The threshold is the higher of those set on each precision path measured, so it holds "
+        "on each of these kinds of CPU (a GPU computes in another mix of precisions, not "
+        "calibrated). At it: " + precision_path_words(paths) + "."
     )
 
 

@@ -38,11 +38,19 @@ from pathlib import Path
 import numpy as np
 
 from detector.evaluation.metrics import bootstrap_auc_ci
-from detector.scoring.device import native_bf16
+from detector.scoring.device import ISA_CAPS, bf16_kernels
 from detector.settings import WEIGHTS_DIR
 from detector.types import ScoreTable, ScoringSettings
 from detector.verdict.verdict import compute_verdict
-from scripts.crossval import PATHS, Faces, all_faces, member_scores, precision_on
+from scripts.crossval import (
+    PATH_KERNELS,
+    PATHS,
+    Faces,
+    PathNotHere,
+    all_faces,
+    member_scores,
+    ran_as,
+)
 
 TARGET_FALSE_ALARM = 0.05
 INCONCLUSIVE_QUANTILE = 0.85
@@ -253,9 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--step", type=float, default=0.1)
     p.add_argument("--dry-run", action="store_true", help="print, do not write weights/")
     p.add_argument(
-        "--fp32-only",
+        "--partial",
         action="store_true",
-        help="on a CPU without native bf16: write a threshold set on the fp32 path alone",
+        help="write a threshold set on the precision paths this CPU can measure (recorded as "
+        "such); an AMX CPU measures all three",
     )
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     args = p.parse_args(argv)
@@ -277,17 +286,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     *_, aggregation, weights = results[0]
     chosen = ScoringSettings(weights=weights, aggregation=aggregation)
     paths = {"fp32": scores}
-    if native_bf16():  # the path CPUs with native bf16 run; measurable only on one
-        paths["bf16cpu"] = {m: member_scores(m, faces, path="bf16cpu") for m in weights}
-    elif not (args.dry_run or args.fp32_only):
+    not_measured = {}
+    for path in PATH_KERNELS:  # the bf16 paths: each measurable only on a CPU with its kernels
+        try:
+            paths[path] = bf16_path_scores(path, list(weights), faces)
+        except PathNotHere as exc:
+            not_measured[path] = str(exc)
+    if not_measured and not (args.dry_run or args.partial):
         raise SystemExit(
-            "this CPU has no native bf16, so the bf16 path cannot be measured and the threshold "
-            "would hold only where the members run in float32: calibrate on a CPU with native "
-            "bf16, or pass --fp32-only to write an fp32-only calibration (recorded as such)"
+            "the threshold would hold only on the precision paths measured; not measurable "
+            f"here: {'; '.join(not_measured.values())}. Calibrate on a CPU with AMX (it "
+            "measures all three paths), or pass --partial (recorded as such)"
         )
     cal = calibrate_paths(faces, paths, chosen)
     for p in cal["paths"]:  # the precision each member ran in on that path, as recorded
-        cal["paths"][p]["precisions"] = {m: precision_on(m, p) for m in weights}
+        cal["paths"][p]["precisions"] = {m: ran_as(m, p) for m in weights}
     thr, low = cal["threshold"], cal["low"]
     vs, real = cal["video_scores"]["fp32"], sorted(cal["real"]["fp32"])
     measured = rates(vs, faces, thr, low)
@@ -297,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     extra = {
         "threshold_rule": THRESHOLD_RULE,
         "paths": cal["paths"],
+        **({"paths_not_measured": not_measured} if not_measured else {}),
         # the issue's other operating point, by the same rule; not the verdict's threshold
         "at_10pct_false_alarm": cal["at_10pct_false_alarm"],
     }
@@ -309,6 +323,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     _ = base
     return write(args.out, chosen, thr, low, real, measured, auc_table, per_member, results, extra)
+
+
+def bf16_path_scores(path: str, models: list[str], faces) -> dict[str, np.ndarray]:
+    """Each member's cached scores on a bf16 ``path``; computed here when this process has the
+    path's kernels, or, on an AMX CPU, for the AVX-512 BF16 path in a child process with AMX
+    capped away (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``). Raises :class:`PathNotHere`."""
+    try:
+        return {m: member_scores(m, faces, path=path) for m in models}
+    except PathNotHere:
+        if not (path == "bf16cpu" and bf16_kernels() == "AMX"):
+            raise
+    import os
+    import subprocess
+    import sys
+
+    args = ["-m", "scripts.crossval", "--path", path, "--models", ",".join(models)]
+    env = {**os.environ, **ISA_CAPS["AVX512_CORE_BF16"]}
+    done = subprocess.run([sys.executable, *args], env=env)
+    if done.returncode != 0:
+        raise PathNotHere(
+            f"scoring the {path} path with AMX capped away failed (`ONEDNN_MAX_CPU_ISA="
+            f"AVX512_CORE_BF16 python {' '.join(args)}` exited with {done.returncode})"
+        )
+    return {m: member_scores(m, faces, path=path) for m in models}
 
 
 THRESHOLD_RULE = (

@@ -12,7 +12,8 @@ with ``--write`` records it in the member's manifest under ``metrics.precision_c
 - ``bf16_frozen``: the frozen TorchScript graph with bf16 weights, as the app runs it on a CPU
   with native bf16 (AVX-512 BF16 or AMX; measure it on such a CPU, emulated bf16 is slow);
   ``fp32_eager_auc`` / ``bf16_frozen_auc`` / ``bf16_holds`` are what
-  :func:`detector.scoring.ensemble.bf16_holds` reads.
+  :func:`detector.scoring.ensemble.bf16_holds` reads. Run on a CPU with AMX, the row is
+  ``bf16_frozen_amx`` and ``bf16_holds_amx`` admits bf16 on AMX (which rounds otherwise).
 
 ONNX Runtime's int8 kernels are not an alternative on CPUs without VNNI: their u8s8 path
 saturates (``scripts/verify_clip.py``: embedding cosine 0.44 against exact int8 math).
@@ -33,7 +34,7 @@ import numpy as np
 from detector.settings import WEIGHTS_DIR
 from detector.types import ScoringSettings
 from scripts.calibrate import aucs, clip_scorer, video_scores
-from scripts.crossval import all_faces, member_scores
+from scripts.crossval import all_faces, member_scores, score_tag
 
 NAME = "clip_vit_b16"
 
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only", choices=sorted(SCORERS), action="append", default=None)
     p.add_argument("--write", action="store_true", help="record the result in the manifest")
     args = p.parse_args(argv)
-    from detector.scoring.device import cpu_flags
+    from detector.scoring.device import bf16_kernels, cpu_flags
 
     faces = all_faces(log=lambda *_: None)
     sha = json.loads((WEIGHTS_DIR / f"{NAME}.json").read_text("utf-8"))["sha256"][:12]
@@ -116,12 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = {}
     for label in args.only or sorted(SCORERS):
         t0 = time.perf_counter()
-        low = member_scores(NAME, faces, SCORERS[label](), tag=f"{sha}_{TAGS[label]}")
+        # bf16 on AMX rounds otherwise than on AVX-512 BF16: its own cache, as calibrate's paths
+        amx = label == "bf16_frozen" and bf16_kernels() == "AMX"
+        tag = score_tag(sha, "bf16", "AMX") if amx else f"{sha}_{TAGS[label]}"
+        low = member_scores(NAME, faces, SCORERS[label](), tag=tag)
         row = compare(faces, fp32, low, label)
         row["seconds_this_run"] = round(time.perf_counter() - t0, 1)
         row["cpu_flags"] = list(cpu_flags())
+        row["bf16_kernels"] = bf16_kernels() if label == "bf16_frozen" else None
         row["command"] = f"python -m scripts.check_clip_precision --only {label} --write"
-        rows[label] = row
+        rows[label + ("_amx" if amx else "")] = row  # AMX's check beside AVX-512 BF16's
         print(json.dumps(row, indent=2))
     if args.write:
         path = WEIGHTS_DIR / f"{NAME}.json"
@@ -133,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check["fp32_eager_auc"] = r["fp32"]["all"]
             check["bf16_frozen_auc"] = r["bf16_frozen"]["all"]
             check["bf16_holds"] = r["holds"]
+        if "bf16_frozen_amx" in rows:  # admits bf16 on AMX CPUs (ensemble.bf16_holds)
+            check["bf16_holds_amx"] = rows["bf16_frozen_amx"]["holds"]
         path.write_text(json.dumps(man, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return 0
 

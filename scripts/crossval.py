@@ -174,21 +174,49 @@ Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 PATHS = {
     "fp32": "CPUs without native bf16 (every member in float32)",
-    "bf16cpu": "CPUs with native bf16 (AVX-512 BF16 or AMX: each member in bf16 where its "
-    "precision check admits it)",
+    "bf16cpu": "CPUs with AVX-512 BF16 and no AMX, such as AMD EPYC 9004 (each member in bf16 "
+    "where its precision check admits it)",
+    "bf16amx": "CPUs with AMX, Intel Xeon 4th generation and later (each member in bf16 where "
+    "its precision check admits it, on AMX tiles)",
 }
+# the bf16 kernels (detector.scoring.device.bf16_kernels) a path's bf16 members need: AMX and
+# AVX-512 BF16 round differently, so a score cached on one is not the other's
+PATH_KERNELS = {"bf16cpu": "AVX512_BF16", "bf16amx": "AMX"}
 
 
 def precision_on(name: str, path: str) -> str:
-    """The precision ("fp32" or "bf16") a member runs in on a precision path: on ``bf16cpu``,
-    bf16 where its manifest's precision check admits it, as :class:`Ensemble` decides on a CPU."""
+    """The precision ("fp32" or "bf16") a member runs in on a precision path: on a bf16 path
+    (``bf16cpu``, ``bf16amx``), bf16 where its manifest's precision check admits it on that
+    path's kernels, as :class:`Ensemble` decides on such a CPU."""
     from detector.models import get_spec, model_card
     from detector.scoring.ensemble import bf16_holds, frozen_on_cpu
 
     if path not in PATHS:
         raise ValueError(f"unknown precision path {path!r}: one of {sorted(PATHS)}")
-    frozen = frozen_on_cpu(get_spec(name))
-    return "bf16" if path == "bf16cpu" and bf16_holds(model_card(name), frozen=frozen) else "fp32"
+    if path not in PATH_KERNELS:
+        return "fp32"
+    card, frozen = model_card(name), frozen_on_cpu(get_spec(name))
+    return "bf16" if bf16_holds(card, frozen=frozen, kernels=PATH_KERNELS[path]) else "fp32"
+
+
+def ran_as(name: str, path: str) -> str:
+    """A member's precision on a path in the words an analysis records it in
+    (:attr:`detector.scoring.ensemble.Ensemble.precisions`): "fp32", "bf16", "bf16 (AMX)"."""
+    from detector.scoring.ensemble import precision_word
+
+    return precision_word(precision_on(name, path) == "bf16", PATH_KERNELS.get(path))
+
+
+def score_tag(sha256: str, precision: str, kernels: str | None) -> str:
+    """The name of a member's crossval score cache: its weights, its precision and, for bf16,
+    the kernels (AMX rounds otherwise than AVX-512 BF16): ``<sha12>_fp32``, ``<sha12>_bf16``,
+    ``<sha12>_bf16amx``."""
+    amx = "amx" if precision == "bf16" and kernels == "AMX" else ""
+    return f"{sha256[:12]}_{precision}{amx}"
+
+
+class PathNotHere(RuntimeError):
+    """A precision path's scores are not cached and this process cannot compute them."""
 
 
 def member_scores(
@@ -203,20 +231,22 @@ def member_scores(
     from detector.models import read_manifest
 
     precision = precision_on(name, path)
-    if not tag:  # keyed by the precision the member actually runs in on that path
-        tag = f"{read_manifest(name)['sha256'][:12]}_{precision}"
+    if not tag:  # keyed by the precision (and bf16 kernels) the member runs in on that path
+        tag = score_tag(read_manifest(name)["sha256"], precision, PATH_KERNELS.get(path))
     file = cache_dir() / "crossval" / f"scores_{_face_code_key()}" / f"{name}_{tag}.json"
     cached = json.loads(file.read_text("utf-8")) if file.is_file() else {}
     todo = [k for k in faces if k not in cached]
     if todo:
         if scorer is None:
-            from detector.scoring.device import native_bf16
+            from detector.scoring.device import bf16_kernels
             from detector.scoring.ensemble import Ensemble
 
-            if precision == "bf16" and not native_bf16():
-                raise SystemExit(
-                    f"{name} runs in bf16 on the {path} path: measure it on a CPU with native "
-                    "bf16 (AVX-512 BF16 or AMX), uncapped"
+            if precision == "bf16" and bf16_kernels() != PATH_KERNELS[path]:
+                raise PathNotHere(
+                    f"{name} runs in bf16 on the {path} path, on {PATH_KERNELS[path]} kernels; "
+                    f"this process has {bf16_kernels() or 'no native bf16'} (measure it on a "
+                    "CPU with them; on an AMX CPU, the AVX-512 BF16 path with "
+                    "ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16)"
                 )
             ens = Ensemble([name], device="cpu", precision=precision)
 
@@ -235,6 +265,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="", help="comma-separated members to score (default: all)")
     p.add_argument("--json", type=Path, default=None, help="write per-clip video scores here")
+    p.add_argument("--path", choices=sorted(PATHS), default="fp32", help="precision path")
     args = p.parse_args(argv)
     from detector.models import list_models
 
@@ -242,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = [m for m in args.models.split(",") if m] or list_models(available_only=True)
     report = {}
     for name in names:
-        scores = member_scores(name, faces)
+        scores = member_scores(name, faces, path=args.path)
         report[name] = {k: float(np.mean(v)) if len(v) else None for k, v in scores.items()}
         print(name, "scored")
     if args.json:

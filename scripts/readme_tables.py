@@ -190,6 +190,11 @@ def _targets(run: dict, targets) -> str:
 
 
 TABLES = {
+    "bench-amx": bench_table("2026-12-05c-amx-xeon.json", 1.0, "native"),
+    "bench-amx-capped-avx512bf16": bench_table(
+        "2026-12-05c-amx-xeon-capped-avx512bf16.json", 1.0, "AVX-512 BF16, no AMX"
+    ),
+    "bench-amx-capped-avx2": bench_table("2026-12-05c-amx-xeon-capped-avx2.json", 2.0, "AVX2"),
     "bench-avx512bf16": bench_table("2026-12-05b-avx512bf16-epyc.json", 1.0, "native"),
     "bench-capped-avx2": bench_table("2026-12-05b-avx512bf16-epyc-capped-avx2.json", 2.0, "AVX2"),
     "bench-avx2": bench_table("2026-12-03-avx2-epyc.json", 2.0, "AVX2"),

@@ -237,4 +237,11 @@ def test_a_score_is_placed_against_the_reals_of_its_own_precision_path():
     gpu = verdict({"a": "bf16 on GPU", "b": "bf16 on GPU"})  # a mix no path measured
     assert gpu.real_percentile is None and gpu.calibrated and gpu.placed_on == ""
     assert gpu.label == "fake" and "not placed against the real calibration" in gpu.explanation
-    assert verdict({}).real_percentile is None  # an analysis that recorded no precisions
+    assert "ran as a in bf16 on GPU, b in bf16 on GPU" in gpu.placement_note
+    unknown = verdict({})  # an analysis that recorded no precisions
+    assert unknown.real_percentile is None and "did not record" in unknown.placement_note
+    # a path found, but its real scores not recorded: not placed against another path's
+    bare = {**paths, "bf16cpu": {"precisions": {"a": "bf16", "b": "fp32"}}}
+    s = replace(s, calibration=replace(cal, paths=bare))
+    old = verdict({"a": "bf16", "b": "fp32"})
+    assert old.real_percentile is None and "no real-video scores on the bf16cpu" in old.explanation

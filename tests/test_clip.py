@@ -283,6 +283,39 @@ def test_the_verdict_threshold_holds_on_every_precision_path():
         assert ten["flagged"][path]["real"][0] <= 0.10 * 40
 
 
+def test_each_bf16_path_has_its_own_score_cache_and_needs_its_own_kernels(tmp_path, monkeypatch):
+    """AMX and AVX-512 BF16 round differently: a bf16 member's crossval scores are cached per
+    kernel path, and a process without a path's kernels refuses to compute them."""
+    from detector.models import read_manifest
+    from detector.scoring import device
+    from detector.scoring.ensemble import precision_word
+    from scripts import crossval
+
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        crossval, "precision_on", lambda name, path: "fp32" if path == "fp32" else "bf16"
+    )
+    f = crossval.Faces(
+        np.zeros((2, 8, 8, 3), np.uint8), np.zeros(2, int), np.arange(2), np.arange(2.0), 2
+    )
+    faces = {"clip/a": (None, f)}
+    sha = read_manifest("xception")["sha256"][:12]
+    for path, value in (("fp32", 0.1), ("bf16cpu", 0.2), ("bf16amx", 0.3)):
+        got = crossval.member_scores(
+            "xception", faces, lambda c, t, v=value: np.full(len(c), v), path=path
+        )
+        assert got["clip/a"].tolist() == [value, value]
+    names = sorted(p.name for p in tmp_path.glob("crossval/scores_*/*.json"))
+    assert names == [f"xception_{sha}_{t}.json" for t in ("bf16", "bf16amx", "fp32")]
+    monkeypatch.setattr(device, "bf16_kernels", lambda: "AVX512_BF16")
+    with pytest.raises(crossval.PathNotHere, match="AMX"):
+        crossval.member_scores("xception", {"clip/b": (None, f)}, path="bf16amx")
+    assert [
+        precision_word(low, k)
+        for low, k in ((False, "AMX"), (True, "AVX512_BF16"), (True, "AMX"), (True, None))
+    ] == ["fp32", "bf16", "bf16 (AMX)", "bf16 (emulated)"]
+
+
 def test_tied_real_scores_stay_under_the_threshold_together():
     from scripts.calibrate import threshold_for
 

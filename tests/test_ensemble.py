@@ -82,6 +82,13 @@ def test_bf16_members_stay_close_and_are_chosen_by_the_precision_check(tmp_path)
     assert not bf16_holds(replace(card, metrics={"precision_check": int8_only}), frozen=True)
     moved = {**check, "bf16_holds": False}  # the overall AUC held, a validation subset did not
     assert not bf16_holds(replace(card, metrics={"precision_check": moved}), frozen=True)
+    # checked on AMX too, where it moved: bf16 stays on AVX-512 BF16 CPUs, not on AMX ones
+    amx_moved = replace(card, metrics={"precision_check": {**check, "bf16_holds_amx": False}})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("detector.scoring.ensemble.bf16_kernels", lambda: "AMX")
+        assert not bf16_holds(amx_moved, frozen=True)
+        mp.setattr("detector.scoring.ensemble.bf16_kernels", lambda: "AVX512_BF16")
+        assert bf16_holds(amx_moved, frozen=True)
     crops = np.random.default_rng(2).integers(0, 255, (5, 256, 256, 3), dtype=np.uint8)
     ref = Ensemble([name], weights_dir=tmp_path, precision="fp32").score(crops)
     low = Ensemble([name], weights_dir=tmp_path, precision="bf16")

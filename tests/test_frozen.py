@@ -129,8 +129,10 @@ def test_amx_cpu_keeps_native_bf16_when_capped_at_avx512_bf16_and_loses_it_below
     flags = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
     monkeypatch.setattr(device, "cpu_flags", lambda: flags)
     assert device.native_bf16() and device.cpu_path() == "AMX"
+    assert device.bf16_kernels() == "AMX"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # as an EPYC 9004 runs bf16
     assert device.native_bf16() and device.cpu_path() == "AVX512_CORE_BF16"
+    assert device.bf16_kernels() == "AVX512_BF16"
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_VNNI")
-    assert not device.native_bf16()
+    assert not device.native_bf16() and device.bf16_kernels() is None
     assert set(device.ISA_CAPS["AVX512_CORE_BF16"]) == set(device.ISA_CAPS["AVX2"])

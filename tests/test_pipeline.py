@@ -202,13 +202,17 @@ def test_cli_json_is_complete_for_a_faceforensics_clip(clips_dir):
     assert 0.0 <= doc["verdict"]["p_fake"] <= 1.0
     models = [m["name"] for m in doc["models"]]
     assert models and all(len(m["weights_sha256"]) == 64 for m in doc["models"])
-    # the precision each member ran in, as on this CPU (the calibration's paths say what it means)
-    from detector.scoring.device import native_bf16
+    # the precision each member ran in, as on this CPU (the calibration's paths say what it
+    # means), and the score placed against the real videos of this CPU's precision path
+    from detector.scoring.device import bf16_kernels
     from detector.verdict.scoring import default_scoring
 
-    assert all(m["precision"] in ("fp32", "bf16") for m in doc["models"])
-    if not native_bf16():
+    assert all(m["precision"] in ("fp32", "bf16", "bf16 (AMX)") for m in doc["models"])
+    if not bf16_kernels():
         assert {m["precision"] for m in doc["models"]} == {"fp32"}
+    path = {None: "fp32", "AVX512_BF16": "bf16cpu", "AMX": "bf16amx"}[bf16_kernels()]
+    if doc["verdict"]["calibrated"]:
+        assert doc["verdict"]["placed_on"] == path and doc["verdict"]["real_percentile"] is not None
     assert doc["settings"]["scoring"]["calibration"]["paths"] == default_scoring().calibration.paths
     assert doc["settings"]["sampling"] == "1fps" and doc["video"]["sha256"]
     assert len(doc["frames"]) == 13

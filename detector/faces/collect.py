@@ -4,8 +4,9 @@ Per frame: MTCNN's detections, the quality gate, the crops that will be scored. 
 embedding that links one person's faces (:mod:`detector.faces.identity`) runs on several frames'
 faces at once: its network costs about the same for one face as for ten on two cores (measured
 on a 2-core Xeon: ten faces one by one 0.50 s, in one batch 0.18 s), so the faces of a few frames
-wait, then are embedded together and given to the tracker frame by frame, in order. The tracker
-sees exactly what it saw frame by frame; only the number of network calls changes.
+wait, then are embedded together and given to the tracker frame by frame, in order: the tracker
+sees the same faces in the same order (their embeddings equal to float rounding); only the
+number of network calls changes.
 """
 
 from __future__ import annotations

@@ -360,6 +360,6 @@ def _other_paths(paths: dict) -> str:
         return ""
     return (
         " (with every model in float32). It is the higher of the thresholds set on each "
-        f"precision path, so it holds on either kind of CPU ({words}); a GPU's mix of precisions "
-        "is not calibrated"
+        f"precision path measured, so it holds on each of these kinds of CPU ({words}); a GPU's "
+        "mix of precisions is not calibrated"
     )

@@ -52,6 +52,7 @@ def verdict_to_dict(v: Verdict) -> dict:
         "real_percentile": None if v.real_percentile is None else _r(v.real_percentile, 4),
         "calibrated": v.calibrated,
         "placed_on": v.placed_on or None,
+        "placement_note": v.placement_note or None,
         "rule": v.rule,
     }
 
@@ -78,6 +79,9 @@ def precision_path_words(paths: dict, skip: tuple[str, ...] = ()) -> str:
     parts = []
     for name, p in paths.items():
         if name in skip:
+            continue
+        if "not_measured" in p:  # calibrate --partial: the threshold does not cover it
+            parts.append(f"{p.get('what', name)}: not measured ({p['not_measured']})")
             continue
         f = p.get("flagged", {})
         real, fakes = f.get("real", ("?", "?")), f.get("all_fakes", ("?", "?"))

@@ -136,10 +136,20 @@ def _allowed(isa: str) -> bool:
 def native_bf16() -> bool:
     """Whether bf16 runs natively (AVX-512 BF16 or AMX, not capped away); elsewhere it is
     emulated and slower than float32."""
+    return bf16_kernels() is not None
+
+
+def bf16_kernels() -> str | None:
+    """Which kernels run bf16 here: "AMX" (matrix tiles), "AVX512_BF16" (vector dot products,
+    no AMX or AMX capped away), or None (no native bf16). The two round differently: the same
+    bf16 member's scores differ between them by up to about 0.01, so each is its own
+    precision path for the calibration."""
     flags = cpu_flags()
-    return ("avx512_bf16" in flags and _allowed("AVX512_CORE_BF16")) or (
-        "amx_bf16" in flags and _allowed("AVX512_CORE_AMX")
-    )
+    if "amx_bf16" in flags and _allowed("AVX512_CORE_AMX"):
+        return "AMX"
+    if "avx512_bf16" in flags and _allowed("AVX512_CORE_BF16"):
+        return "AVX512_BF16"
+    return None
 
 
 def cpu_path() -> str:

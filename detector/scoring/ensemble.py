@@ -34,7 +34,12 @@ from detector.models import (
     needs_next_frames,
 )
 from detector.models.preprocess import as_batch, normalised, preprocess, resized_to, with_flow
-from detector.scoring.device import native_bf16, release_free_memory, resolve_device
+from detector.scoring.device import (
+    bf16_kernels,
+    native_bf16,
+    release_free_memory,
+    resolve_device,
+)
 from detector.scoring.frozen import cache_key, cached, file_stamps
 
 
@@ -57,26 +62,43 @@ class LoadedModel:
             return self.module(x).float()
 
 
+def precision_word(low_precision: bool, kernels: str | None) -> str:
+    """How an analysis records a member's precision on a CPU with these bf16 ``kernels``
+    (:func:`detector.scoring.device.bf16_kernels`): "fp32"; "bf16" on AVX-512 BF16; "bf16 (AMX)"
+    on AMX tiles; "bf16 (emulated)" where the CPU has no native bf16 (forced; not calibrated)."""
+    if not low_precision:
+        return "fp32"
+    return {"AMX": "bf16 (AMX)", "AVX512_BF16": "bf16"}.get(kernels or "", "bf16 (emulated)")
+
+
 def frozen_on_cpu(spec: ModelSpec) -> bool:
     """Whether an optimised ensemble on a CPU runs this member as a frozen graph (per-frame
     members on face crops), which decides the precision check that applies to it."""
     return spec.kind == "frame" and spec.inputs == "crop"
 
 
-def bf16_holds(card: ModelCard, tolerance: float = 0.005, frozen: bool = False) -> bool:
+def bf16_holds(
+    card: ModelCard, tolerance: float = 0.005, frozen: bool = False, kernels: str | None = "here"
+) -> bool:
     """Whether the model's manifest shows validation AUC unchanged (within ``tolerance``) in bf16.
 
     For a member frozen for the CPU, the check of that path (``metrics.precision_check``, by
     ``scripts/check_precision.py``: eager float32 against the frozen bf16 graph on the same
-    validation crops) decides where it exists; otherwise the training run's ``bf16_val_auc``,
-    measured with bf16 autocast as eager members run.
+    validation crops) decides where it exists (on AMX kernels, also its AMX check where one was
+    made: ``bf16_holds_amx``); otherwise the training run's ``bf16_val_auc``, measured with bf16
+    autocast as eager members run. ``kernels``: the bf16 kernels asked about
+    (:func:`detector.scoring.device.bf16_kernels`' words); "here": this process's.
     """
+    if kernels == "here":
+        kernels = bf16_kernels()
     m = card.metrics or {}
     check = m.get("precision_check")
     if frozen and check:  # a check of other precisions only (e.g. int8) admits no bf16
         bf16, fp32 = check.get("bf16_frozen_auc"), check.get("fp32_eager_auc")
         if bf16 is None or fp32 is None or check.get("bf16_holds") is False:
             return False  # not measured, or a subset of the validation moved (the CLIP member)
+        if check.get("bf16_holds_amx") is False and kernels == "AMX":
+            return False  # measured on AMX kernels too, and it moved there
         return abs(bf16 - fp32) <= tolerance
     val = m.get("val") or {}
     fp32 = val.get("frame_auc", val.get("video_auc"))  # temporal members: per-sequence AUC
@@ -269,13 +291,14 @@ class Ensemble:
 
     @property
     def precisions(self) -> dict[str, str]:
-        """The precision each member runs in: "fp32" / "bf16" on the CPU (the words the
-        calibration's precision paths use), "fp32 on GPU" / "bf16 on GPU" on a GPU."""
-        where = "" if self.device.type == "cpu" else f" on {self.device.type.upper()}"
-        return {
-            n: ("bf16" if m.low_precision else "fp32") + where.replace("CUDA", "GPU")
-            for n, m in self.members.items()
-        }
+        """The precision each member runs in, in the words of the calibration's precision paths:
+        "fp32", "bf16" (AVX-512 BF16 kernels), "bf16 (AMX)", "bf16 (emulated)" on the CPU
+        (:func:`precision_word`); "fp32 on GPU" / "bf16 on GPU" on a GPU."""
+        if self.device.type != "cpu":
+            word = {False: "fp32 on GPU", True: "bf16 on GPU"}
+            return {n: word[m.low_precision] for n, m in self.members.items()}
+        kernels = bf16_kernels()
+        return {n: precision_word(m.low_precision, kernels) for n, m in self.members.items()}
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -46,7 +46,12 @@ def _scoring_from(conf: dict, calibrated: bool) -> ScoringSettings:
             order=s.order,
             target_false_alarm=float(cal["target_false_alarm"]),
             rates=cal.get("rates", {}),
-            paths=cal.get("paths", {}),
+            paths={
+                **cal.get("paths", {}),
+                **{
+                    p: {"not_measured": why} for p, why in cal.get("paths_not_measured", {}).items()
+                },
+            },
         ),
     )
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from detector.errors import BadSettingsError
 from detector.types import (
+    Calibration,
     Label,
     ScoreTable,
     ScoringSettings,
@@ -134,7 +135,8 @@ def compute_verdict(table: ScoreTable, settings: ScoringSettings) -> Verdict:
     # placed against the real videos scored as this analysis scored (its precision path); a
     # calibration without paths has one set of real scores
     path = cal.path_for(table.precisions) if scale_ok and cal.paths else None
-    placed = scale_ok and (path is not None or not cal.paths)
+    placed = scale_ok and cal.path_reals(path) is not None
+    note = "" if placed or not scale_ok else not_placed_words(table.precisions, cal, path)
     verdict = Verdict(
         label=label,
         p_fake=deciding.p_fake,
@@ -148,16 +150,25 @@ def compute_verdict(table: ScoreTable, settings: ScoringSettings) -> Verdict:
         calibrated=scale_ok,
         rule=_rule(settings, n_frames),
         placed_on=path or "",
+        placement_note=note,
     )
     return _with_explanation(verdict, n_frames)
 
 
-NOT_PLACED = (
-    "That score is not placed against the real calibration videos: the models ran in "
-    "precisions the calibration did not measure (a GPU, or a forced precision), so their scores "
-    "there are not known."
-)
-"""Why a score on the calibrated scoring has no placement: its precision path was not measured."""
+def not_placed_words(precisions: dict[str, str], cal: Calibration, path: str | None) -> str:
+    """Why a score on the calibrated scoring is not placed against the real videos, in words:
+    its precision path was not measured, or its real videos' scores were not recorded."""
+    head = "That score is not placed against the real calibration videos: "
+    if path is not None:
+        return head + f"the calibration recorded no real-video scores on the {path} precision path."
+    members = [m for m in cal.weights if cal.weights[m] > 0]
+    ran = ", ".join(f"{m} in {precisions[m]}" for m in members if m in precisions)
+    if not ran:
+        return head + "this analysis did not record the precision its models ran in."
+    return head + (
+        f"the models ran as {ran}, a mix of precisions the calibration did not measure, so the "
+        "real videos' scores there are not known."
+    )
 
 
 def _rule(s: ScoringSettings, n_frames: int) -> str:
@@ -210,8 +221,8 @@ def _with_explanation(v: Verdict, n_frames: int) -> Verdict:
             "tool was calibrated on"
             + (", scored in the precisions this analysis ran in." if v.placed_on else ".")
         )
-    elif v.calibrated:
-        parts.append(NOT_PLACED)
+    elif v.placement_note:
+        parts.append(v.placement_note)
     fake_models = [m for m, lab in v.model_agreement.items() if lab == "fake"]
     real_models = [m for m, lab in v.model_agreement.items() if lab != "fake"]
     if fake_models:

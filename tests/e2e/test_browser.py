@@ -289,8 +289,8 @@ def test_every_widget_on_every_page(server, clips):
     assert doc["app_version"]
     # the precision each model ran in, and the precision paths the threshold was set on
     assert "Model, precision" in flat
-    assert all(m["precision"] in ("fp32", "bf16") for m in doc["models"])
-    assert set(doc["settings"]["scoring"]["calibration"]["paths"]) == {"fp32", "bf16cpu"}
+    assert all(m["precision"] in ("fp32", "bf16", "bf16 (AMX)") for m in doc["models"])
+    assert set(doc["settings"]["scoring"]["calibration"]["paths"]) == {"fp32", "bf16cpu", "bf16amx"}
 
 
 def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict]:
@@ -419,7 +419,7 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
 
     # Models: open every card's metrics.
     app.goto("Models", "Models")
-    page.get_by_text(re.compile("holds on either kind of CPU")).first.wait_for()
+    page.get_by_text(re.compile("holds on each of these kinds of CPU")).first.wait_for()
     expanders = page.locator('[data-testid="stExpander"] summary')
     expanders.first.wait_for()
     assert expanders.count() >= 4
