@@ -97,18 +97,37 @@ def sampling_for(path: Path) -> str:
 
 def _face_code_key() -> str:
     """A hash of the code that finds, crops and tracks the faces (the face package and the
-    pipeline's extraction loop), not of the whole pipeline: an edit to scoring or the verdict
-    keeps the cached faces."""
+    pipeline's extraction loop), not of the whole pipeline, and of its code only (comments and
+    docstrings left out): an edit to scoring, the verdict or the words keeps the cached faces."""
     import inspect
+    import textwrap
 
     from detector.pipeline import Analyzer
 
     h = hashlib.sha256()
     for f in sorted((PROJECT_ROOT / "detector" / "faces").glob("*.py")):
-        h.update(f.read_bytes())
+        h.update(_code_only(f.read_text("utf-8")).encode())
     for fn in (Analyzer.extract_faces, Analyzer._extract):
-        h.update(inspect.getsource(fn).encode())
+        h.update(_code_only(textwrap.dedent(inspect.getsource(fn))).encode())
     return h.hexdigest()[:12]
+
+
+def _code_only(source: str) -> str:
+    """The syntax tree of Python ``source`` without its docstrings (comments never enter it)."""
+    import ast
+
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 @dataclass(frozen=True)

@@ -350,3 +350,11 @@ def test_averaged_linear_heads_give_the_mean_of_their_logits():
     hidden |= {"head.3.weight": torch.zeros(1, 4), "head.3.bias": torch.zeros(1)}
     with pytest.raises(ValueError, match="linear"):
         average_linear_heads([hidden, hidden])
+
+
+def test_the_face_cache_key_ignores_words_and_sees_code():
+    from scripts.crossval import _code_only
+
+    src = 'def f(x):\n    """Doc."""\n    return x + 1  # one\n'
+    assert _code_only(src) == _code_only('def f(x):\n    """Other words."""\n    return x + 1\n')
+    assert _code_only(src) != _code_only('def f(x):\n    """Doc."""\n    return x + 2\n')
