@@ -13,7 +13,8 @@ manifest's validation AUC as the training measured it (float resize), for compar
 
 The frame AUCs and the largest and mean change of a crop's p_fake are written to the member's manifest
 as ``metrics.precision_check``; the app runs a member in bf16 only where ``bf16_frozen`` is within
-0.005 of ``fp32_eager`` (:func:`detector.scoring.ensemble.bf16_holds`).
+0.005 of ``fp32_eager`` (:func:`detector.scoring.ensemble.bf16_holds`). Run on a CPU with AMX, the
+check is recorded beside that one (``amx``, ``bf16_holds_amx``): AMX rounds bf16 otherwise.
 
     python -m scripts.check_precision efficientnet_lite0 xception inception_resnet_v2 \\
         mesoinception4_f2f [--write]
@@ -29,6 +30,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from detector.evaluation.evaluate import score_image_folders
+from detector.scoring.device import bf16_kernels
 from detector.settings import WEIGHTS_DIR, data_dir
 from detector.training.splits import FFPP_SPLIT_FILE
 
@@ -81,9 +83,21 @@ def main(argv: list[str] | None = None) -> int:
         for name, row in result.items():
             path = WEIGHTS_DIR / f"{name}.json"
             man = json.loads(path.read_text("utf-8"))
-            man.setdefault("metrics", {})["precision_check"] = row
+            record(man.setdefault("metrics", {}), row, bf16_kernels())
             path.write_text(json.dumps(man, indent=2, ensure_ascii=False) + "\n", "utf-8")
     return 0
+
+
+def record(metrics: dict, row: dict, kernels: str | None) -> None:
+    """Write a member's check into its manifest's ``metrics``. Measured on AMX (which rounds bf16
+    otherwise than AVX-512 BF16), it goes beside the AVX-512 BF16 check, as ``amx`` and
+    ``bf16_holds_amx`` (which admits bf16 on AMX CPUs), and replaces nothing else."""
+    if kernels != "AMX":
+        metrics["precision_check"] = {**row, "bf16_kernels": kernels}
+        return
+    check = metrics.setdefault("precision_check", {})
+    check["amx"] = row
+    check["bf16_holds_amx"] = abs(row["bf16_frozen_auc"] - row["fp32_eager_auc"]) <= 0.005
 
 
 if __name__ == "__main__":

@@ -126,3 +126,16 @@ def test_core_workers_run_single_threaded_and_leave_the_process_default_alone():
     t.start()
     t.join()
     assert later == [before], "a thread started later must get the process default"
+
+
+def test_an_amx_precision_check_is_recorded_beside_the_avx512_one():
+    from scripts.check_precision import record
+
+    row = {"fp32_eager_auc": 0.90, "bf16_frozen_auc": 0.899}
+    metrics: dict = {}
+    record(metrics, row, "AVX512_BF16")
+    assert metrics["precision_check"]["bf16_kernels"] == "AVX512_BF16"
+    record(metrics, {"fp32_eager_auc": 0.90, "bf16_frozen_auc": 0.88}, "AMX")
+    check = metrics["precision_check"]
+    assert check["bf16_frozen_auc"] == 0.899 and check["bf16_holds_amx"] is False
+    assert check["amx"]["bf16_frozen_auc"] == 0.88

@@ -198,10 +198,22 @@ class App:
         self.settle()
 
     def download(self, button: str, name: str) -> bytes:
-        with self.page.expect_download() as dl:
-            self.page.get_by_role("button", name=button).first.click()
+        """Click a download button and keep the file. A rerun that lands under the click
+        replaces the button's file and the browser cancels that download (seen once in CI, on
+        the report after the notes field was committed): then settle and click once more."""
+        from playwright.sync_api import Error
+
         path = OUT / name
-        dl.value.save_as(path)
+        for attempt in (1, 2):
+            self.settle()
+            with self.page.expect_download() as dl:
+                self.page.get_by_role("button", name=button).first.click()
+            try:
+                dl.value.save_as(path)
+                break
+            except Error as exc:
+                if attempt == 2 or "canceled" not in str(exc):
+                    raise
         self.settle()
         return path.read_bytes()
 
