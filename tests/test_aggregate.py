@@ -121,15 +121,21 @@ def test_excluded_people_are_listed_but_never_decide():
         compute_verdict(t, ScoringSettings(weights={"a": 1}, exclusions={7: "x"}))
 
 
-def test_calibrated_score_is_placed_against_real_footage():
-    cal = Calibration(
+def calibration(paths: dict | None = None) -> Calibration:
+    """A calibration of models a and b (mean, equal weights) on 100 real videos 0 to 0.3."""
+    return Calibration(
         real_scores=tuple(np.linspace(0.0, 0.3, 100)),
         pool="test pool",
         weights={"a": 1, "b": 1},
         aggregation="mean",
         order="aggregate_then_combine",
         target_false_alarm=0.05,
+        paths=paths or {},
     )
+
+
+def test_calibrated_score_is_placed_against_real_footage():
+    cal = calibration()
     s = ScoringSettings(weights={"a": 2, "b": 2}, threshold=0.29, calibration=cal)
     v = compute_verdict(table([[0.32, 0.32]] * 3), s)
     assert v.calibrated and v.real_percentile == 1.0 and v.label == "fake"
@@ -215,15 +221,7 @@ def test_a_score_is_placed_against_the_reals_of_its_own_precision_path():
             "real_video_scores": list(np.linspace(0.0, 0.6, 100)),
         },
     }
-    cal = Calibration(
-        real_scores=tuple(np.linspace(0.0, 0.3, 100)),
-        pool="test pool",
-        weights={"a": 1, "b": 1},
-        aggregation="mean",
-        order="aggregate_then_combine",
-        target_false_alarm=0.05,
-        paths=paths,
-    )
+    cal = calibration(paths)
     s = ScoringSettings(weights={"a": 1, "b": 1}, threshold=0.29, calibration=cal)
 
     def verdict(precisions):
