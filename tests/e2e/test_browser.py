@@ -302,6 +302,11 @@ def test_every_widget_on_every_page(server, clips):
     # the precision each model ran in, and the precision paths the threshold was set on
     assert "Model, precision" in flat
     assert all(m["precision"] in ("fp32", "bf16", "bf16 (AMX)") for m in doc["models"])
+    # the score placed against the real videos of this CPU's precision path
+    from detector.scoring.device import bf16_kernels
+
+    path = {None: "fp32", "AVX512_BF16": "bf16cpu", "AMX": "bf16amx"}[bf16_kernels()]
+    assert doc["verdict"]["placed_on"] == (path if doc["verdict"]["calibrated"] else None)
     assert set(doc["settings"]["scoring"]["calibration"]["paths"]) == {"fp32", "bf16cpu", "bf16amx"}
 
 
