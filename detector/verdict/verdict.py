@@ -161,7 +161,7 @@ def not_placed_words(precisions: dict[str, str], cal: Calibration, path: str | N
     head = "That score is not placed against the real calibration videos: "
     if path is not None:
         return head + f"the calibration recorded no real-video scores on the {path} precision path."
-    members = [m for m in cal.weights if cal.weights[m] > 0]
+    members = normalised_weights(cal.weights)
     ran = ", ".join(f"{m} in {precisions[m]}" for m in members if m in precisions)
     if not ran:
         return head + "this analysis did not record the precision its models ran in."
