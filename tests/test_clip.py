@@ -132,16 +132,24 @@ def test_the_last_block_computes_its_class_token_alone_with_the_same_result():
     torch.testing.assert_close(g_short, g_full, rtol=1e-3, atol=1e-6)
 
 
-@pytest.mark.parametrize("recipe", ["probe", "ln"])
-def test_training_from_cached_features_scores_as_the_member_does(recipe, monkeypatch):
+@pytest.mark.parametrize(
+    ("recipe", "tune_from", "patch_layers"),
+    [("probe", 11, (6, 12)), ("ln", 11, (6, 12)), ("ln", 1, (6,))],
+)
+def test_training_from_cached_features_scores_as_the_member_does(
+    recipe, tune_from, patch_layers, monkeypatch
+):
     """What a recipe trains on (features cached once per crop, or the tokens after the frozen
-    blocks) gives the member's own output, class and patch-token features alike."""
+    blocks, or, tuning every LayerNorm, the embedded patches) gives the member's own output,
+    class and patch-token features alike."""
     from detector.training import clip_pool
     from detector.training.clip import CachedHead, ClipTrainConfig, predict_cached
 
     torch.manual_seed(0)
-    cfg = ClipTrainConfig(recipe=recipe, layers=(4, 12), patch_layers=(6, 12), tune_from=11)
-    det = CLIPDetector(cfg.layers, tune_from=11, patch_layers=cfg.patch_layers).eval()
+    cfg = ClipTrainConfig(
+        recipe=recipe, layers=(4, 12), patch_layers=patch_layers, tune_from=tune_from
+    )
+    det = CLIPDetector(cfg.layers, tune_from=tune_from, patch_layers=cfg.patch_layers).eval()
     with torch.no_grad():
         for p in det.parameters():
             p.normal_(0, 0.02)
@@ -168,12 +176,12 @@ def test_crop_features_are_cached_per_crop(tmp_path, monkeypatch):
 
     rng = np.random.default_rng(1)
     crops = rng.integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
-    first = clip_pool.cached_features(crops, 0, net)
+    first = clip_pool.cached_features(crops, None, net)
     assert set(first) == {"cls", "patch", "emb"} and first["cls"].shape == (2, 12, 768)
-    again = clip_pool.cached_features(crops[::-1], 0, net)  # all cached: no backbone built
+    again = clip_pool.cached_features(crops[::-1], None, net)  # all cached: no backbone built
     assert len(built) == 1
     np.testing.assert_array_equal(again["emb"], first["emb"][::-1])
-    clip_pool.cached_features(np.concatenate([crops, crops[:1] // 2]), 0, net)
+    clip_pool.cached_features(np.concatenate([crops, crops[:1] // 2]), None, net)
     assert len(built) == 2 and len(list(tmp_path.rglob("*.npz"))) == 3
 
 
@@ -358,3 +366,17 @@ def test_the_face_cache_key_ignores_words_and_sees_code():
     src = 'def f(x):\n    """Doc."""\n    return x + 1  # one\n'
     assert _code_only(src) == _code_only('def f(x):\n    """Other words."""\n    return x + 1\n')
     assert _code_only(src) != _code_only('def f(x):\n    """Doc."""\n    return x + 2\n')
+
+
+def test_the_every_layernorm_recipe_trains_every_layernorm_and_the_head_only():
+    """tune_from 1: norm_pre, both LayerNorms of all 12 blocks, the final norm and the head;
+    no attention or MLP weight."""
+    from detector.training.clip import ClipTrainConfig, trainable_parameters
+
+    cfg = ClipTrainConfig(recipe="ln", layers=(12,), tune_from=1)
+    det = CLIPDetector(cfg.layers, tune_from=1)
+    names = trainable_parameters(det, cfg)
+    norms = [n for n in names if not n.startswith("head.")]
+    assert len(norms) == 2 * (1 + 2 * 12 + 1)  # weight and bias of each
+    assert all(".norm" in n for n in norms) and "backbone.vit.norm_pre.weight" in names
+    assert sum(n.startswith("head.") for n in names) == 2

@@ -40,7 +40,7 @@ class ClipTrainConfig:
     recipe: str = "probe"  # "probe" | "ln"
     layers: tuple[int, ...] = (4, 6, 8, 10, 12)
     patch_layers: tuple[int, ...] = ()  # blocks whose mean patch token also feeds the head
-    tune_from: int = 9  # ln: LayerNorms of blocks >= this (1-based) are tuned
+    tune_from: int = 9  # ln: LayerNorms of blocks >= this (1-based) are tuned; 1: also norm_pre
     epochs: int = 30
     batch_size: int = 32
     lr: float = 1e-3
@@ -51,6 +51,9 @@ class ClipTrainConfig:
     # "bf16": the trained blocks run under bfloat16 autocast (CPUs with native bf16; the weights
     # stay float32 and the shipped member is scored in the precision its manifest admits)
     train_precision: str = "fp32"
+    # "shipped": the head starts from the shipped member's (same head shape), so the LayerNorm
+    # recipe refines the chosen probe instead of starting over; "": a fresh head
+    init_head: str = ""
 
     @classmethod
     def of_manifest(cls, manifest: dict) -> ClipTrainConfig:
@@ -91,10 +94,16 @@ class CachedHead(nn.Module):
             parts += [standardise(patch[:, k - 1]) for k in det.patch_layers]
             parts.append(nn.functional.normalize(emb, dim=-1) * float(np.sqrt(EMBED)))
             return det.head(torch.cat(parts, -1))
-        x = tokens
+        from detector.models.families.clip import DEPTH, class_token_block
+
+        vit = det.backbone.vit
+        # tune_from 1: the cached tokens are the embedded patches, before the first LayerNorm
+        x = vit.norm_pre(tokens) if self.cfg.tune_from == 1 else tokens
         late = {}
-        for i in range(self.cfg.tune_from - 1, len(det.backbone.vit.blocks)):
-            x = det.backbone.vit.blocks[i](x)
+        for i in range(self.cfg.tune_from - 1, len(vit.blocks)):
+            last = i == len(vit.blocks) - 1 and DEPTH not in det.patch_layers
+            # the last block's class token alone when nothing else of it is read (as the member)
+            x = class_token_block(vit.blocks[i], x) if last else vit.blocks[i](x)
             late[i + 1] = x
         parts = [standardise(late[k][:, 0] if k in late else cls[:, k - 1]) for k in det.layers]
         parts += [
@@ -131,6 +140,10 @@ def trainable_parameters(det, cfg: ClipTrainConfig) -> list[str]:
                 )
             ]
         names += [n for n, _ in det.named_parameters() if n.startswith("backbone.vit.norm.")]
+        if cfg.tune_from == 1:
+            names += [
+                n for n, _ in det.named_parameters() if n.startswith("backbone.vit.norm_pre.")
+            ]
     return names
 
 
@@ -160,6 +173,8 @@ def train_recipe(
             )
     torch.manual_seed(cfg.seed)
     det = new_detector(cfg)
+    if cfg.init_head:
+        init_head(det, cfg.init_head)
     names = set(trainable_parameters(det, cfg))
     for n, p in det.named_parameters():
         p.requires_grad_(n in names)
@@ -221,6 +236,19 @@ def train_recipe(
     return det, history, time.time() - t0
 
 
+def init_head(det, source: str) -> None:
+    """Start ``det``'s head from the shipped member's head (``source`` "shipped")."""
+    from safetensors.torch import load_file
+
+    from detector.settings import WEIGHTS_DIR
+
+    if source != "shipped":
+        raise ValueError(f"unknown head source {source!r}: 'shipped' or ''")
+    state = load_file(str(WEIGHTS_DIR / f"{MEMBER}.safetensors"))
+    head = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}
+    det.head.load_state_dict(head)  # raises when the shapes (layers read) differ
+
+
 def predict_cached(
     model: CachedHead, feats: dict[str, np.ndarray], use_tokens: bool, batch: int = 64
 ):
@@ -267,6 +295,13 @@ def per_kind_auc(labels: np.ndarray, scores: np.ndarray, kinds: Sequence[str]) -
 MEMBER = "clip_vit_b16"
 
 
+def _tuned_norms(cfg: ClipTrainConfig) -> str:
+    """The LayerNorms an ``ln`` recipe tunes, in words."""
+    if cfg.tune_from == 1:
+        return "every LayerNorm (the one before the first block, both of each block, the final one)"
+    return f"the LayerNorms of blocks {cfg.tune_from}-12 and the final norm"
+
+
 def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
     """Train one recipe from the cached pool and write ``<out>/clip_vit_b16.{safetensors,json}``."""
     from safetensors.torch import save_file
@@ -288,11 +323,7 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
         )
         + " and the L2-normalised projected embedding; single fake logit"
     )
-    tuned = (
-        f" but the LayerNorms of blocks {cfg.tune_from}-12 and the final norm"
-        if cfg.recipe == "ln"
-        else ""
-    )
+    tuned = f" but {_tuned_norms(cfg)}" if cfg.recipe == "ln" else ""
     val, yv, kv = pool_features(cfg.pool, "val", tokens_after, log)
     train, y, _ = pool_features(cfg.pool, "train", tokens_after, log)
     det, history, wall = train_recipe(cfg, train, y, val, yv, log)
@@ -315,7 +346,7 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
             + (
                 "the head"
                 if cfg.recipe == "probe"
-                else f"the head and the LayerNorms of blocks {cfg.tune_from}-12 and the final norm"
+                else f"the head and {_tuned_norms(cfg)}"
             )
             + "; the rest is the frozen backbone, rebuilt at install time"
         ),
@@ -354,6 +385,11 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
             "validation AUC is kept. The weights file holds only the trained parameters; the "
             "backbone is rebuilt at install time and sha256-checked. Which recipe ships is "
             "decided on cross-dataset validation (metrics.recipe_comparison)."
+            + (
+                f" The head started from the shipped member's head; LayerNorm lr {cfg.ln_lr:g}."
+                if cfg.init_head
+                else ""
+            )
         ),
         "config": {**asdict(cfg), "pool": asdict(cfg.pool)},
         "wall_time_s": round(wall, 1),

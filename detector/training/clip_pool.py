@@ -245,7 +245,7 @@ FEATURES_VERSION = 2  # 2: per-block patch-token means ("patch") beside the clas
 
 def extract_features(
     images: np.ndarray,
-    tokens_after: int,
+    tokens_after: int | None,
     batch: int = 16,
     log: Callable[[str], None] = print,
     net: torch.nn.Module | None = None,
@@ -253,8 +253,9 @@ def extract_features(
     """Frozen-backbone features of every image: ``cls`` (N, 12, 768) class token after each
     block, ``patch`` (N, 12, 768) mean of the 196 patch tokens after each block, ``emb``
     (N, 512) projected embedding, ``tokens`` (N, 197, 768) after block ``tokens_after``
-    (1-based; 0: none). float16 to halve memory. ``net``: a loaded :func:`backbone` to reuse
-    (building one takes seconds)."""
+    (1-based; 0: the embedded patches entering the network, before its first LayerNorm
+    ``norm_pre``; None: none). float16 to halve memory. ``net``: a loaded :func:`backbone` to
+    reuse (building one takes seconds)."""
     from detector.models.families.clip import DEPTH
 
     net = net if net is not None else backbone()
@@ -262,7 +263,7 @@ def extract_features(
     cls = np.zeros((n, DEPTH, 768), np.float16)
     patch = np.zeros((n, DEPTH, 768), np.float16)
     emb = np.zeros((n, 512), np.float16)
-    toks = np.zeros((n, 197, 768), np.float16) if tokens_after else None
+    toks = np.zeros((n, 197, 768), np.float16) if tokens_after is not None else None
     t0 = time.time()
     with torch.inference_mode():
         for s in range(0, n, batch):
@@ -270,7 +271,10 @@ def extract_features(
             cls[s : s + batch] = torch.stack([t[:, 0] for t in out], 1).float().numpy()
             patch[s : s + batch] = torch.stack([t[:, 1:].mean(1) for t in out], 1).float().numpy()
             emb[s : s + batch] = net.embed(out[-1]).float().numpy()
-            if toks is not None:
+            if toks is not None and tokens_after == 0:
+                x = clip_inputs(images[s : s + batch])
+                toks[s : s + batch] = net.vit._pos_embed(net.vit.patch_embed(x)).float().numpy()
+            elif toks is not None:
                 toks[s : s + batch] = out[tokens_after - 1].float().numpy()
             if (s // batch) % 20 == 0:
                 done = min(n, s + batch)
@@ -282,7 +286,9 @@ def extract_features(
 
 
 def cached_features(
-    crops: np.ndarray | list[np.ndarray], tokens_after: int, net: Callable[[], torch.nn.Module]
+    crops: np.ndarray | list[np.ndarray],
+    tokens_after: int | None,
+    net: Callable[[], torch.nn.Module],
 ) -> dict[str, np.ndarray]:
     """:func:`extract_features` of face crops, cached one file per crop (by the sha1 of its
     pixels) under ``<cache>/crossval/clipfeat_<tokens_after>_v<FEATURES_VERSION>``: a change of
@@ -290,7 +296,7 @@ def cached_features(
     backbone; it is called only when a crop is not cached."""
     import hashlib
 
-    folder = cache_dir() / "crossval" / f"clipfeat_{tokens_after}_v{FEATURES_VERSION}"
+    folder = cache_dir() / "crossval" / f"clipfeat_{_tokens_tag(tokens_after)}_v{FEATURES_VERSION}"
     folder.mkdir(parents=True, exist_ok=True)
     names = [hashlib.sha1(np.ascontiguousarray(c).tobytes()).hexdigest() for c in crops]
     todo = [i for i, n in enumerate(names) if not (folder / f"{n}.npz").is_file()]
@@ -302,6 +308,11 @@ def cached_features(
             np.savez(folder / f"{names[i]}.npz", **{k: v[j] for k, v in new.items()})
     per = [np.load(folder / f"{n}.npz") for n in names]
     return {k: np.stack([z[k] for z in per]) for k in per[0].files}
+
+
+def _tokens_tag(tokens_after: int | None) -> str:
+    """The cache folder's name for a token layer ("embed": the embedded patches)."""
+    return {None: "none", 0: "embed"}.get(tokens_after, str(tokens_after))
 
 
 def bf16_pool_features() -> bool:
