@@ -343,11 +343,7 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
         "dtype": "float32",
         "contents": (
             "only the parameters this recipe trained: "
-            + (
-                "the head"
-                if cfg.recipe == "probe"
-                else f"the head and {_tuned_norms(cfg)}"
-            )
+            + ("the head" if cfg.recipe == "probe" else f"the head and {_tuned_norms(cfg)}")
             + "; the rest is the frozen backbone, rebuilt at install time"
         ),
         "backbone": {
