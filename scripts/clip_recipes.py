@@ -91,7 +91,8 @@ RECIPES = {
         train_precision="bf16",
     ),
     # every LayerNorm of the network tuned (LNCLIP-DF / GenD's recipe, Yermakov et al. 2025),
-    # from the shipped probe's head, on native bf16 (AMX: ~0.17 s per crop forward and backward)
+    # from the shipped probe's head, on native bf16 (AMX: ~0.17 s per crop forward and backward);
+    # its time budget, as every ln recipe's, is --ln-budget-min
     "ln_all": ClipTrainConfig(
         recipe="ln",
         epochs=8,
@@ -101,7 +102,6 @@ RECIPES = {
         layers=tuple(range(1, 13)),
         train_precision="bf16",
         init_head="shipped",
-        time_budget_min=60,
     ),
 }
 

@@ -380,3 +380,21 @@ def test_the_every_layernorm_recipe_trains_every_layernorm_and_the_head_only():
     assert len(norms) == 2 * (1 + 2 * 12 + 1)  # weight and bias of each
     assert all(".norm" in n for n in norms) and "backbone.vit.norm_pre.weight" in names
     assert sum(n.startswith("head.") for n in names) == 2
+
+
+def test_a_recipe_started_from_the_shipped_head_holds_its_checked_weights():
+    from detector.models import read_manifest
+    from detector.models.families.clip import SHIPPED_LAYERS, SHIPPED_PATCH_LAYERS
+    from detector.models.weights import load_state_dict
+    from detector.settings import WEIGHTS_DIR
+    from detector.training.clip import MEMBER, init_head
+
+    det = CLIPDetector(SHIPPED_LAYERS, patch_layers=SHIPPED_PATCH_LAYERS)
+    init_head(det, "shipped")
+    shipped = load_state_dict(
+        WEIGHTS_DIR / f"{MEMBER}.safetensors", read_manifest(MEMBER)["sha256"]
+    )
+    for k, v in det.head.state_dict().items():
+        torch.testing.assert_close(v, shipped[f"head.{k}"])
+    with pytest.raises(ValueError, match="unknown head source"):
+        init_head(det, "elsewhere")

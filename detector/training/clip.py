@@ -237,14 +237,16 @@ def train_recipe(
 
 
 def init_head(det, source: str) -> None:
-    """Start ``det``'s head from the shipped member's head (``source`` "shipped")."""
-    from safetensors.torch import load_file
-
+    """Start ``det``'s head from the shipped member's head (``source`` "shipped"), its weights
+    checked against the manifest's sha256 as every load is."""
+    from detector.models import read_manifest
+    from detector.models.weights import load_state_dict
     from detector.settings import WEIGHTS_DIR
 
     if source != "shipped":
         raise ValueError(f"unknown head source {source!r}: 'shipped' or ''")
-    state = load_file(str(WEIGHTS_DIR / f"{MEMBER}.safetensors"))
+    path = WEIGHTS_DIR / f"{MEMBER}.safetensors"
+    state = load_state_dict(path, read_manifest(MEMBER)["sha256"])
     head = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}
     det.head.load_state_dict(head)  # raises when the shapes (layers read) differ
 

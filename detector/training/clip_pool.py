@@ -267,15 +267,14 @@ def extract_features(
     t0 = time.time()
     with torch.inference_mode():
         for s in range(0, n, batch):
-            out = net.tokens(clip_inputs(images[s : s + batch]))
+            x = clip_inputs(images[s : s + batch])
+            out = net.tokens(x)
             cls[s : s + batch] = torch.stack([t[:, 0] for t in out], 1).float().numpy()
             patch[s : s + batch] = torch.stack([t[:, 1:].mean(1) for t in out], 1).float().numpy()
             emb[s : s + batch] = net.embed(out[-1]).float().numpy()
-            if toks is not None and tokens_after == 0:
-                x = clip_inputs(images[s : s + batch])
-                toks[s : s + batch] = net.vit._pos_embed(net.vit.patch_embed(x)).float().numpy()
-            elif toks is not None:
-                toks[s : s + batch] = out[tokens_after - 1].float().numpy()
+            if toks is not None:
+                t = net.embedded_patches(x) if tokens_after == 0 else out[tokens_after - 1]
+                toks[s : s + batch] = t.float().numpy()
             if (s // batch) % 20 == 0:
                 done = min(n, s + batch)
                 log(f"  features {done}/{n} ({(time.time() - t0) / done:.3f} s per image)")

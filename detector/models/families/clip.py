@@ -82,7 +82,7 @@ class CLIPVisual(nn.Module):
         readers that use nothing else of it (the same numbers; see :func:`class_token_block`).
         """
         v = self.vit
-        x = v.norm_pre(v._pos_embed(v.patch_embed(x)))
+        x = v.norm_pre(self.embedded_patches(x))
         out = []
         blocks = list(v.blocks[:upto])
         for i, block in enumerate(blocks):
@@ -90,6 +90,11 @@ class CLIPVisual(nn.Module):
             x = class_token_block(block, x) if last and last_class_only else block(x)
             out.append(x)
         return out
+
+    def embedded_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """The (N, 197, 768) tokens entering the network: patches embedded, class token and
+        positions added, before the first LayerNorm (``norm_pre``)."""
+        return self.vit._pos_embed(self.vit.patch_embed(x))
 
     def embed(self, last_tokens: torch.Tensor) -> torch.Tensor:
         """CLIP's projected image embedding (not normalised) from the last block's tokens."""
