@@ -47,6 +47,7 @@ from detector.settings import weights_dir as default_weights_dir
 from detector.threads import InThread
 from detector.types import (
     Analysis,
+    CropsOf,
     DecodeGap,
     Face,
     FaceDetector,
@@ -292,7 +293,7 @@ class Analyzer:
             report("scoring", 0.0, f"Scoring {len(faces)} faces with {len(ensemble.names)} models")
             t0 = time.perf_counter()
             p = ensemble.score(
-                [f.crop for f in faces],
+                CropsOf(faces),
                 np.array([f.track_id for f in faces]),
                 [f.next_crop for f in faces] if with_next else None,
             )

@@ -5,7 +5,7 @@ The score convention is the same everywhere: ``p_fake`` in [0, 1], higher = more
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -66,9 +66,40 @@ class DecodeGap:
     message: str
 
 
+@dataclass(frozen=True)
+class PackedImage:
+    """An RGB uint8 image held PNG-compressed: lossless (:meth:`pixels` gives back the same
+    array), in about a third of the memory for face crops of real video (measured on 55
+    cross-dataset crops: 0.37 of the raw size; 5 ms to pack, 3 ms to unpack on the 2-core CPU)."""
+
+    png: bytes
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> PackedImage:
+        import cv2
+
+        ok, buf = cv2.imencode(
+            ".png", np.ascontiguousarray(image), [cv2.IMWRITE_PNG_COMPRESSION, 1]
+        )
+        if not ok:  # pragma: no cover - OpenCV encodes any uint8 H x W x 3 array
+            raise ValueError(f"could not pack an image of shape {image.shape}")
+        return cls(buf.tobytes())
+
+    def pixels(self) -> np.ndarray:
+        import cv2
+
+        # PNG stores the channels in the order given: no RGB/BGR swap either way
+        return cv2.imdecode(np.frombuffer(self.png, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
 @dataclass(frozen=True, eq=False)
 class Face:
-    """A face found in a sampled frame, with its crop (square, ``crop_size`` px, RGB uint8)."""
+    """A face found in a sampled frame, with its crop (square, ``crop_size`` px, RGB uint8).
+
+    ``stored_crop`` is the crop as it is held: the array itself, or packed (lossless) when the
+    collector keeps many (a long video's faces, :data:`detector.faces.collect.RAW_CROPS`);
+    :attr:`crop` gives the pixels either way.
+    """
 
     face_id: int
     frame_index: int
@@ -76,9 +107,31 @@ class Face:
     box_xyxy: tuple[float, float, float, float]
     confidence: float
     landmarks_xy: tuple[tuple[float, float], ...]
-    crop: np.ndarray
+    stored_crop: np.ndarray | PackedImage
     track_id: int = -1
     next_crop: np.ndarray | None = None  # same box in the following frame (two-stream members)
+
+    @property
+    def crop(self) -> np.ndarray:
+        """The crop's pixels (unpacked on each read when it is held packed)."""
+        s = self.stored_crop
+        return s.pixels() if isinstance(s, PackedImage) else s
+
+
+class CropsOf(Sequence[np.ndarray]):
+    """The crops of ``faces`` as a sequence, each unpacked only when it is read: scoring stacks
+    a chunk at a time, so a long video's crops are never all unpacked at once."""
+
+    def __init__(self, faces: Sequence[Face]) -> None:
+        self._faces = faces
+
+    def __len__(self) -> int:
+        return len(self._faces)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [f.crop for f in self._faces[i]]
+        return self._faces[i].crop
 
 
 @dataclass(frozen=True)

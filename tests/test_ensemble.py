@@ -11,7 +11,13 @@ import torch
 
 from detector.models import create_model, get_spec, list_models, model_card
 from detector.models.preprocess import preprocess
-from detector.scoring.ensemble import Ensemble, LoadedModel, bf16_holds, freeze_for_cpu
+from detector.scoring.ensemble import (
+    FP32_CPU_BATCH,
+    Ensemble,
+    LoadedModel,
+    bf16_holds,
+    freeze_for_cpu,
+)
 from detector.training.storage import save_weights
 
 FRAME_MEMBERS = [
@@ -94,6 +100,11 @@ def test_bf16_members_stay_close_and_are_chosen_by_the_precision_check(tmp_path)
     low = Ensemble([name], weights_dir=tmp_path, precision="bf16")
     assert low.precision == "bf16"
     assert np.abs(low.score(crops) - ref).max() < 0.05
+    # on the CPU, float32 members score in small chunks (memory), bf16 ones in their spec's
+    fp32 = Ensemble([name], weights_dir=tmp_path, precision="fp32")
+    spec = get_spec(name)
+    assert fp32._batch_size(fp32.members[name]) == min(FP32_CPU_BATCH, spec.batch_size) == 2
+    assert low._batch_size(low.members[name]) == spec.batch_size == 8
 
 
 def test_bench_counts_flops_on_the_eager_network_of_any_member():

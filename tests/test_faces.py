@@ -234,6 +234,39 @@ def test_faces_embedded_in_batches_keep_the_ids_and_people_of_frame_by_frame(det
     assert calls == len(frames) - 1 and calls_b == 1  # the empty frame embeds nothing by itself
 
 
+def test_crops_past_the_raw_budget_are_held_packed_and_read_back_unchanged(detector, embedder):
+    from detector.types import CropsOf, PackedImage
+
+    frames = [
+        SampledFrame(i, float(i), np.roll(data.astronaut(), (3 * i, 2 * i), axis=(0, 1)))
+        for i in range(5)
+    ]
+
+    def collect(raw_crops):
+        c = FaceCollector(detector, embedder, FaceTracker(), FaceSettings(), raw_crops=raw_crops)
+        for f in frames:
+            c.add(f)
+        c.finish()
+        return c.faces
+
+    raw, mixed = collect(raw_crops=64), collect(raw_crops=2)
+    assert [type(f.stored_crop) for f in mixed] == [np.ndarray] * 2 + [PackedImage] * 3
+    assert all(isinstance(f.stored_crop, np.ndarray) for f in raw)
+    for a, b in zip(raw, mixed, strict=True):
+        assert b.crop.dtype == np.uint8 and np.array_equal(a.crop, b.crop)  # lossless
+        assert a.track_id == b.track_id and a.box_xyxy == b.box_xyxy
+    packed = mixed[-1].stored_crop
+    assert len(packed.png) < 0.6 * mixed[-1].crop.nbytes
+    crops = CropsOf(mixed)  # what scoring reads: unpacked one slice at a time
+    assert len(crops) == 5 and np.array_equal(crops[np.int64(4)], raw[4].crop)
+    assert [c.shape for c in crops[1:4]] == [(320, 320, 3)] * 3
+    assert np.array_equal(np.stack(crops[0:5]), np.stack([f.crop for f in raw]))
+    from detector.scoring.ensemble import Ensemble
+
+    ensemble = Ensemble(["meso4_df", "mesoinception4_f2f"], device="cpu")
+    assert np.array_equal(ensemble.score(crops), ensemble.score(np.stack([f.crop for f in raw])))
+
+
 def test_the_embedder_refuses_changed_weights(tmp_path):
     from detector.settings import WEIGHTS_DIR
 

@@ -220,7 +220,8 @@ class Ensemble:
         device: "auto", "cpu" or "cuda".
         weights_dir: where ``<name>.safetensors`` and ``<name>.json`` live.
         batch_size: crops per forward pass; on a CPU, per-frame members use their spec's
-            ``batch_size`` (the fastest measured there) instead.
+            ``batch_size`` (the fastest measured there) in bf16, at most
+            :data:`FP32_CPU_BATCH` in float32.
         precision: "fp32"; "auto": bf16 for the members whose manifest shows the validation
             AUC holds in bf16, on hardware that runs bf16 natively (GPU or a CPU with AVX-512
             BF16 / AMX), fp32 for the rest; "bf16": every member in bf16 (to measure it).
@@ -399,7 +400,11 @@ class Ensemble:
         return out
 
     def _batch_size(self, member: LoadedModel) -> int:
-        return member.spec.batch_size if self.device.type == "cpu" else self.batch_size
+        if self.device.type != "cpu":
+            return self.batch_size
+        if member.low_precision:
+            return member.spec.batch_size
+        return min(member.spec.batch_size, FP32_CPU_BATCH)
 
     def _score_windows(
         self, member: LoadedModel, crops, ids: np.ndarray, next_crops=None
@@ -421,6 +426,14 @@ class Ensemble:
                 for w, pw in zip(chunk, p, strict=True):
                     out[w] = pw
         return out
+
+
+FP32_CPU_BATCH = 2
+"""Crops per chunk for a member scored in float32 on the CPU (a pass of one crop per core on two
+cores). The specs' batch sizes were the fastest in bf16; in float32 the passes cost about the
+same per crop at any size and hold far more memory: ``python -m scripts.chunk_memory`` (the
+README's Performance section has its table). bf16 keeps the spec's size: there, smaller chunks
+cost time."""
 
 
 def work_split(n: int, batch: int, cores: int) -> list[slice]:
