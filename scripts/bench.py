@@ -158,7 +158,7 @@ def bench_scoring(analyzer, n_crops: int = 64, runs: int = 5) -> dict:
         per_model[name] = {
             "dtype": dtype,
             "frozen": ens.members[name].frozen,
-            "batch_size": ens.members[name].spec.batch_size,
+            "batch_size": ens._batch_size(ens.members[name]),  # crops per chunk, as scored
             "gflops_per_crop": flops / 1e9,
             "ms_per_crop": 1000 * t / n_crops,
             "achieved_gflops": achieved,
