@@ -88,7 +88,7 @@ class PackedImage:
     def pixels(self) -> np.ndarray:
         import cv2
 
-        # PNG stores the channels in the order given: no RGB/BGR swap either way
+        # OpenCV takes the array as BGR when packing and gives it back so: the same array
         return cv2.imdecode(np.frombuffer(self.png, np.uint8), cv2.IMREAD_UNCHANGED)
 
 

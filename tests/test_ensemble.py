@@ -101,7 +101,8 @@ def test_bf16_members_stay_close_and_are_chosen_by_the_precision_check(tmp_path)
     assert low.precision == "bf16"
     assert np.abs(low.score(crops) - ref).max() < 0.05
     # on the CPU, float32 members score in small chunks (memory), bf16 ones in their spec's
-    fp32 = Ensemble([name], weights_dir=tmp_path, precision="fp32")
+    fp32 = Ensemble([name], device="cpu", weights_dir=tmp_path, precision="fp32")
+    low = Ensemble([name], device="cpu", weights_dir=tmp_path, precision="bf16")
     spec = get_spec(name)
     assert fp32._batch_size(fp32.members[name]) == min(FP32_CPU_BATCH, spec.batch_size) == 2
     assert low._batch_size(low.members[name]) == spec.batch_size == 8

@@ -429,11 +429,13 @@ class Ensemble:
 
 
 FP32_CPU_BATCH = 2
-"""Crops per chunk for a member scored in float32 on the CPU (a pass of one crop per core on two
-cores). The specs' batch sizes were the fastest in bf16; in float32 the passes cost about the
-same per crop at any size and hold far more memory: ``python -m scripts.chunk_memory`` (the
-README's Performance section has its table). bf16 keeps the spec's size: there, smaller chunks
-cost time."""
+"""Most crops per forward pass of a member scored in float32 on the CPU (the spec's
+``batch_size`` stays the most for bf16 members). Next to a bf16 member the chunk of crops
+resized together is that member's batch, and the float32 member runs passes of at most this many
+within it. The specs' batch sizes were the fastest in bf16; in float32 a pass costs about the
+same per crop at any size and holds far more memory: ``python -m scripts.chunk_memory`` (its
+table is in the README's Performance section, 2026-12-05e). In bf16, smaller passes cost time.
+"""
 
 
 def work_split(n: int, batch: int, cores: int) -> list[slice]:
