@@ -190,6 +190,11 @@ def _targets(run: dict, targets) -> str:
 
 
 TABLES = {
+    "bench-amx-e": bench_table("2026-12-05e-amx-xeon.json", 1.0, "native"),
+    "bench-amx-e-capped-avx2": bench_table("2026-12-05e-amx-xeon-capped-avx2.json", 2.0, "AVX2"),
+    "bench-amx-e-capped-avx512vnni": bench_table(
+        "2026-12-05e-amx-xeon-capped-avx512vnni.json", 1.0, "AVX-512 VNNI, no BF16"
+    ),
     "bench-amx": bench_table("2026-12-05c-amx-xeon.json", 1.0, "native"),
     "bench-amx-capped-avx512bf16": bench_table(
         "2026-12-05c-amx-xeon-capped-avx512bf16.json", 1.0, "AVX-512 BF16, no AMX"

@@ -100,12 +100,19 @@ def test_bf16_members_stay_close_and_are_chosen_by_the_precision_check(tmp_path)
     low = Ensemble([name], weights_dir=tmp_path, precision="bf16")
     assert low.precision == "bf16"
     assert np.abs(low.score(crops) - ref).max() < 0.05
-    # on the CPU, float32 members score in small chunks (memory), bf16 ones in their spec's
-    fp32 = Ensemble([name], device="cpu", weights_dir=tmp_path, precision="fp32")
-    low = Ensemble([name], device="cpu", weights_dir=tmp_path, precision="bf16")
+    # on the CPU, float32 members beside others score in small passes, one per core (memory);
+    # bf16 ones, and a member alone on every core, in their spec's batch
+    pair = [name, "meso4_f2f"]
+    _ship(tmp_path, "meso4_f2f", {"precision_check": check})
+    fp32 = Ensemble(pair, device="cpu", weights_dir=tmp_path, precision="fp32")
+    low = Ensemble(pair, device="cpu", weights_dir=tmp_path, precision="bf16")
     spec = get_spec(name)
-    assert fp32._batch_size(fp32.members[name]) == min(FP32_CPU_BATCH, spec.batch_size) == 2
+    one_per_core = fp32.workers is not None  # on 2 or more cores
+    small = min(FP32_CPU_BATCH, spec.batch_size) if one_per_core else spec.batch_size
+    assert fp32._batch_size(fp32.members[name]) == small == (2 if one_per_core else 8)
     assert low._batch_size(low.members[name]) == spec.batch_size == 8
+    alone = fp32.only(name)
+    assert alone._batch_size(alone.members[name]) == spec.batch_size
 
 
 def test_bench_counts_flops_on_the_eager_network_of_any_member():

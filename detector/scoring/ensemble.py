@@ -402,7 +402,7 @@ class Ensemble:
     def _batch_size(self, member: LoadedModel) -> int:
         if self.device.type != "cpu":
             return self.batch_size
-        if member.low_precision:
+        if member.low_precision or self.workers is None:
             return member.spec.batch_size
         return min(member.spec.batch_size, FP32_CPU_BATCH)
 
@@ -429,12 +429,15 @@ class Ensemble:
 
 
 FP32_CPU_BATCH = 2
-"""Most crops per forward pass of a member scored in float32 on the CPU (the spec's
-``batch_size`` stays the most for bf16 members). Next to a bf16 member the chunk of crops
-resized together is that member's batch, and the float32 member runs passes of at most this many
-within it. The specs' batch sizes were the fastest in bf16; in float32 a pass costs about the
-same per crop at any size and holds far more memory: ``python -m scripts.chunk_memory`` (its
-table is in the README's Performance section, 2026-12-05e). In bf16, smaller passes cost time.
+"""Most crops per forward pass of a member scored in float32 on the CPU beside other members,
+each pass on one core (:class:`CoreWorkers`). Two such passes run at once; in float32 a pass of
+2 costs about the same per crop as one of 8 and holds far less memory: ``python -m
+scripts.chunk_memory`` (its table is in the README's Performance section, 2026-12-05e). The
+spec's ``batch_size`` stays for bf16 members (smaller passes cost time there) and for a member
+scored alone on every core (a pass of 2 on two threads cost 22-43 % more time per crop: the
+bench's "alone" rows, ``docs/bench/2026-12-05e-amx-xeon-capped-avx2.json``). Next to a bf16
+member, the chunk of crops resized together is that member's batch, and the float32 member runs
+passes of at most this many within it.
 """
 
 
