@@ -434,8 +434,8 @@ each pass on one core (:class:`CoreWorkers`). Two such passes run at once; in fl
 2 costs about the same per crop as one of 8 and holds far less memory: ``python -m
 scripts.chunk_memory`` (its table is in the README's Performance section, 2026-12-05e). The
 spec's ``batch_size`` stays for bf16 members (smaller passes cost time there) and for a member
-scored alone on every core (a pass of 2 on two threads cost 22-43 % more time per crop: the
-bench's "alone" rows, ``docs/bench/2026-12-05e-amx-xeon-capped-avx2.json``). Next to a bf16
+scored alone on every core (a pass of 2 on two threads cost 23-44 % more time per crop: the
+bench's "alone" rows of ``docs/bench/2026-12-05e-amx-xeon-capped-avx2-edfd853.json``). Next to a bf16
 member, the chunk of crops resized together is that member's batch, and the float32 member runs
 passes of at most this many within it.
 """
