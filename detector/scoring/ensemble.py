@@ -429,15 +429,15 @@ class Ensemble:
 
 
 FP32_CPU_BATCH = 2
-"""Most crops per forward pass of a member scored in float32 on the CPU beside other members,
-each pass on one core (:class:`CoreWorkers`). Two such passes run at once; in float32 a pass of
-2 costs about the same per crop as one of 8 and holds far less memory: ``python -m
-scripts.chunk_memory`` (its table is in the README's Performance section, 2026-12-05e). The
-spec's ``batch_size`` stays for bf16 members (smaller passes cost time there) and for a member
-scored alone on every core (a pass of 2 on two threads cost 23-44 % more time per crop: the
-bench's "alone" rows of ``docs/bench/2026-12-05e-amx-xeon-capped-avx2-edfd853.json``). Next to a bf16
-member, the chunk of crops resized together is that member's batch, and the float32 member runs
-passes of at most this many within it.
+"""The batch of a member scored in float32 on the CPU beside other members, whose forward passes
+each run on one core (:class:`CoreWorkers`, :func:`work_split`): on two cores, chunks of 2 crops,
+one crop per pass and core. In float32 that costs about the same per crop as chunks of 8 (passes
+of 4) and holds far less memory: ``python -m scripts.chunk_memory`` (its table is in the README's
+Performance section, 2026-12-05e). The spec's ``batch_size`` stays for bf16 members (smaller
+chunks cost time there) and for a member scored alone on every core (chunks of 2 on two threads
+cost 23-44 % more time per crop: the bench's "alone" rows of
+``docs/bench/2026-12-05e-amx-xeon-capped-avx2-edfd853.json``). Next to a bf16 member the chunk
+is that member's batch, and the float32 member's passes hold at most this many crops.
 """
 
 
