@@ -147,25 +147,26 @@ def bench_scoring(analyzer, n_crops: int = 64, runs: int = 5) -> dict:
         one = ens.only(name)
         one.score(crops[:4], None, nxt[:4] if nxt else None)  # warm-up
         t, _ = _median_time(lambda one=one: one.score(crops, None, nxt), runs)
-        alone[name] = ("bf16" if member.low_precision else "fp32", flops_per_crop(name), t)
+        dtype = "bf16" if member.low_precision else "fp32"
+        alone[name] = (dtype, flops_per_crop(name), t, one._batch_size(member))
     ens.score(crops[:4], None, nxt[:4] if nxt else None)
     measured, _ = _median_time(lambda: ens.score(crops, None, nxt), runs)
     after = {k: matmul_peak_gflops(d) for k, d in dtypes.items()}
     peaks = {k: max(before[k], after[k]) for k in dtypes}  # never flatter the ratio
     per_model = {}
-    for name, (dtype, flops, t) in alone.items():
+    for name, (dtype, flops, t, batch) in alone.items():
         achieved = flops * n_crops / t / 1e9
         per_model[name] = {
             "dtype": dtype,
             "frozen": ens.members[name].frozen,
-            "batch_size": ens._batch_size(ens.members[name]),  # crops per pass, as scored
+            "batch_size": batch,  # crops per chunk as it was scored alone
             "gflops_per_crop": flops / 1e9,
             "ms_per_crop": 1000 * t / n_crops,
             "achieved_gflops": achieved,
             "achieved_over_peak": achieved / peaks[dtype],
         }
-    ideal = sum(flops * n_crops / 1e9 / peaks[dtype] for dtype, flops, _ in alone.values())
-    total_flops = sum(flops * n_crops for _, flops, _ in alone.values())
+    ideal = sum(flops * n_crops / 1e9 / peaks[dtype] for dtype, flops, _, _ in alone.values())
+    total_flops = sum(flops * n_crops for _, flops, _, _ in alone.values())
     return {
         "peak_matmul_gflops": peaks,
         "peak_matmul_gflops_before_after": {"before": before, "after": after},
