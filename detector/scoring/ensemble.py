@@ -220,8 +220,8 @@ class Ensemble:
         device: "auto", "cpu" or "cuda".
         weights_dir: where ``<name>.safetensors`` and ``<name>.json`` live.
         batch_size: crops per forward pass; on a CPU, per-frame members use their spec's
-            ``batch_size`` (the fastest measured there) in bf16, at most
-            :data:`FP32_CPU_BATCH` in float32.
+            ``batch_size`` (the fastest measured there), or :data:`FP32_CPU_BATCH` for a
+            float32 member beside others.
         precision: "fp32"; "auto": bf16 for the members whose manifest shows the validation
             AUC holds in bf16, on hardware that runs bf16 natively (GPU or a CPU with AVX-512
             BF16 / AMX), fp32 for the rest; "bf16": every member in bf16 (to measure it).
