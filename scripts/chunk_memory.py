@@ -23,26 +23,19 @@ import sys
 import time
 
 
-def _mb(field: str) -> float:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith(field):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def child(chunk: int) -> None:
     import numpy as np
 
     from detector.scoring.ensemble import Ensemble
     from detector.verdict.scoring import default_models
+    from scripts.bench_child import hwm_mb, rss_mb
 
     ensemble = Ensemble(default_models(), device="cpu")
     if chunk:  # every member in chunks of ``chunk`` crops, whatever its precision
         ensemble._batch_size = lambda member: chunk
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 255, (48, 320, 320, 3), dtype=np.uint8)
-    loaded = _mb("VmRSS")
+    loaded = rss_mb("self")
     with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
         fh.write("5")  # VmHWM starts again from here: a graph built at load does not count
     ensemble.score(crops[:8])
@@ -54,7 +47,7 @@ def child(chunk: int) -> None:
             {
                 "precisions": ensemble.precisions,
                 "loaded_mb": round(loaded),
-                "peak_above_loaded_mb": round(_mb("VmHWM") - loaded),
+                "peak_above_loaded_mb": round(hwm_mb() - loaded),
                 "ms_per_crop": round(1000 * seconds / len(crops), 1),
             }
         )
