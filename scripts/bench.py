@@ -262,21 +262,29 @@ def _timed_process(args: list[str], **env) -> tuple[float, str]:
 def bench_cold_start(runs: int = 3) -> dict:
     """A fresh process until it is ready to analyse (face detector, embedder and every model
     loaded and verified), wall time from the interpreter's start. ``first_s``: once after
-    installing or changing weights, with no frozen graph on disk (it traces and freezes, and
-    writes the cache); ``total_s``: the median of ``runs`` starts that find the cache."""
+    installing or changing weights, with no frozen graph on disk (the graphs are traced, frozen
+    and written by a child process, then loaded); ``total_s``: the median of ``runs`` starts that
+    find the cache. ``*_peak_mb`` / ``*_resident_mb``: the ready process's peak (``VmHWM``) and
+    resident size, MiB, after the first start and after the reported cached one."""
+    cold = ["-m", "scripts.bench_child", "cold"]
     with tempfile.TemporaryDirectory(prefix="deepfake-frozen-") as empty:
-        first, _ = _timed_process(["-m", "scripts.bench_child", "cold"], DEEPFAKE_FROZEN_DIR=empty)
-    _timed_process(["-m", "scripts.bench_child", "cold"])  # fills the real cache if it is new
-    timed = [_timed_process(["-m", "scripts.bench_child", "cold"]) for _ in range(runs)]
+        first, out = _timed_process(cold, DEEPFAKE_FROZEN_DIR=empty)
+    first_peak, first_resident = (float(x) for x in out.split()[2:4])
+    _timed_process(cold)  # fills the real cache if it is new
+    timed = [_timed_process(cold) for _ in range(runs)]
     wall = [t for t, _ in timed]
     k = int(np.argsort(wall)[len(wall) // 2])  # the run whose parts are reported
-    imports, load = (float(x) for x in timed[k][1].split())
+    imports, load, peak, resident = (float(x) for x in timed[k][1].split()[:4])
     return {
         "total_s": statistics.median(wall),
         "runs_s": wall,
         "imports_s": imports,
         "load_models_s": load,
+        "peak_mb": peak,
+        "resident_mb": resident,
         "first_s": first,
+        "first_peak_mb": first_peak,
+        "first_resident_mb": first_resident,
     }
 
 
@@ -450,8 +458,15 @@ def format_table(r: dict) -> str:
         f"{c['total_s']:.1f} s ({min(c['runs_s']):.1f}-{max(c['runs_s']):.1f}; imports "
         f"{c['imports_s']:.1f}, loading {c['load_models_s']:.1f}) |"
     )
+    memory = ""
+    if "first_peak_mb" in c:
+        memory = (
+            f"; ready at {c['first_resident_mb']:.0f} MiB resident, peak {c['first_peak_mb']:.0f}"
+            f" (cached start: {c['resident_mb']:.0f}, peak {c['peak_mb']:.0f})"
+        )
     lines.append(
-        f"| first start after install (traces, freezes, writes the cache) | {c['first_s']:.1f} s |"
+        "| first start after install (a child process traces, freezes and writes the cache) | "
+        f"{c['first_s']:.1f} s{memory} |"
     )
     if "cli_fresh_s" in r:
         runs = r["cli_fresh_runs_s"]

@@ -38,7 +38,7 @@ def cold() -> None:
     t1 = time.perf_counter()
     Analyzer(device="cpu").load()
     t2 = time.perf_counter()
-    print(t1 - t0, t2 - t1)
+    print(t1 - t0, t2 - t1, hwm_mb(), rss_mb("self"))
 
 
 def rss_mb(pid, field: str = "VmRSS") -> float:

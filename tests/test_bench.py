@@ -46,7 +46,11 @@ def test_the_table_shows_precision_per_member_spread_cold_start_and_fresh_cli():
             "runs_s": [5.5, 6.0, 7.0],
             "imports_s": 0.2,
             "load_models_s": 5.0,
+            "peak_mb": 860.0,
+            "resident_mb": 858.0,
             "first_s": 30.0,
+            "first_peak_mb": 861.0,
+            "first_resident_mb": 859.0,
         },
         "cli_fresh_s": 12.0,
         "cli_fresh_runs_s": [11.0, 12.0, 13.0],
@@ -56,6 +60,7 @@ def test_the_table_shows_precision_per_member_spread_cold_start_and_fresh_cli():
     assert "capped by ONEDNN_MAX_CPU_ISA" in table
     assert "4.00 s (3.50-4.50)" in table
     assert "6.0 s (5.5-7.0" in table and "30.0 s" in table
+    assert "859 MiB resident, peak 861 (cached start: 858, peak 860)" in table
     assert "12.0 s (11.0-13.0)" in table
     assert "66 % of peak" in table and "bf16 30 / fp32 180 GFLOP/s" in table
 

@@ -91,6 +91,49 @@ def test_a_second_ensemble_loads_the_cached_graph_with_the_same_scores(frozen_di
     np.testing.assert_array_equal(first.score(crops), second.score(crops))
 
 
+def _no_freezing(*args, **kwargs):
+    raise AssertionError("this process must only load the graph, not trace and freeze it")
+
+
+def test_a_missing_graph_is_frozen_in_a_child_process_and_loaded_here(
+    frozen_dir, tmp_path, monkeypatch
+):
+    """A cache miss is traced and frozen by a child process (so that this one never holds the
+    eager float32 network and its copies), then loaded here: the same graph, the same scores,
+    as when this process freezes it itself."""
+    import detector.faces.identity as identity
+    import detector.scoring.ensemble as ens_mod
+    from detector.faces.identity import FaceEmbedder
+
+    crops = np.random.default_rng(1).integers(0, 255, (3, 320, 320, 3), dtype=np.uint8)
+    monkeypatch.setenv(frozen.IN_CHILD, "0")
+    monkeypatch.setenv("DEEPFAKE_FROZEN_DIR", str(tmp_path / "here"))
+    here = Ensemble(["mesoinception4_f2f"], device="cpu").score(crops)
+
+    monkeypatch.delenv(frozen.IN_CHILD)
+    monkeypatch.setenv("DEEPFAKE_FROZEN_DIR", str(frozen_dir))
+    monkeypatch.setattr(ens_mod, "freeze_for_cpu", _no_freezing)
+    monkeypatch.setattr(identity, "_frozen_for_cpu", _no_freezing)
+    loaded = Ensemble(["mesoinception4_f2f"], device="cpu")
+    assert loaded.members["mesoinception4_f2f"].frozen
+    assert len(list(frozen_dir.glob("mesoinception4_f2f-*.pt"))) == 1
+    np.testing.assert_array_equal(loaded.score(crops), here)
+    FaceEmbedder(device="cpu")
+    assert len(list(frozen_dir.glob("face_identity-*.pt"))) == 1
+
+
+def test_freezing_stays_in_this_process_when_asked_or_when_the_child_fails(
+    frozen_dir, monkeypatch, caplog
+):
+    monkeypatch.setenv(frozen.IN_CHILD, "0")
+    assert not frozen.build_in_child("detector.scoring.ensemble:freeze_members", members={})
+    monkeypatch.delenv(frozen.IN_CHILD)
+    with caplog.at_level("WARNING", logger="detector.scoring.frozen"):
+        assert not frozen.build_in_child("detector.scoring.ensemble:no_such_function")
+    assert "freezing in a child process failed" in caplog.text and "AttributeError" in caplog.text
+    assert frozen.build_in_child("detector.scoring.ensemble:freeze_members", members={})
+
+
 @pytest.mark.parametrize(
     ("n", "batch", "cores", "sizes"),
     [

@@ -69,9 +69,9 @@ class FaceEmbedder:
 
         from detector.models.backbones import facenet_irv1
         from detector.models.weights import load_state_dict
-        from detector.scoring.frozen import cache_key, cached, file_stamps
+        from detector.scoring.frozen import build_in_child, cache_key, cached, file_stamps, present
 
-        wdir = weights_dir or default_weights_dir()
+        wdir = Path(weights_dir) if weights_dir else default_weights_dir()
         self.manifest = read_identity_manifest(wdir)
         self.device = torch.device(device)
         file = wdir / f"{IDENTITY_WEIGHTS}.safetensors"
@@ -89,6 +89,8 @@ class FaceEmbedder:
             key = cache_key(
                 name=IDENTITY_WEIGHTS, weights=self.manifest["sha256"], files=file_stamps([file])
             )
+            if not present(IDENTITY_WEIGHTS, key):  # frozen in a child process; this one loads
+                build_in_child("detector.faces.identity:FaceEmbedder", weights_dir=str(wdir))
             self._net, _ = cached(IDENTITY_WEIGHTS, key, build)
         else:
             self._net, _ = build()

@@ -14,6 +14,7 @@ Crops are resized once per input size and shared by the members that want that s
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import warnings
 from collections.abc import Callable, Sequence
@@ -40,7 +41,7 @@ from detector.scoring.device import (
     release_free_memory,
     resolve_device,
 )
-from detector.scoring.frozen import cache_key, cached, file_stamps
+from detector.scoring.frozen import build_in_child, cache_key, cached, file_stamps, present
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,25 @@ def member_cache_key(
     )
 
 
+def _frozen_member(
+    name: str, spec: ModelSpec, low: bool, weights_dir: Path | None, device: torch.device
+) -> tuple[nn.Module, dict]:
+    """The member's weights, loaded and verified, traced and frozen (and its cost)."""
+    net = create_model(name, weights_dir=weights_dir, device=device)
+    return freeze_for_cpu(net, spec, low), {"cost": _cost(net, spec)}
+
+
+def freeze_members(members: dict[str, bool], weights_dir: str | None = None) -> None:
+    """Trace, freeze and cache each member (name -> in bf16 or not) on the CPU: what the child
+    process of :func:`detector.scoring.frozen.build_in_child` runs for a loading ensemble."""
+    wdir = None if weights_dir is None else Path(weights_dir)
+    cpu = torch.device("cpu")
+    for name, low in members.items():
+        spec = get_spec(name)
+        key = member_cache_key(name, spec, model_card(name, wdir), low, wdir)
+        cached(name, key, functools.partial(_frozen_member, name, spec, low, wdir, cpu))
+
+
 def _cost(net: nn.Module, spec: ModelSpec) -> float:
     """Parameters x input pixels: the heaviest members are started first."""
     return float(sum(p.numel() for p in net.parameters()) * spec.input_size**2)
@@ -246,6 +266,7 @@ class Ensemble:
         self.batch_size = batch_size
         native = self.device.type == "cuda" or native_bf16()
         self.members: dict[str, LoadedModel] = {}
+        plans = []
         for name in names:
             spec = get_spec(name)
             if spec.kind == "audio":
@@ -265,12 +286,16 @@ class Ensemble:
                 if freeze and card.available
                 else None
             )
+            plans.append((name, spec, card, freeze, low, key))
+        missing = {name: low for name, _, _, _, low, key in plans if key and not present(name, key)}
+        if missing:  # traced and frozen in a child process: this one only loads (frozen.py)
+            wdir = None if weights_dir is None else str(weights_dir)
+            build_in_child(
+                "detector.scoring.ensemble:freeze_members", members=missing, weights_dir=wdir
+            )
+        for name, spec, card, freeze, low, key in plans:
             if freeze:
-
-                def build(name=name, spec=spec, low=low) -> tuple[nn.Module, dict]:
-                    net = create_model(name, weights_dir=weights_dir, device=self.device)
-                    return freeze_for_cpu(net, spec, low), {"cost": _cost(net, spec)}
-
+                build = functools.partial(_frozen_member, name, spec, low, weights_dir, self.device)
                 module, info = cached(name, key, build)
                 cost = float(info["cost"])
             else:

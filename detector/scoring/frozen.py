@@ -10,7 +10,18 @@ flags, any ``ONEDNN_MAX_CPU_ISA`` cap, the precision, the traced size and batch.
 Every graph is written with its sha256 beside it and checked before loading: a truncated,
 corrupted or swapped file is ignored and rebuilt from the verified weights, never trusted. The
 cache lives in the git-ignored ``.cache/frozen`` (``DEEPFAKE_CACHE_DIR`` moves it); deleting it
-is always safe. TorchScript is deprecated in favour of ``torch.export``, whose ahead-of-time
+is always safe.
+
+A graph missing from the cache is traced and frozen in a fresh Python process
+(:func:`build_in_child`), which writes it and exits; the caller then loads it like any cached
+graph. Tracing passes through the eager float32 network and its copies, and a process that froze
+its graphs itself kept much of that for the rest of its life (with tcmalloc, even after handing
+its free pages back): the first analysis after an install or an update ran some 300-550 MiB above
+every later one. ``python -m scripts.bench`` reports the process's memory after a first start
+and after a cached one (README, Performance). ``DEEPFAKE_FREEZE_IN_CHILD=0`` freezes in the
+calling process instead.
+
+TorchScript is deprecated in favour of ``torch.export``, whose ahead-of-time
 compiled packages need a C++ compiler on the analyst's machine; this is what loads without one.
 """
 
@@ -18,9 +29,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 import json
+import logging
 import os
+import subprocess
+import sys
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -30,6 +46,10 @@ from torch import nn
 from detector.scoring.device import cpu_flags, isa_cap
 
 FORMAT = 1
+IN_CHILD = "DEEPFAKE_FREEZE_IN_CHILD"  # "0": trace and freeze in the calling process
+CHILD_TIMEOUT_S = 1800
+log = logging.getLogger(__name__)
+_one_child = threading.Lock()  # the app loads members and the face networks side by side
 
 
 @functools.cache
@@ -160,3 +180,58 @@ def cached(name: str, key: str | None, build) -> tuple[nn.Module, dict]:
     if key is not None:
         save_frozen(name, key, module, **info)
     return module, info
+
+
+def present(name: str, key: str) -> bool:
+    """Whether the cache holds a graph (and its metadata) under ``key``; whether its bytes are
+    sound is checked when it is loaded (:func:`load_frozen`)."""
+    graph = cache_folder() / f"{name}-{key}.pt"
+    return graph.is_file() and graph.with_suffix(".json").is_file()
+
+
+def build_in_child(target: str, **kwargs) -> bool:
+    """Run ``target`` ("module:function", called with the JSON-able ``kwargs``) in a fresh Python
+    process that traces, freezes and writes graphs into this process's cache folder, so that
+    this process only ever loads them (see the module's docstring for why). Returns whether the
+    child finished; when it did not (``DEEPFAKE_FREEZE_IN_CHILD=0``, no writable cache, or the
+    child failed, which is logged), the caller builds in its own process, as :func:`cached`
+    does on a miss: the graph and the scores are the same, only this process's memory is not."""
+    if os.environ.get(IN_CHILD, "1") == "0":
+        return False
+    folder = cache_folder()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(folder, os.W_OK):
+        return False
+    project = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "DEEPFAKE_FROZEN_DIR": str(folder), IN_CHILD: "0", "PYTHONPATH": path}
+    args = [sys.executable, "-m", "detector.scoring.frozen", target, json.dumps(kwargs)]
+    with _one_child:
+        try:
+            done = subprocess.run(
+                args, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("freezing in a child process failed (%s); freezing here instead", exc)
+            return False
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        log.warning("freezing in a child process failed (%s); freezing here instead", last)
+        return False
+    return True
+
+
+def _child_main(argv: list[str]) -> int:
+    """``python -m detector.scoring.frozen module:function '{json kwargs}'``: the child's side
+    of :func:`build_in_child`."""
+    target, kwargs = argv
+    module, function = target.split(":")
+    getattr(importlib.import_module(module), function)(**json.loads(kwargs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))
