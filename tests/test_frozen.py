@@ -131,6 +131,13 @@ def test_freezing_stays_in_this_process_when_asked_or_when_the_child_fails(
     with caplog.at_level("WARNING", logger="detector.scoring.frozen"):
         assert not frozen.build_in_child("detector.scoring.ensemble:no_such_function")
     assert "freezing in a child process failed" in caplog.text and "AttributeError" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="detector.scoring.frozen"):  # a typed error: not logged
+        members = {"no_such_model": False}
+        assert not frozen.build_in_child(
+            "detector.scoring.ensemble:freeze_members", members=members
+        )
+    assert not caplog.text
     assert frozen.build_in_child("detector.scoring.ensemble:freeze_members", members={})
 
 

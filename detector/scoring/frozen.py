@@ -48,6 +48,7 @@ from detector.scoring.device import cpu_flags, isa_cap
 FORMAT = 1
 IN_CHILD = "DEEPFAKE_FREEZE_IN_CHILD"  # "0": trace and freeze in the calling process
 CHILD_TIMEOUT_S = 1800
+CHILD_REFUSED = 3  # the child met a typed error (weights missing, tampered): the caller raises it
 log = logging.getLogger(__name__)
 _one_child = threading.Lock()  # the app loads members and the face networks side by side
 
@@ -195,7 +196,9 @@ def build_in_child(target: str, **kwargs) -> bool:
     this process only ever loads them (see the module's docstring for why). Returns whether the
     child finished; when it did not (``DEEPFAKE_FREEZE_IN_CHILD=0``, no writable cache, or the
     child failed, which is logged), the caller builds in its own process, as :func:`cached`
-    does on a miss: the graph and the scores are the same, only this process's memory is not."""
+    does on a miss: the graph and the scores are the same, only this process's memory is not.
+    A typed error in the child (weights missing or tampered with) is not logged: the caller's own
+    build raises it, and the analyst reads it once, in words."""
     if os.environ.get(IN_CHILD, "1") == "0":
         return False
     folder = cache_folder()
@@ -217,6 +220,8 @@ def build_in_child(target: str, **kwargs) -> bool:
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("freezing in a child process failed (%s); freezing here instead", exc)
             return False
+    if done.returncode == CHILD_REFUSED:  # building here raises the same error, in words
+        return False
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         log.warning("freezing in a child process failed (%s); freezing here instead", last)
@@ -227,9 +232,14 @@ def build_in_child(target: str, **kwargs) -> bool:
 def _child_main(argv: list[str]) -> int:
     """``python -m detector.scoring.frozen module:function '{json kwargs}'``: the child's side
     of :func:`build_in_child`."""
+    from detector.errors import DetectorError
+
     target, kwargs = argv
     module, function = target.split(":")
-    getattr(importlib.import_module(module), function)(**json.loads(kwargs))
+    try:
+        getattr(importlib.import_module(module), function)(**json.loads(kwargs))
+    except DetectorError:
+        return CHILD_REFUSED
     return 0
 
 
