@@ -14,6 +14,7 @@ This module is the one place they are read; the functions below are its settings
 | ``DEEPFAKE_DATA_DIR`` | ``<shared>/data`` | labelled clips and crops |
 | ``DEEPFAKE_CACHE_DIR`` | ``.cache/`` | converted backbones, features, frozen graphs |
 | ``DEEPFAKE_FROZEN_DIR`` | ``<cache>/frozen`` | frozen CPU graphs |
+| ``DEEPFAKE_FREEZE_IN_CHILD`` | ``1`` | ``0``: a missing graph is frozen in the loading process |
 | ``DEEPFAKE_DEVICE`` | ``auto`` | ``auto`` (a GPU when present), ``cpu`` or ``cuda`` |
 """
 
@@ -61,6 +62,14 @@ def frozen_dir() -> Path:
     """Frozen CPU graphs: ``DEEPFAKE_FROZEN_DIR``, else ``<cache>/frozen``."""
     env = os.environ.get("DEEPFAKE_FROZEN_DIR")
     return Path(env) if env else cache_dir() / "frozen"
+
+
+def freeze_in_child() -> bool:
+    """Whether a graph missing from the cache is traced and frozen in a child process
+    (:func:`detector.scoring.frozen.build_in_child`): ``DEEPFAKE_FREEZE_IN_CHILD``, default yes;
+    ``0``, ``no``, ``false`` or ``off`` freeze in the loading process."""
+    value = os.environ.get("DEEPFAKE_FREEZE_IN_CHILD", "1").strip().lower()
+    return value not in {"0", "no", "false", "off"}
 
 
 def device() -> str:

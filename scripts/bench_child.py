@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import threading
 import time
@@ -38,7 +39,9 @@ def cold() -> None:
     t1 = time.perf_counter()
     Analyzer(device="cpu").load()
     t2 = time.perf_counter()
-    print(t1 - t0, t2 - t1, hwm_mb(), rss_mb("self"))
+    # the largest peak of a child this process waited for: the one that froze the graphs, if any
+    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(t1 - t0, t2 - t1, hwm_mb(), rss_mb("self"), child_mb)
 
 
 def rss_mb(pid, field: str = "VmRSS") -> float:

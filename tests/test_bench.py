@@ -51,6 +51,7 @@ def test_the_table_shows_precision_per_member_spread_cold_start_and_fresh_cli():
             "first_s": 30.0,
             "first_peak_mb": 861.0,
             "first_resident_mb": 859.0,
+            "first_child_peak_mb": 1500.0,
         },
         "cli_fresh_s": 12.0,
         "cli_fresh_runs_s": [11.0, 12.0, 13.0],
@@ -61,6 +62,7 @@ def test_the_table_shows_precision_per_member_spread_cold_start_and_fresh_cli():
     assert "4.00 s (3.50-4.50)" in table
     assert "6.0 s (5.5-7.0" in table and "30.0 s" in table
     assert "859 MiB resident, peak 861 (cached start: 858, peak 860)" in table
+    assert "the freezing child's peak 1500 MiB" in table
     assert "12.0 s (11.0-13.0)" in table
     assert "66 % of peak" in table and "bf16 30 / fp32 180 GFLOP/s" in table
 

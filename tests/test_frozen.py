@@ -122,23 +122,52 @@ def test_a_missing_graph_is_frozen_in_a_child_process_and_loaded_here(
     assert len(list(frozen_dir.glob("face_identity-*.pt"))) == 1
 
 
+def test_a_corrupted_graph_is_rebuilt_by_the_child_not_here(frozen_dir, monkeypatch):
+    import detector.scoring.ensemble as ens_mod
+
+    Ensemble(["mesoinception4_f2f"], device="cpu")
+    graph = next(frozen_dir.glob("mesoinception4_f2f-*.pt"))
+    graph.write_bytes(graph.read_bytes()[:-10] + b"0123456789")
+    monkeypatch.setattr(ens_mod, "freeze_for_cpu", _no_freezing)
+    assert Ensemble(["mesoinception4_f2f"], device="cpu").members["mesoinception4_f2f"].frozen
+
+
+MEMBERS = "detector.scoring.ensemble:freeze_members"
+
+
 def test_freezing_stays_in_this_process_when_asked_or_when_the_child_fails(
     frozen_dir, monkeypatch, caplog
 ):
-    monkeypatch.setenv(frozen.IN_CHILD, "0")
-    assert not frozen.build_in_child("detector.scoring.ensemble:freeze_members", members={})
+    """Each way the child cannot be used returns False (the caller then freezes itself); what
+    went wrong is logged, except a typed error, which the caller's own build raises."""
+    key = frozen.cache_key(name="toy")
+    for off in ("0", "off"):
+        monkeypatch.setenv(frozen.IN_CHILD, off)
+        assert not frozen.build_in_child(MEMBERS, {}, members={})
     monkeypatch.delenv(frozen.IN_CHILD)
+    assert frozen.build_in_child(MEMBERS, {}, members={})
+    with monkeypatch.context() as m:  # a cache this process may not write
+        m.setattr(frozen.os, "access", lambda *a: False)
+        assert not frozen.build_in_child(MEMBERS, {}, members={})
     with caplog.at_level("WARNING", logger="detector.scoring.frozen"):
-        assert not frozen.build_in_child("detector.scoring.ensemble:no_such_function")
+        assert not frozen.build_in_child("detector.scoring.ensemble:no_such_function", {})
     assert "freezing in a child process failed" in caplog.text and "AttributeError" in caplog.text
     caplog.clear()
-    with caplog.at_level("WARNING", logger="detector.scoring.frozen"):  # a typed error: not logged
-        members = {"no_such_model": False}
-        assert not frozen.build_in_child(
-            "detector.scoring.ensemble:freeze_members", members=members
-        )
+    with caplog.at_level("WARNING", logger="detector.scoring.frozen"):  # wrote nothing for "toy"
+        assert not frozen.build_in_child(MEMBERS, {"toy": key}, members={})
+    assert "no graph written under the caller's key for toy" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="detector.scoring.frozen"):  # a typed error
+        assert not frozen.build_in_child(MEMBERS, {}, members={"no_such_model": False})
     assert not caplog.text
-    assert frozen.build_in_child("detector.scoring.ensemble:freeze_members", members={})
+
+    def too_slow(*args, **kwargs):
+        raise frozen.subprocess.TimeoutExpired(args[0], frozen.CHILD_TIMEOUT_S)
+
+    monkeypatch.setattr(frozen.subprocess, "run", too_slow)
+    with caplog.at_level("WARNING", logger="detector.scoring.frozen"):
+        assert not frozen.build_in_child(MEMBERS, {}, members={})
+    assert "timed out" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,13 @@ class FaceEmbedder:
 
         from detector.models.backbones import facenet_irv1
         from detector.models.weights import load_state_dict
-        from detector.scoring.frozen import build_in_child, cache_key, cached, file_stamps, present
+        from detector.scoring.frozen import (
+            build_in_child,
+            cache_key,
+            cached,
+            file_stamps,
+            load_frozen,
+        )
 
         wdir = Path(weights_dir) if weights_dir else default_weights_dir()
         self.manifest = read_identity_manifest(wdir)
@@ -89,9 +95,13 @@ class FaceEmbedder:
             key = cache_key(
                 name=IDENTITY_WEIGHTS, weights=self.manifest["sha256"], files=file_stamps([file])
             )
-            if not present(IDENTITY_WEIGHTS, key):  # frozen in a child process; this one loads
-                build_in_child("detector.faces.identity:FaceEmbedder", weights_dir=str(wdir))
-            self._net, _ = cached(IDENTITY_WEIGHTS, key, build)
+            hit = load_frozen(IDENTITY_WEIGHTS, key)
+            target = "detector.faces.identity:FaceEmbedder"  # frozen in a child; this one loads
+            if hit is None and build_in_child(
+                target, {IDENTITY_WEIGHTS: key}, weights_dir=str(wdir)
+            ):
+                hit = load_frozen(IDENTITY_WEIGHTS, key)
+            self._net, _ = hit or cached(IDENTITY_WEIGHTS, key, build)
         else:
             self._net, _ = build()
 

@@ -41,7 +41,7 @@ from detector.scoring.device import (
     release_free_memory,
     resolve_device,
 )
-from detector.scoring.frozen import build_in_child, cache_key, cached, file_stamps, present
+from detector.scoring.frozen import build_in_child, cache_key, cached, file_stamps, load_frozen
 
 
 @dataclass(frozen=True)
@@ -287,16 +287,17 @@ class Ensemble:
                 else None
             )
             plans.append((name, spec, card, freeze, low, key))
-        missing = {name: low for name, _, _, _, low, key in plans if key and not present(name, key)}
-        if missing:  # traced and frozen in a child process: this one only loads (frozen.py)
-            wdir = None if weights_dir is None else str(weights_dir)
-            build_in_child(
-                "detector.scoring.ensemble:freeze_members", members=missing, weights_dir=wdir
-            )
+        hits = {name: load_frozen(name, key) for name, *_, key in plans if key}
+        missing = {name: low for name, *_, low, key in plans if key and hits[name] is None}
+        keys = {name: key for name, *_, key in plans if name in missing}
+        wdir = None if weights_dir is None else str(weights_dir)
+        target = "detector.scoring.ensemble:freeze_members"
+        if missing and build_in_child(target, keys, members=missing, weights_dir=wdir):
+            hits.update({name: load_frozen(name, key) for name, key in keys.items()})
         for name, spec, card, freeze, low, key in plans:
-            if freeze:
+            if freeze:  # loaded above, or (no cache, no child) traced and frozen here
                 build = functools.partial(_frozen_member, name, spec, low, weights_dir, self.device)
-                module, info = cached(name, key, build)
+                module, info = hits.get(name) or cached(name, key, build)
                 cost = float(info["cost"])
             else:
                 module = create_model(name, weights_dir=weights_dir, device=self.device)

@@ -46,11 +46,13 @@ from torch import nn
 from detector.scoring.device import cpu_flags, isa_cap
 
 FORMAT = 1
-IN_CHILD = "DEEPFAKE_FREEZE_IN_CHILD"  # "0": trace and freeze in the calling process
-CHILD_TIMEOUT_S = 1800
+IN_CHILD = "DEEPFAKE_FREEZE_IN_CHILD"  # read by detector.settings.freeze_in_child
+CHILD_TIMEOUT_S = 1800  # CLIP freezes in about 30 s on a slow CPU; a stuck child is given up
 CHILD_REFUSED = 3  # the child met a typed error (weights missing, tampered): the caller raises it
 log = logging.getLogger(__name__)
-_one_child = threading.Lock()  # the app loads members and the face networks side by side
+# One freezing child at a time: the app loads the members and the face networks in two threads,
+# and two children tracing at once would add their memory peaks (and share the same 2 cores).
+_one_child = threading.Lock()
 
 
 @functools.cache
@@ -121,13 +123,18 @@ def _prune(folder: Path, name: str) -> None:
         old.with_suffix(".json").unlink(missing_ok=True)
 
 
+def _entry(name: str, key: str) -> tuple[Path, Path]:
+    """The graph's file and its metadata's file in the cache."""
+    graph = cache_folder() / f"{name}-{key}.pt"
+    return graph, graph.with_suffix(".json")
+
+
 def load_frozen(name: str, key: str) -> tuple[nn.Module, dict] | None:
     """The cached graph of ``key`` and its metadata, if present and its bytes match the sha256
     recorded when it was written; None otherwise (the caller rebuilds it)."""
     from detector.io.files import sha256_file
 
-    graph = cache_folder() / f"{name}-{key}.pt"
-    meta = graph.with_suffix(".json")
+    graph, meta = _entry(name, key)
     if not (graph.is_file() and meta.is_file()):
         return None
     try:
@@ -157,13 +164,13 @@ def save_frozen(name: str, key: str, module: nn.Module, **info) -> None:
             warnings.simplefilter("ignore", FutureWarning)
             torch.jit.save(module, tmp)
         meta = {**info, "sha256": sha256_file(Path(tmp))}
-        graph = folder / f"{name}-{key}.pt"
+        graph, meta_file = _entry(name, key)
         os.replace(tmp, graph)
         tmp = None
         fd, tmp_meta = tempfile.mkstemp(dir=folder, suffix=".part")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(meta, fh)
-        os.replace(tmp_meta, graph.with_suffix(".json"))
+        os.replace(tmp_meta, meta_file)
         _prune(folder, name)
     except OSError:
         pass
@@ -186,20 +193,26 @@ def cached(name: str, key: str | None, build) -> tuple[nn.Module, dict]:
 def present(name: str, key: str) -> bool:
     """Whether the cache holds a graph (and its metadata) under ``key``; whether its bytes are
     sound is checked when it is loaded (:func:`load_frozen`)."""
-    graph = cache_folder() / f"{name}-{key}.pt"
-    return graph.is_file() and graph.with_suffix(".json").is_file()
+    return all(f.is_file() for f in _entry(name, key))
 
 
-def build_in_child(target: str, **kwargs) -> bool:
+def build_in_child(target: str, expect: dict[str, str], **kwargs) -> bool:
     """Run ``target`` ("module:function", called with the JSON-able ``kwargs``) in a fresh Python
     process that traces, freezes and writes graphs into this process's cache folder, so that
-    this process only ever loads them (see the module's docstring for why). Returns whether the
-    child finished; when it did not (``DEEPFAKE_FREEZE_IN_CHILD=0``, no writable cache, or the
-    child failed, which is logged), the caller builds in its own process, as :func:`cached`
-    does on a miss: the graph and the scores are the same, only this process's memory is not.
-    A typed error in the child (weights missing or tampered with) is not logged: the caller's own
-    build raises it, and the analyst reads it once, in words."""
-    if os.environ.get(IN_CHILD, "1") == "0":
+    this process only ever loads them (see the module's docstring for why). ``expect`` maps each
+    network's name to the key this process will load it by: the child checks that it wrote
+    every one (a key computed otherwise there, e.g. from code edited since this process started,
+    or a full disk, is reported here rather than frozen twice unnoticed).
+
+    Returns whether the child finished with every graph written. When it did not
+    (``DEEPFAKE_FREEZE_IN_CHILD=0``, no writable cache, or the child failed, which is logged),
+    the caller builds in its own process, as :func:`cached` does on a miss: the graph and the
+    scores are the same, only this process's memory is not. A typed error in the child (weights
+    missing or tampered with) is logged at debug level only: the caller's own build raises it,
+    and the analyst reads it once, in words."""
+    from detector.settings import freeze_in_child
+
+    if not freeze_in_child():
         return False
     folder = cache_folder()
     try:
@@ -211,7 +224,8 @@ def build_in_child(target: str, **kwargs) -> bool:
     project = str(Path(__file__).resolve().parents[2])
     path = os.pathsep.join(p for p in (project, os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "DEEPFAKE_FROZEN_DIR": str(folder), IN_CHILD: "0", "PYTHONPATH": path}
-    args = [sys.executable, "-m", "detector.scoring.frozen", target, json.dumps(kwargs)]
+    job = json.dumps({"target": target, "expect": expect, "kwargs": kwargs})
+    args = [sys.executable, "-m", "detector.scoring.frozen", job]
     with _one_child:
         try:
             done = subprocess.run(
@@ -220,28 +234,38 @@ def build_in_child(target: str, **kwargs) -> bool:
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("freezing in a child process failed (%s); freezing here instead", exc)
             return False
+    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
     if done.returncode == CHILD_REFUSED:  # building here raises the same error, in words
+        log.debug("the freezing child met a typed error: %s", last)
         return False
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
         log.warning("freezing in a child process failed (%s); freezing here instead", last)
         return False
     return True
 
 
-def _child_main(argv: list[str]) -> int:
-    """``python -m detector.scoring.frozen module:function '{json kwargs}'``: the child's side
-    of :func:`build_in_child`."""
+def _child_main(job: str) -> int:
+    """``python -m detector.scoring.frozen '{"target": ..., "expect": ..., "kwargs": ...}'``:
+    the child's side of :func:`build_in_child`."""
     from detector.errors import DetectorError
 
-    target, kwargs = argv
-    module, function = target.split(":")
+    job = json.loads(job)
+    module, function = job["target"].split(":")
     try:
-        getattr(importlib.import_module(module), function)(**json.loads(kwargs))
-    except DetectorError:
+        getattr(importlib.import_module(module), function)(**job["kwargs"])
+    except DetectorError as exc:
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return CHILD_REFUSED
+    unwritten = sorted(n for n, key in job["expect"].items() if not present(n, key))
+    if unwritten:
+        print(
+            f"no graph written under the caller's key for {', '.join(unwritten)} (a key "
+            "computed otherwise in the child, or a cache that could not be written)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_child_main(sys.argv[1:]))
+    sys.exit(_child_main(*sys.argv[1:]))
