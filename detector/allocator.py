@@ -40,6 +40,21 @@ QUIET = {"TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}
 _STARTED = "DEEPFAKE_ALLOCATOR_STARTED"  # set in the restarted process: never restart twice
 
 
+def rss_mb(pid="self", field: str = "VmRSS") -> float:
+    """A process's resident size (``VmRSS``), or its peak since exec (``field="VmHWM"``, the
+    kernel's exact figure), MiB, from ``/proc``; 0 where there is no ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(x.split()[1]) for x in f if x.startswith(field)) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+
+def hwm_mb() -> float:
+    """This process's peak resident size so far (the kernel's ``VmHWM``), MiB."""
+    return rss_mb("self", "VmHWM")
+
+
 def find_tcmalloc(dirs: Sequence[str] | None = None) -> Path | None:
     """The tcmalloc shared library on this machine (in ``dirs``, default :data:`SEARCH_DIRS`),
     or None."""

@@ -101,8 +101,9 @@ def get_analyzer(models: tuple[str, ...], bar=None) -> Analyzer:
         if bar is not None:
             bar.progress(
                 0.02,
-                text=f"Loading and checking {len(models)} models (once after the app starts, "
-                f"about 15 s on a laptop): {time.monotonic() - t0:.0f} s",
+                text=f"Loading and checking {len(models)} models (once after the app starts: "
+                "a few seconds; after an install or an update they are first prepared for this "
+                f"CPU, which takes about half a minute): {time.monotonic() - t0:.0f} s",
             )
         try:
             future.result(timeout=0.5)

@@ -251,11 +251,14 @@ def _child_env(**extra) -> dict:
 
 
 def _timed_process(args: list[str], **env) -> tuple[float, str]:
-    """Wall time of a fresh Python process running ``args``, and what it printed."""
+    """Wall time of a fresh Python process running ``args``, and what it printed (a failure
+    raises with the end of what it said on stderr)."""
     t0 = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, *args], capture_output=True, text=True, check=True, env=_child_env(**env)
+        [sys.executable, *args], capture_output=True, text=True, env=_child_env(**env)
     )
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {out.returncode}: {out.stderr[-3000:]}")
     return time.perf_counter() - t0, out.stdout
 
 

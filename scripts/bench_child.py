@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
 import threading
 import time
+
+from detector.allocator import hwm_mb, rss_mb
 
 DECODER_MODULE = b"detector.io.isolated.child"
 
@@ -39,22 +40,11 @@ def cold() -> None:
     t1 = time.perf_counter()
     Analyzer(device="cpu").load()
     t2 = time.perf_counter()
-    # the largest peak of a child this process waited for: the one that froze the graphs, if any
-    child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    from detector.scoring.frozen import CHILD_RUNS
+
+    # the largest peak of a child that froze graphs for this start (0: none did)
+    child_mb = max((run["peak_mb"] for run in CHILD_RUNS), default=0.0)
     print(t1 - t0, t2 - t1, hwm_mb(), rss_mb("self"), child_mb)
-
-
-def rss_mb(pid, field: str = "VmRSS") -> float:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return next(int(x.split()[1]) for x in f if x.startswith(field)) / 1024
-    except (OSError, StopIteration):
-        return 0.0
-
-
-def hwm_mb() -> float:
-    """This process's peak RSS so far (the kernel's ``VmHWM``), MiB."""
-    return rss_mb("self", "VmHWM")
 
 
 def decoders():

@@ -26,9 +26,9 @@ import time
 def child(chunk: int) -> None:
     import numpy as np
 
+    from detector.allocator import hwm_mb, rss_mb
     from detector.scoring.ensemble import Ensemble
     from detector.verdict.scoring import default_models
-    from scripts.bench_child import hwm_mb, rss_mb
 
     ensemble = Ensemble(default_models(), device="cpu")
     if chunk:  # every member in chunks of ``chunk`` crops, whatever its precision

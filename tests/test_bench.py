@@ -137,7 +137,7 @@ def test_the_memory_child_reads_its_own_peak_not_its_parents():
     parent[::4096] = b"\1" * len(parent[::4096])  # resident in this process
     code = (
         "import resource\n"
-        "from scripts.bench_child import hwm_mb\n"
+        "from detector.allocator import hwm_mb\n"
         "print(hwm_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
     out = subprocess.run(

@@ -114,10 +114,13 @@ def test_a_missing_graph_is_frozen_in_a_child_process_and_loaded_here(
     monkeypatch.setenv("DEEPFAKE_FROZEN_DIR", str(frozen_dir))
     monkeypatch.setattr(ens_mod, "freeze_for_cpu", _no_freezing)
     monkeypatch.setattr(identity, "_frozen_for_cpu", _no_freezing)
+    runs = len(frozen.CHILD_RUNS)
     loaded = Ensemble(["mesoinception4_f2f"], device="cpu")
     assert loaded.members["mesoinception4_f2f"].frozen
     assert len(list(frozen_dir.glob("mesoinception4_f2f-*.pt"))) == 1
     np.testing.assert_array_equal(loaded.score(crops), here)
+    (child,) = frozen.CHILD_RUNS[runs:]  # one child, its time and memory recorded
+    assert child["target"].endswith(":freeze_members") and child["peak_mb"] > 100
     FaceEmbedder(device="cpu")
     assert len(list(frozen_dir.glob("face_identity-*.pt"))) == 1
 

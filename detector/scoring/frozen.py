@@ -16,10 +16,10 @@ A graph missing from the cache is traced and frozen in a fresh Python process
 (:func:`build_in_child`), which writes it and exits; the caller then loads it like any cached
 graph. Tracing passes through the eager float32 network and its copies, and a process that froze
 its graphs itself kept much of that for the rest of its life (with tcmalloc, even after handing
-its free pages back): the first analysis after an install or an update ran some 300-550 MiB above
-every later one. ``python -m scripts.bench`` reports the process's memory after a first start
-and after a cached one (README, Performance). ``DEEPFAKE_FREEZE_IN_CHILD=0`` freezes in the
-calling process instead.
+its free pages back): the first analysis of the bench's 10-minute 1080p clip after an install
+peaked at 1,784 MiB natively and 1,737 MiB capped at AVX2, against 1,224 and 1,361 MiB with the
+child (README, Performance, 2026-12-05f). ``DEEPFAKE_FREEZE_IN_CHILD=0`` freezes in the calling
+process instead.
 
 TorchScript is deprecated in favour of ``torch.export``, whose ahead-of-time
 compiled packages need a C++ compiler on the analyst's machine; this is what loads without one.
@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -50,6 +51,7 @@ IN_CHILD = "DEEPFAKE_FREEZE_IN_CHILD"  # read by detector.settings.freeze_in_chi
 CHILD_TIMEOUT_S = 1800  # CLIP freezes in about 30 s on a slow CPU; a stuck child is given up
 CHILD_REFUSED = 3  # the child met a typed error (weights missing, tampered): the caller raises it
 log = logging.getLogger(__name__)
+CHILD_RUNS: list[dict] = []  # this process's freezing children: target, seconds, peak MiB
 # One freezing child at a time: the app loads the members and the face networks in two threads,
 # and two children tracing at once would add their memory peaks (and share the same 2 cores).
 _one_child = threading.Lock()
@@ -227,6 +229,7 @@ def build_in_child(target: str, expect: dict[str, str], **kwargs) -> bool:
     job = json.dumps({"target": target, "expect": expect, "kwargs": kwargs})
     args = [sys.executable, "-m", "detector.scoring.frozen", job]
     with _one_child:
+        t0 = time.perf_counter()
         try:
             done = subprocess.run(
                 args, env=env, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S
@@ -241,6 +244,12 @@ def build_in_child(target: str, expect: dict[str, str], **kwargs) -> bool:
     if done.returncode != 0:
         log.warning("freezing in a child process failed (%s); freezing here instead", last)
         return False
+    seconds = time.perf_counter() - t0
+    peak = json.loads((done.stdout.strip().splitlines() or ["{}"])[-1]).get("peak_mb")
+    CHILD_RUNS.append({"target": target, "seconds": seconds, "peak_mb": peak})
+    log.info(
+        "%s froze %s in a child process: %.1f s, peak %s MiB", target, list(expect), seconds, peak
+    )
     return True
 
 
@@ -264,6 +273,9 @@ def _child_main(job: str) -> int:
             file=sys.stderr,
         )
         return 1
+    from detector.allocator import hwm_mb
+
+    print(json.dumps({"peak_mb": hwm_mb()}))  # the caller records it (CHILD_RUNS)
     return 0
 
 
