@@ -43,7 +43,7 @@ def cold() -> None:
     from detector.scoring.frozen import CHILD_RUNS
 
     # the largest peak of a child that froze graphs for this start (0: none did)
-    child_mb = max((run["peak_mb"] for run in CHILD_RUNS), default=0.0)
+    child_mb = max((run["peak_mb"] or 0.0 for run in CHILD_RUNS), default=0.0)
     print(t1 - t0, t2 - t1, hwm_mb(), rss_mb("self"), child_mb)
 
 

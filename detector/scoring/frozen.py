@@ -245,7 +245,10 @@ def build_in_child(target: str, expect: dict[str, str], **kwargs) -> bool:
         log.warning("freezing in a child process failed (%s); freezing here instead", last)
         return False
     seconds = time.perf_counter() - t0
-    peak = json.loads((done.stdout.strip().splitlines() or ["{}"])[-1]).get("peak_mb")
+    try:  # the child's last line; anything else it printed is not ours to fail on
+        peak = float(json.loads(done.stdout.strip().splitlines()[-1])["peak_mb"])
+    except (IndexError, ValueError, TypeError, KeyError):
+        peak = None
     CHILD_RUNS.append({"target": target, "seconds": seconds, "peak_mb": peak})
     log.info(
         "%s froze %s in a child process: %.1f s, peak %s MiB", target, list(expect), seconds, peak
