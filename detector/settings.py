@@ -64,11 +64,14 @@ def frozen_dir() -> Path:
     return Path(env) if env else cache_dir() / "frozen"
 
 
+FREEZE_IN_CHILD = "DEEPFAKE_FREEZE_IN_CHILD"
+
+
 def freeze_in_child() -> bool:
     """Whether a graph missing from the cache is traced and frozen in a child process
     (:func:`detector.scoring.frozen.build_in_child`): ``DEEPFAKE_FREEZE_IN_CHILD``, default yes;
     ``0``, ``no``, ``false`` or ``off`` freeze in the loading process."""
-    value = os.environ.get("DEEPFAKE_FREEZE_IN_CHILD", "1").strip().lower()
+    value = os.environ.get(FREEZE_IN_CHILD, "1").strip().lower()
     return value not in {"0", "no", "false", "off"}
 
 

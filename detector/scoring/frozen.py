@@ -45,9 +45,10 @@ import torch
 from torch import nn
 
 from detector.scoring.device import cpu_flags, isa_cap
+from detector.settings import FREEZE_IN_CHILD as IN_CHILD  # the child is told not to spawn again
+from detector.settings import freeze_in_child
 
 FORMAT = 1
-IN_CHILD = "DEEPFAKE_FREEZE_IN_CHILD"  # read by detector.settings.freeze_in_child
 CHILD_TIMEOUT_S = 1800  # CLIP freezes in about 30 s on a slow CPU; a stuck child is given up
 CHILD_REFUSED = 3  # the child met a typed error (weights missing, tampered): the caller raises it
 log = logging.getLogger(__name__)
@@ -212,8 +213,6 @@ def build_in_child(target: str, expect: dict[str, str], **kwargs) -> bool:
     scores are the same, only this process's memory is not. A typed error in the child (weights
     missing or tampered with) is logged at debug level only: the caller's own build raises it,
     and the analyst reads it once, in words."""
-    from detector.settings import freeze_in_child
-
     if not freeze_in_child():
         return False
     folder = cache_folder()
