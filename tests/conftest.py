@@ -50,10 +50,12 @@ def papers_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def analyzer():
-    """The default-ensemble analyzer, loaded once (it is immutable after loading)."""
+    """The default-ensemble analyzer, loaded once (it is immutable after loading), before the
+    first test that uses it: a test of a refused file must not find the models still loading
+    (on a cold frozen-graph cache, a child process freezing them would still be running)."""
     from detector.pipeline import Analyzer
 
-    return Analyzer(device="cpu")
+    return Analyzer(device="cpu").load()
 
 
 @pytest.fixture(scope="session")
