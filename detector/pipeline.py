@@ -28,7 +28,7 @@ from detector.errors import (
     NoVideoStreamError,
     VideoTooShortError,
 )
-from detector.faces.collect import FaceCollector
+from detector.faces.collect import FaceCollector, read_ahead_depth
 from detector.faces.detect import FaceSettings, MTCNNDetector
 from detector.faces.quality import no_faces_message, rejection_summary
 from detector.faces.track import FaceTracker, tracks_of
@@ -44,7 +44,7 @@ from detector.io.uploads import display_name
 from detector.provenance.model import Provenance, TrustAnchors
 from detector.provenance.read import inspect_file
 from detector.settings import weights_dir as default_weights_dir
-from detector.threads import InThread
+from detector.threads import InThread, ReadAhead
 from detector.types import (
     Analysis,
     CropsOf,
@@ -111,7 +111,9 @@ class Analyzer:
     so one analyzer can serve several threads. The constructor only stores its settings: the face
     detector, the embedder and the models are loaded (weights checked against their manifests) the
     first time an analysis needs them, so a file that cannot be read is refused without loading
-    any network.
+    any network. ``spare_children=True`` (long-lived callers: the app, ``scan``) starts the next
+    file's decoder and metadata reader after :meth:`load` and after each analysis
+    (:mod:`detector.io.isolated.spares`).
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class Analyzer:
         detector: FaceDetector | None = None,
         embedder: FaceEmbedder | None = None,
         ensemble: Ensemble | None = None,
+        spare_children: bool = False,
     ) -> None:
         self.weights_dir = weights_dir or default_weights_dir()
         self.model_names = tuple(models) if models else default_models(self.weights_dir)
@@ -134,6 +137,7 @@ class Analyzer:
         self._ensemble = ensemble
         self._voice: VoiceMember | None = None
         self._locks = {part: threading.Lock() for part in ("ensemble", "faces", "voice")}
+        self.spare_children = spare_children
 
     @property
     def ensemble(self) -> Ensemble:
@@ -203,6 +207,8 @@ class Analyzer:
         loading = InThread(lambda: self.ensemble)
         _ = self.detector, self.embedder
         loading.result()
+        if self.spare_children:
+            self._prepare_spares()
         return self
 
     def _model_cards(self) -> tuple:
@@ -357,6 +363,18 @@ class Analyzer:
                 audio=audio,
                 **extra,
             )
+        finally:
+            if self.spare_children and settings.isolate_decoding:
+                self._prepare_spares(settings.provenance)
+
+    def _prepare_spares(self, provenance: bool = True) -> None:
+        """Start the next file's decoder (and metadata reader) now, while the CPU is free."""
+        from detector.io.isolated.decoder import prepare_spare
+        from detector.provenance.read import prepare_spare as prepare_reader
+
+        prepare_spare()
+        if provenance:
+            prepare_reader()
 
     def _audio_after_refusal(self, exc: DetectorError, decoder) -> AudioAnalysis:
         """The audio part when the video side refused the file: an audio-only file is still
@@ -431,22 +449,28 @@ class Analyzer:
             notes.append(note)
         decode_s = detect_s = 0.0
         t_dec = time.perf_counter()
-        for item in decoder:
+        # the next frames decode while these are searched; the frames that have come are
+        # searched together whenever the decoder has no other ready (see FaceCollector)
+        frames_in = ReadAhead(decoder, depth=read_ahead_depth(info))
+        for item in frames_in:
             decode_s += time.perf_counter() - t_dec
             if isinstance(item, DecodeGap):
                 gaps.append(item)
                 t_dec = time.perf_counter()
                 continue
             t_det = time.perf_counter()
-            frames.append(faces.add(item))
+            done = faces.add(item) + ([] if frames_in.ready() else faces.flush())
+            if done:
+                frames.extend(done)
+                report(
+                    "faces",
+                    min(1.0, len(frames) / max(expected, 1)),
+                    f"Frame {len(frames)} of ~{expected}: {faces.found} faces so far",
+                )
             detect_s += time.perf_counter() - t_det
-            report(
-                "faces",
-                min(1.0, len(frames) / max(expected, 1)),
-                f"Frame {len(frames)} of ~{expected}: {faces.found} faces so far",
-            )
             t_dec = time.perf_counter()
         t_det = time.perf_counter()
+        frames.extend(faces.flush())
         person = faces.finish()  # one person's tracks across cuts become one
         found = [replace(f, track_id=person[f.track_id]) for f in faces.faces]
         timings["decode_s"] = decode_s

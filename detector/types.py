@@ -407,3 +407,6 @@ class Detection:
 class FaceDetector(Protocol):
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Faces in one RGB uint8 frame."""
+
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """The faces of each of several frames (detected together where that is faster)."""

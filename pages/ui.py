@@ -75,7 +75,7 @@ def analyzer_future(models: tuple[str, ...]) -> Future:
 
     def load() -> None:
         try:
-            future.set_result(Analyzer(models, device="auto").load())
+            future.set_result(Analyzer(models, device="auto", spare_children=True).load())
         except BaseException as exc:  # handed to whoever waits; shown there in words
             future.set_exception(exc)
 

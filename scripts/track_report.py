@@ -80,6 +80,9 @@ class ReplayDetector:
             self._seen[key] = self._detector.detect(image)
         return self._seen[key]
 
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        return [self.detect(image) for image in images]
+
     def clear(self) -> None:
         self._seen.clear()
 

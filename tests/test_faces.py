@@ -220,7 +220,7 @@ def test_faces_embedded_in_batches_keep_the_ids_and_people_of_frame_by_frame(det
     def collect(batch_faces):
         counting = CountingEmbedder(embedder)
         c = FaceCollector(detector, counting, FaceTracker(), FaceSettings(), batch_faces)
-        records = [c.add(f) for f in frames]
+        records = [r for f in frames for r in c.add(f)] + c.flush()
         person = c.finish()
         people = [(f.face_id, f.frame_index, person[f.track_id]) for f in c.faces]
         return records, people, [f.box_xyxy for f in c.faces], counting.calls
@@ -246,6 +246,7 @@ def test_crops_past_the_raw_budget_are_held_packed_and_read_back_unchanged(detec
         c = FaceCollector(detector, embedder, FaceTracker(), FaceSettings(), raw_crops=raw_crops)
         for f in frames:
             c.add(f)
+        c.flush()
         c.finish()
         return c.faces
 
@@ -434,6 +435,88 @@ def test_mtcnn_finds_what_facenet_pytorch_finds(request):
         np.testing.assert_allclose(points, ref_points.astype(np.float32), rtol=1e-4, atol=1e-2)
         compared += len(boxes)
     assert compared >= 2
+
+
+def test_mtcnn_detects_a_batch_as_it_detects_each_frame(request):
+    """Frames of one size detected together (facenet-pytorch's batch path, the P-Net's large
+    scales split across calls) give each frame's own boxes, probabilities and landmarks, to float
+    rounding; frames of another size are refused."""
+    from detector.faces import mtcnn
+
+    try:
+        clips = request.getfixturevalue("clips_dir")
+    except pytest.skip.Exception:
+        clips = None
+    net = mtcnn.MTCNN(min_face_size=20)
+    by_size: dict = {}
+    for frame in _frames_for_mtcnn(clips):
+        by_size.setdefault(frame.shape, []).append(frame)
+    compared = 0
+    for frames in by_size.values():
+        together = net.detect_many(frames)
+        assert len(together) == len(frames)
+        for frame, (boxes, probs, points) in zip(frames, together, strict=True):
+            ref_boxes, ref_probs, ref_points = net.detect(frame)
+            assert boxes.shape == ref_boxes.shape
+            np.testing.assert_allclose(boxes, ref_boxes, atol=1e-3)
+            np.testing.assert_allclose(probs, ref_probs, atol=1e-5)
+            np.testing.assert_allclose(points, ref_points, atol=1e-3)
+            compared += len(boxes)
+    assert compared >= 2
+    assert net.detect_many([]) == []
+    with pytest.raises(ValueError, match="one size"):
+        net.detect_many([np.zeros((60, 80, 3), np.uint8), np.zeros((80, 60, 3), np.uint8)])
+
+
+def test_detector_batches_frames_of_mixed_sizes_and_retries_each_at_full_size(detector):
+    """MTCNNDetector.detect_many groups frames by detection size, maps each frame's boxes back
+    to its own pixels and retries at full size only the large frames that showed no face."""
+    astronaut = data.astronaut()
+    big = np.kron(astronaut, np.ones((3, 3, 1), np.uint8))  # 1536 px, downscaled to 640
+    empty = np.full((720, 1280, 3), 90, np.uint8)  # downscaled, no face: retried, still none
+    noise = np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    images = [astronaut, big, empty, astronaut, noise, big]
+    together = detector.detect_many(images)
+    alone = [detector.detect(im) for im in images]
+    assert [len(f) for f in together] == [1, 1, 0, 1, 0, 1]
+    for a, b in zip(together, alone, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(x.box_xyxy, y.box_xyxy, atol=1e-2)
+            np.testing.assert_allclose(x.landmarks_xy, y.landmarks_xy, atol=1e-2)
+    assert together[1][0].box_xyxy[0] == pytest.approx(3 * together[0][0].box_xyxy[0], rel=0.05)
+
+
+def test_collector_detects_waiting_frames_together_within_a_pixel_budget(detector, embedder):
+    """Frames wait to be detected in groups of at most BATCH_FRAMES and BATCH_FRAME_MB; add()
+    gives the records of the frames detected by now, flush() the rest, finish() refuses
+    frames not yet detected; the faces and their order equal those of one frame at a time."""
+    from detector.faces import collect
+
+    class Counting:
+        def __init__(self):
+            self.calls = []
+
+        def detect_many(self, images):
+            self.calls.append(len(images))
+            return detector.detect_many(images)
+
+    small = [SampledFrame(i, float(i), data.astronaut()) for i in range(10)]  # 0.75 MB each
+    counting = Counting()
+    c = FaceCollector(counting, embedder, FaceTracker(), FaceSettings())
+    returned = [len(c.add(f)) for f in small]
+    assert returned == [0] * 7 + [8, 0, 0] and counting.calls == [8]
+    with pytest.raises(RuntimeError, match="flush"):
+        c.finish()
+    records = c.flush()
+    assert [r.index for r in records] == [8, 9] and counting.calls == [8, 2]
+    c.finish()
+    assert [f.frame_index for f in c.faces] == list(range(10))
+    huge = np.zeros((2160, 3840, 3), np.uint8)  # 24.9 MB: more than the budget alone
+    counting = Counting()
+    c = FaceCollector(counting, embedder, FaceTracker(), FaceSettings())
+    assert len(c.add(SampledFrame(0, 0.0, huge))) == 1 and counting.calls == [1]
+    budget, p720, p1080 = collect.BATCH_FRAME_MB << 20, 1280 * 720 * 3, 1920 * 1080 * 3
+    assert 8 * p720 <= budget < 4 * p1080  # eight 720p frames wait together, three 1080p
 
 
 def test_mtcnn_weights_are_checked(tmp_path):

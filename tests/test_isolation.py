@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -136,6 +137,83 @@ def test_the_decoder_module_imports_only_light_libraries():
     assert {"av", "numpy"} <= set(modules)
     assert not {"torch", "torchvision", "scipy", "streamlit", "facenet_pytorch"} & set(modules)
     assert seconds < 3.0  # about 0.2 s on a quiet machine; torch alone takes several
+
+
+# ---------------------------------------------------------------- spare children
+
+
+@pytest.fixture()
+def spare_analyzer(analyzer):
+    """The session's loaded parts in an analyzer that keeps spare children (as the app's)."""
+    from detector.io.isolated import spares
+    from detector.pipeline import Analyzer
+
+    yield Analyzer(
+        analyzer.model_names,
+        detector=analyzer.detector,
+        embedder=analyzer.embedder,
+        ensemble=analyzer.ensemble,
+        spare_children=True,
+    )
+    spares.discard_all()
+    assert not _children()
+
+
+def test_a_spare_decoder_serves_the_next_file_under_that_files_limits(
+    spare_analyzer, clip, big_clip
+):
+    """After an analysis, one decoder and one metadata reader wait; the next decode is served by
+    the waiting decoder (the same process), which still applies the job's memory cap; nothing
+    else is left running."""
+    from detector.io.isolated import spares
+
+    assert spare_analyzer.analyze(clip).ok
+    waiting = spares.pids()
+    assert len(waiting) == 2 and _children() == waiting
+    with IsolatedDecoder(clip, "clip.mp4", parse_sampling("1fps")) as decoder:
+        assert decoder.pid in waiting
+        assert len(list(decoder)) > 0
+    capped = spare_analyzer.analyze(
+        big_clip, ExtractionSettings(limits=DecodeLimits(memory_mb=400))
+    )
+    assert capped.status == "too_large" and "400 MB of decoder memory" in capped.message
+    assert _children() == spares.pids() and len(spares.pids()) == 2
+    spares.discard_all()
+    assert not _children()
+
+
+def test_a_spare_started_under_another_environment_is_replaced(clip, monkeypatch):
+    from detector.io.isolated import spares
+    from detector.io.isolated.decoder import prepare_spare
+
+    prepare_spare()
+    (stale,) = spares.pids()
+    monkeypatch.setenv("DEEPFAKE_SPARE_TEST", "changed")
+    with IsolatedDecoder(clip, "clip.mp4", parse_sampling("first:1")) as decoder:
+        assert decoder.pid != stale
+        list(decoder)
+    assert not Path(f"/proc/{stale}").exists() and not _children()
+
+
+def test_a_spare_ends_with_the_process_that_started_it():
+    """A spare whose parent dies reads the end of its stdin instead of a job and exits."""
+    code = (
+        "import os; from detector.io.isolated import spares; "
+        "from detector.io.isolated.decoder import prepare_spare; prepare_spare(); "
+        "print(*spares.pids(), flush=True); os._exit(0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status")
+        if not status.exists() or "State:\tZ" in status.read_text():
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the orphaned spare {pid} is still running")
 
 
 # ---------------------------------------------------------------- uploads and temp files

@@ -157,7 +157,10 @@ def test_no_rejected_detection_reaches_the_score_table(analyzer, clips_dir):
                 for i in rec.face_ids
             ]
             refused = [r.box_xyxy for r in a.rejected if r.frame_index == fr.index]
-            assert sorted(kept + refused) == sorted(d.box_xyxy for d in found), (rel, fr.index)
+            # the analysis detects frames in groups: the same boxes to float rounding
+            listed, alone = sorted(kept + refused), sorted(d.box_xyxy for d in found)
+            assert len(listed) == len(alone), (rel, fr.index)
+            np.testing.assert_allclose(listed, alone, atol=1e-2, err_msg=f"{rel} {fr.index}")
             assert not set(kept) & set(refused)
         reasons += [r.check for r in a.rejected]
     # the sample holds non-faces on purpose: a gate that rejects nothing would pass vacuously
@@ -241,6 +244,51 @@ def test_a_background_load_hands_back_its_value_or_its_error():
 
     with pytest.raises(ValueError, match="no weights"):
         InThread(broken).result()
+
+
+def test_read_ahead_keeps_order_raises_where_the_error_came_and_stops_with_the_caller():
+    """ReadAhead: the items in order, at most ``depth`` ahead; an error of the source where its
+    item would have come; a caller that stops early stops (and joins) the reading thread."""
+    import threading
+    import time
+
+    from detector.threads import ReadAhead
+
+    assert list(ReadAhead(range(20), depth=3)) == list(range(20))
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("the decoder crashed")
+
+    got = []
+    with pytest.raises(ValueError, match="crashed"):
+        for item in ReadAhead(failing()):
+            got.append(item)
+    assert got == [1, 2]
+
+    drawn = []
+
+    def endless():
+        for i in range(10_000):
+            drawn.append(i)
+            yield i
+
+    ahead = ReadAhead(endless(), depth=2)
+    for item in ahead:
+        if item == 0:
+            deadline = time.monotonic() + 5
+            while not ahead.ready() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert ahead.ready()
+            time.sleep(0.2)
+            assert len(drawn) <= 4  # the one given, two waiting, one being put
+        if item == 5:
+            break
+    before = threading.active_count()
+    time.sleep(0.2)
+    assert len(drawn) <= 10 and threading.active_count() == before
+    assert not any(t.name == "read-ahead" for t in threading.enumerate())
 
 
 def test_the_cli_ends_without_teardown_but_with_everything_a_normal_exit_does(tmp_path):

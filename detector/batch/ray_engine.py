@@ -51,7 +51,9 @@ class ClipAnalyzer:
 
         self.settings = settings
         self.fingerprint = fingerprint
-        self.analyzer = Analyzer(settings.models, device=settings.device).load()
+        self.analyzer = Analyzer(
+            settings.models, device=settings.device, spare_children=True
+        ).load()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         lines = [

@@ -286,7 +286,7 @@ def local_lines(
     weights problem stops the scan before any line), with ``workers`` threads sharing it."""
     from detector.pipeline import Analyzer
 
-    analyzer = analyzer or Analyzer(settings.models, device=settings.device)
+    analyzer = analyzer or Analyzer(settings.models, device=settings.device, spare_children=True)
     analyzer.load()
 
     def one(w: Work) -> tuple[int, str]:

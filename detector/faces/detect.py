@@ -7,6 +7,7 @@ only needs the settings (and a CLI refusing a broken file) starts without it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -55,19 +56,54 @@ class MTCNNDetector:
         self.settings = settings or FaceSettings()
         self._mtcnn = MTCNN(min_face_size=self.settings.min_face_px, device=device)
 
-    def _detect_scaled(self, image: np.ndarray, max_side: int | None) -> list[Detection]:
-        h, w = image.shape[:2]
-        scale = 1.0
-        small = image
-        if max_side and max(h, w) > max_side:
-            scale = max_side / max(h, w)
-            size = (max(1, round(w * scale)), max(1, round(h * scale)))
-            small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        if min(small.shape[:2]) < self.settings.min_face_px:
-            return []  # no face of the smallest size searched for fits (MTCNN fails on these)
-        boxes, probs, points = self._mtcnn.detect(small)
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        return self.detect_many([image])[0]
+
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """:meth:`detect` for several frames, the frames of one size detected together."""
+        found = self._detect_scaled(images, self.settings.detect_max_side)
+        if self.settings.retry_full_resolution:
+            # a downscaled frame that showed no face is searched again at full size
+            retry = [
+                i
+                for i, (image, faces) in enumerate(zip(images, found, strict=True))
+                if not faces and max(image.shape[:2]) > self.settings.detect_max_side
+            ]
+            again = self._detect_scaled([images[i] for i in retry], None)
+            for i, faces in zip(retry, again, strict=True):
+                found[i] = faces
+        return found
+
+    def _detect_scaled(
+        self, images: Sequence[np.ndarray], max_side: int | None
+    ) -> list[list[Detection]]:
+        smalls, scales = [], []
+        for image in images:
+            h, w = image.shape[:2]
+            scale, small = 1.0, image
+            if max_side and max(h, w) > max_side:
+                scale = max_side / max(h, w)
+                size = (max(1, round(w * scale)), max(1, round(h * scale)))
+                small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+            smalls.append(small)
+            scales.append(scale)
+        found: list[list[Detection]] = [[] for _ in images]
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, small in enumerate(smalls):
+            # no face of the smallest size searched for fits a tinier image (MTCNN fails on it)
+            if min(small.shape[:2]) >= self.settings.min_face_px:
+                by_size.setdefault(small.shape, []).append(i)
+        for members in by_size.values():
+            results = self._mtcnn.detect_many([smalls[i] for i in members])
+            for i, result in zip(members, results, strict=True):
+                found[i] = self._mapped(result, scales[i], images[i].shape[:2])
+        return found
+
+    def _mapped(self, result, scale: float, shape: tuple[int, int]) -> list[Detection]:
+        """MTCNN's boxes above ``min_confidence``, mapped back to the full-size frame."""
+        h, w = shape
         found = []
-        for box, prob, pts in zip(boxes, probs, points, strict=True):
+        for box, prob, pts in zip(*result, strict=True):
             if float(prob) < self.settings.min_confidence:
                 continue
             x1, y1, x2, y2 = (float(v) / scale for v in box)
@@ -78,13 +114,3 @@ class MTCNNDetector:
             marks = tuple((float(px) / scale, float(py) / scale) for px, py in pts)
             found.append(Detection((x1, y1, x2, y2), float(prob), marks))
         return found
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        found = self._detect_scaled(image, self.settings.detect_max_side)
-        downscaled = max(image.shape[:2]) > self.settings.detect_max_side
-        if not found and downscaled and self.settings.retry_full_resolution:
-            found = self._detect_scaled(image, None)
-        return found
-
-
-"""Each check of :func:`quality_gate` and what a rejection by it means, in a few words."""

@@ -14,6 +14,7 @@ port of the MTCNN of David Sandberg's FaceNet (MIT).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,11 @@ from detector.errors import WeightsMissingError
 
 WEIGHTS_NAME = "mtcnn"  # weights/mtcnn.safetensors (+ .json): the three networks, converted once
 # from facenet-pytorch's pickled files by scripts/convert_mtcnn.py; no pickle is read here
+
+PNET_PIXELS = 250_000
+"""Input pixels per P-Net call when several images are detected at once: the small scales of a
+batch go in one call (there the per-call cost dominates), the large ones a few images at a time
+(there the work does, and the activations would grow with the batch)."""
 
 
 class PNet(nn.Module):
@@ -254,15 +260,26 @@ class MTCNN:
         self.pnet, self.rnet, self.onet = load_nets(self.device)
 
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            boxes, points = self._detect(image)
-        return boxes[:, :4], boxes[:, 4], points
+        return self.detect_many([image])[0]
 
-    def _detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect_many(
+        self, images: Sequence[np.ndarray]
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """:meth:`detect` for several images of one size, the networks run on all of them at once
+        (facenet-pytorch's batch path): the same boxes as one by one, to float rounding."""
+        if len(images) == 0:
+            return []
+        if len({im.shape for im in images}) != 1:
+            raise ValueError("detect_many needs images of one size")
+        with torch.inference_mode():
+            found = self._detect(images)
+        return [(boxes[:, :4], boxes[:, 4], points) for boxes, points in found]
+
+    def _detect(self, images: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         thr = self.thresholds
-        imgs = torch.as_tensor(np.ascontiguousarray(image), device=self.device)[None]
-        imgs = imgs.permute(0, 3, 1, 2).float()
-        h, w = imgs.shape[2:4]
+        imgs = torch.as_tensor(np.stack([np.ascontiguousarray(im) for im in images]))
+        imgs = imgs.to(self.device).permute(0, 3, 1, 2).float()
+        n, (h, w) = imgs.shape[0], imgs.shape[2:4]
         m = 12.0 / self.min_face_size
         minl = min(h, w) * m
         scales, scale = [], m
@@ -273,13 +290,17 @@ class MTCNN:
         # first stage: candidates at every scale, suppressed per scale, then across scales
         boxes, inds, picks, offset = [], [], [], 0
         for scale in scales:
-            data = _imresample(imgs, (int(h * scale + 1), int(w * scale + 1)))
-            reg, probs = self.pnet((data - 127.5) * 0.0078125)
-            found, found_inds = _candidates(reg, probs[:, 1], scale, thr[0])
-            boxes.append(found)
-            inds.append(found_inds)
-            picks.append(batched_nms(found[:, :4], found[:, 4], found_inds, 0.5) + offset)
-            offset += found.shape[0]
+            size = (int(h * scale + 1), int(w * scale + 1))
+            per_call = max(1, PNET_PIXELS // (size[0] * size[1]))  # large scales: a few at a time
+            for start in range(0, n, per_call):
+                data = _imresample(imgs[start : start + per_call], size)
+                reg, probs = self.pnet((data - 127.5) * 0.0078125)
+                found, found_inds = _candidates(reg, probs[:, 1], scale, thr[0])
+                found_inds = found_inds + start
+                boxes.append(found)
+                inds.append(found_inds)
+                picks.append(batched_nms(found[:, :4], found[:, 4], found_inds, 0.5) + offset)
+                offset += found.shape[0]
         boxes, inds = torch.cat(boxes)[torch.cat(picks)], torch.cat(inds)[torch.cat(picks)]
         pick = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
         boxes, inds = boxes[pick], inds[pick]
@@ -308,13 +329,19 @@ class MTCNN:
             ok = score > thr[2]
             marks = marks[ok].permute(1, 0)
             boxes = torch.cat((boxes[ok, :4], score[ok].unsqueeze(1)), dim=1)
-            reg = reg[ok]
+            reg, inds = reg[ok], inds[ok]
             bw = boxes[:, 2] - boxes[:, 0] + 1
             bh = boxes[:, 3] - boxes[:, 1] + 1
             px = bw.repeat(5, 1) * marks[:5, :] + boxes[:, 0].repeat(5, 1) - 1
             py = bh.repeat(5, 1) * marks[5:10, :] + boxes[:, 1].repeat(5, 1) - 1
             points = torch.stack((px, py)).permute(2, 1, 0)
             boxes = _bbreg(boxes, reg)
-            pick = _nms_min(boxes[:, :4], boxes[:, 4], 0.7)
-            boxes, points = boxes[pick], points[pick]
-        return boxes.cpu().numpy().reshape(-1, 5), points.cpu().numpy().reshape(-1, 5, 2)
+        out = []
+        for k in range(n):  # the last suppression is per image
+            mine = (inds == k).nonzero().flatten() if len(boxes) > 0 else inds[:0]
+            b, p = boxes[mine], points[mine]
+            pick = _nms_min(b[:, :4], b[:, 4], 0.7)
+            out.append(
+                (b[pick].cpu().numpy().reshape(-1, 5), p[pick].cpu().numpy().reshape(-1, 5, 2))
+            )
+        return out

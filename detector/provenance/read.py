@@ -28,14 +28,14 @@ import json
 import math
 import os
 import select
-import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from detector.errors import DecodeTimeoutError, DetectorError, VideoReadError, VideoTooLargeError
-from detector.io.isolated.decoder import PACKAGE_ROOT, DecodeLimits, child_python_path
+from detector.io.isolated import spares
+from detector.io.isolated.decoder import DecodeLimits, child_env
 from detector.io.probe import check_file
 from detector.provenance.child import read_facts
 from detector.provenance.findings import findings
@@ -281,16 +281,19 @@ def _metadata_from(raw) -> FileMetadata | None:
     )
 
 
+def reader_command() -> tuple[list[str], dict[str, str]]:
+    """The metadata reader child's command and environment."""
+    return [sys.executable, "-m", "detector.provenance.child"], child_env()
+
+
+def prepare_spare() -> None:
+    """Start a metadata reader child now for the next file (:mod:`detector.io.isolated.spares`)."""
+    spares.prepare("provenance", *reader_command())
+
+
 def _run_isolated(job: dict, limits: DecodeLimits, name: str) -> dict:
     """Run :func:`read_facts` in ``python -m detector.provenance.child`` under the decoder's limits."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "detector.provenance.child"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        cwd=PACKAGE_ROOT,
-        env={**os.environ, "PYTHONPATH": child_python_path(), "MALLOC_ARENA_MAX": "2"},
-    )
+    proc = spares.start("provenance", *reader_command()).proc
     try:
         with contextlib.suppress(BrokenPipeError):  # a child that died at once: see below
             proc.stdin.write(json.dumps({**job, "limits": asdict(limits)}).encode("utf-8"))

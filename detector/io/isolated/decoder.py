@@ -50,6 +50,7 @@ from detector.errors import (
     VideoTooShortError,
 )
 from detector.io.decode import DecodeStats, iter_frames
+from detector.io.isolated import spares
 from detector.io.probe import MAX_PIXELS, MAX_SAMPLES, SamplingPlan, check_file, probe
 from detector.types import DecodeGap, SampledFrame, VideoInfo
 
@@ -183,23 +184,8 @@ class IsolatedDecoder(InProcessDecoder):
             "limits": asdict(self.limits),
             "audio": asdict(self.audio_limits) if self.audio_limits else None,
         }
-        read_fd, write_fd = os.pipe()
-        try:
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", "detector.io.isolated.child", str(write_fd)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                pass_fds=(write_fd,),
-                cwd=PACKAGE_ROOT,
-                # Two malloc arenas: per-thread arenas reserve address space the cap would count.
-                env={**os.environ, "PYTHONPATH": child_python_path(), "MALLOC_ARENA_MAX": "2"},
-            )
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
+        child = spares.start("decoder", *decoder_command(), pipe=True)
+        self._proc, read_fd = child.proc, child.read_fd
         self._pipe = os.fdopen(read_fd, "rb", buffering=0)
         try:
             with contextlib.suppress(BrokenPipeError):  # a child that died at once: see below
@@ -372,6 +358,22 @@ class IsolatedDecoder(InProcessDecoder):
                 self._proc.kill()
             self._proc.wait()
             self._proc = None
+
+
+def decoder_command() -> tuple[list[str], dict[str, str]]:
+    """The decoder child's command (the pipe's descriptor is appended) and environment."""
+    return [sys.executable, "-m", "detector.io.isolated.child"], child_env()
+
+
+def child_env() -> dict[str, str]:
+    """A child's environment: this one, this package first on the import path, and two malloc
+    arenas (per-thread arenas reserve address space the memory cap would count)."""
+    return {**os.environ, "PYTHONPATH": child_python_path(), "MALLOC_ARENA_MAX": "2"}
+
+
+def prepare_spare() -> None:
+    """Start a decoder child now for the next file (:mod:`detector.io.isolated.spares`)."""
+    spares.prepare("decoder", *decoder_command(), pipe=True)
 
 
 def child_python_path() -> str:
