@@ -3,8 +3,8 @@
 Per frame: MTCNN's detections, the quality gate, the crops that will be scored. Frames wait for
 detection in small groups (at most :data:`BATCH_FRAMES` and :data:`BATCH_FRAME_MB` of pixels),
 which MTCNN runs through its networks together: its small pyramid scales cost about as much for
-eight frames as for one (measured on a 2-core Xeon: ten 720p frames one by one 0.50 s, in eights
-0.37 s; the same boxes to float rounding). The analysis detects the frames that have come
+several frames as for one (measured on a 2-core Xeon: ten 720p frames one by one 0.50 s, in fours
+0.39 s, in eights 0.37 s; the same boxes to float rounding). The analysis detects the frames that have come
 whenever the decoder has no other ready (:meth:`FaceCollector.flush`), while the decoder, read
 ahead by a thread (:func:`read_ahead_depth` frames), decodes the next ones. The identity
 embedding that links one person's faces (:mod:`detector.faces.identity`) runs on several frames'
@@ -39,8 +39,10 @@ from detector.types import (
 BATCH_FRAMES = 8
 """Frames that wait to be detected together (fewer when they are large: :data:`BATCH_FRAME_MB`)."""
 
-BATCH_FRAME_MB = 23
-"""Pixels the waiting frames may hold: eight 720p frames, three 1080p, a single 4K frame."""
+BATCH_FRAME_MB = 12
+"""Pixels the waiting frames may hold: four 720p frames, two 1080p, a single 4K frame. (23 MiB,
+eight 720p frames, was no faster and cost the 10-minute 1080p clip about 70 MiB more while
+decoding: ``scripts.bench``'s memory run at 4d1b3e8.)"""
 
 BATCH_FACES = 16
 """Faces that wait for one identity-embedding call (a few frames' worth; their crops are small)."""
