@@ -11,6 +11,7 @@ a path.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -63,6 +64,8 @@ if TYPE_CHECKING:
     from detector.audio.score import VoiceMember
     from detector.faces.identity import FaceEmbedder
     from detector.scoring.ensemble import Ensemble
+
+log = logging.getLogger(__name__)
 
 MAX_GAPS = 100  # decode gaps kept in an analysis (a badly damaged file can have thousands)
 
@@ -368,13 +371,18 @@ class Analyzer:
                 self._prepare_spares(settings.provenance)
 
     def _prepare_spares(self, provenance: bool = True) -> None:
-        """Start the next file's decoder (and metadata reader) now, while the CPU is free."""
+        """Start the next file's decoder (and metadata reader) now, while the CPU is free. A
+        spare that cannot be started is logged and left to be started on demand, as without
+        spares; it never changes the analysis that just ended."""
         from detector.io.isolated.decoder import prepare_spare
         from detector.provenance.read import prepare_spare as prepare_reader
 
-        prepare_spare()
-        if provenance:
-            prepare_reader()
+        try:
+            prepare_spare()
+            if provenance:
+                prepare_reader()
+        except OSError as exc:
+            log.warning("a spare child process could not be started: %s", exc)
 
     def _audio_after_refusal(self, exc: DetectorError, decoder) -> AudioAnalysis:
         """The audio part when the video side refused the file: an audio-only file is still

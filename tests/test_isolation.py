@@ -182,6 +182,21 @@ def test_a_spare_decoder_serves_the_next_file_under_that_files_limits(
     assert not _children()
 
 
+def test_a_spare_that_cannot_start_leaves_the_analysis_as_it_was(
+    spare_analyzer, clip, monkeypatch, caplog
+):
+    from detector.io.isolated import spares
+
+    def refuse(*args, **kwargs):
+        raise OSError("Resource temporarily unavailable")
+
+    monkeypatch.setattr(spares, "prepare", refuse)
+    with caplog.at_level("WARNING", logger="detector.pipeline"):
+        analysis = spare_analyzer.analyze(clip)
+    assert analysis.ok and not spares.pids()
+    assert "could not be started: Resource temporarily unavailable" in caplog.text
+
+
 def test_a_spare_started_under_another_environment_is_replaced(clip, monkeypatch):
     from detector.io.isolated import spares
     from detector.io.isolated.decoder import prepare_spare

@@ -3,10 +3,11 @@
 Per frame: MTCNN's detections, the quality gate, the crops that will be scored. Frames wait for
 detection in small groups (at most :data:`BATCH_FRAMES` and :data:`BATCH_FRAME_MB` of pixels),
 which MTCNN runs through its networks together: its small pyramid scales cost about as much for
-several frames as for one (measured on a 2-core Xeon: ten 720p frames one by one 0.50 s, in fours
-0.39 s, in eights 0.37 s; the same boxes to float rounding). The analysis detects the frames that have come
-whenever the decoder has no other ready (:meth:`FaceCollector.flush`), while the decoder, read
-ahead by a thread (:func:`read_ahead_depth` frames), decodes the next ones. The identity
+several frames as for one (measured on a 2-core Xeon: ten 720p frames one by one 0.50 s, in
+fours 0.39 s, in eights 0.37 s; the same boxes to float rounding). The analysis detects the
+frames that have come whenever the decoder has no other ready (:meth:`FaceCollector.flush`),
+while the decoder, read ahead by a thread (:func:`read_ahead_depth` frames), decodes the next
+ones. The identity
 embedding that links one person's faces (:mod:`detector.faces.identity`) runs on several frames'
 faces at once: its network costs about the same for one face as for ten on two cores (measured
 on a 2-core Xeon: ten faces one by one 0.50 s, in one batch 0.18 s), so the faces of a few frames
@@ -40,9 +41,11 @@ BATCH_FRAMES = 8
 """Frames that wait to be detected together (fewer when they are large: :data:`BATCH_FRAME_MB`)."""
 
 BATCH_FRAME_MB = 12
-"""Pixels the waiting frames may hold: four 720p frames, two 1080p, a single 4K frame. (23 MiB,
-eight 720p frames, was no faster and cost the 10-minute 1080p clip about 70 MiB more while
-decoding: ``scripts.bench``'s memory run at 4d1b3e8.)"""
+"""Pixels the waiting frames may hold: four 720p frames, two 1080p, a single 4K frame. 23 MiB
+(eight 720p frames) found a 10 s 720p clip's faces 0.04 s sooner (0.74 against 0.78 s with the
+decoding, interleaved runs on a 2-core Xeon) and held the 10-minute 1080p clip 35 MiB higher
+while decoding (``scripts.bench`` memory runs at 4d1b3e8 and 0f5bdb7: 1,308 against 1,273
+MiB), which the float32 paths, at 1,480 of their 1,536 MiB, cannot spare."""
 
 BATCH_FACES = 16
 """Faces that wait for one identity-embedding call (a few frames' worth; their crops are small)."""

@@ -63,15 +63,11 @@ class MTCNNDetector:
         """:meth:`detect` for several frames, the frames of one size detected together."""
         found = self._detect_scaled(images, self.settings.detect_max_side)
         if self.settings.retry_full_resolution:
-            # a downscaled frame that showed no face is searched again at full size
-            retry = [
-                i
-                for i, (image, faces) in enumerate(zip(images, found, strict=True))
-                if not faces and max(image.shape[:2]) > self.settings.detect_max_side
-            ]
-            again = self._detect_scaled([images[i] for i in retry], None)
-            for i, faces in zip(retry, again, strict=True):
-                found[i] = faces
+            # a downscaled frame that showed no face is searched again at full size, alone (a
+            # full-size frame's pyramid is large; this path is rare)
+            for i, image in enumerate(images):
+                if not found[i] and max(image.shape[:2]) > self.settings.detect_max_side:
+                    found[i] = self._detect_scaled([image], None)[0]
         return found
 
     def _detect_scaled(
