@@ -14,6 +14,7 @@ Screenshots and downloads go to test-output/e2e/.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -98,10 +99,20 @@ def server():
         proc.kill()
         log.close()
         pytest.fail("streamlit did not start: " + log_path.read_text()[-2000:])
-    yield url, log_path
+    yield url, log_path, proc.pid  # the launcher execs: this pid is the app's process
     proc.terminate()
     proc.wait(timeout=20)
     log.close()
+
+
+def _child_commands(pid: int) -> dict[int, str]:
+    """The live child processes of ``pid`` and their command lines (Linux /proc)."""
+    kids: dict[int, str] = {}
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            with contextlib.suppress(OSError):
+                kids[int(child)] = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+    return {k: v.decode(errors="replace") for k, v in kids.items()}
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +270,7 @@ def test_every_widget_on_every_page(server, clips):
     from playwright.sync_api import sync_playwright
     from pypdf import PdfReader
 
-    url, log_path = server
+    url, log_path, app_pid = server
     requests: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
@@ -281,6 +292,11 @@ def test_every_widget_on_every_page(server, clips):
     assert not foreign, f"requests to other origins: {sorted(set(foreign))}"
     log = log_path.read_text(errors="replace")
     assert "Traceback" not in log, log[-3000:]
+    # after every analysis above, the app holds only the next file's two spare children (a
+    # decoder and a metadata reader, detector/io/isolated/spares.py): none left from a file
+    kids = sorted(_child_commands(app_pid).values())
+    assert len(kids) == 2, kids
+    assert "detector.io.isolated.child" in kids[0] and "detector.provenance.child" in kids[1]
 
     text = "\n".join(pg.extract_text() for pg in PdfReader(io.BytesIO(pdf)).pages)
     flat = text.replace("\n", "")
