@@ -43,6 +43,14 @@ def _children() -> set[int]:
     return {p for p in pids if Path(f"/proc/{p}").exists()}
 
 
+def _python(code: str) -> str:
+    """What ``python -c code`` prints, run from the project's root."""
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    return run.stdout
+
+
 def _uploads_left() -> set[str]:
     return {p.name for p in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*")}
 
@@ -130,10 +138,7 @@ def test_the_decoder_module_imports_only_light_libraries():
         "import json, sys, time; t = time.perf_counter(); import detector.io.isolated.child; "
         "print(json.dumps([time.perf_counter() - t, sorted({m.split('.')[0] for m in sys.modules})]))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    )
-    seconds, modules = json.loads(out.stdout)
+    seconds, modules = json.loads(_python(code))
     assert {"av", "numpy"} <= set(modules)
     assert not {"torch", "torchvision", "scipy", "streamlit", "facenet_pytorch"} & set(modules)
     assert seconds < 3.0  # about 0.2 s on a quiet machine; torch alone takes several
@@ -217,10 +222,7 @@ def test_a_spare_ends_with_the_process_that_started_it():
         "from detector.io.isolated.decoder import prepare_spare; prepare_spare(); "
         "print(*spares.pids(), flush=True); os._exit(0)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    )
-    pid = int(out.stdout.split()[0])
+    pid = int(_python(code).split()[0])
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status = Path(f"/proc/{pid}/status")
