@@ -429,7 +429,8 @@ def format_table(r: dict) -> str:
         "| measure | value |",
         "|---|---|",
         f"| end to end, 10 s 720p clip, 1 frame/s (median of {r.get('runs', 5)}"
-        f"{'' if not r.get('end_to_end_pause_s') else ', each after a 1 s pause'}; range) | "
+        f"{f', each after a {pause:g} s pause' if (pause := r.get('end_to_end_pause_s')) else ''}"
+        f"; range) | "
         f"{r['end_to_end_s_720p_10s']:.2f} s ({min(spread):.2f}-{max(spread):.2f}) |",
         *(
             [
