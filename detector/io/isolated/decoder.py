@@ -52,9 +52,9 @@ from detector.errors import (
 from detector.io.decode import DecodeStats, iter_frames
 from detector.io.isolated import spares
 from detector.io.probe import MAX_PIXELS, MAX_SAMPLES, SamplingPlan, check_file, probe
+from detector.settings import PROJECT_ROOT
 from detector.types import DecodeGap, SampledFrame, VideoInfo
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 HEADER_LIMIT = 1 << 16  # bytes; headers are small JSON documents, frames follow as raw pixels
 _ERRORS = {
     cls.status: cls
@@ -379,7 +379,7 @@ def prepare_spare() -> None:
 def child_python_path() -> str:
     """The child's import path: this package first, then whatever the parent was given."""
     extra = os.environ.get("PYTHONPATH")
-    return str(PACKAGE_ROOT) + (os.pathsep + extra if extra else "")
+    return str(PROJECT_ROOT) + (os.pathsep + extra if extra else "")
 
 
 def _info_from(data: dict) -> VideoInfo:

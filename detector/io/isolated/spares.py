@@ -39,11 +39,11 @@ _spares: dict[str, Child] = {}
 def start(kind: str, argv: list[str], env: dict[str, str], pipe: bool = False) -> Child:
     """A child running ``argv`` (plus the write end of a new pipe when ``pipe``): the spare of
     this kind if one matches, else a fresh one. The caller owns it from here."""
-    key = (tuple(argv), tuple(sorted(env.items())), pipe)
+    key = _key(argv, env, pipe)
     with _lock:
         spare = _spares.pop(kind, None)
     if spare is not None:
-        if spare.key == key and spare.proc.poll() is None:
+        if _usable(spare, key):
             return spare
         _discard(spare)
     return _spawn(argv, env, pipe, key)
@@ -51,14 +51,22 @@ def start(kind: str, argv: list[str], env: dict[str, str], pipe: bool = False) -
 
 def prepare(kind: str, argv: list[str], env: dict[str, str], pipe: bool = False) -> None:
     """Start a spare of this kind unless a live one is waiting."""
-    key = (tuple(argv), tuple(sorted(env.items())), pipe)
+    key = _key(argv, env, pipe)
     with _lock:
-        spare = _spares.get(kind)
-        if spare is not None and spare.key == key and spare.proc.poll() is None:
-            return
-        if spare is not None:
-            _discard(_spares.pop(kind))
-        _spares[kind] = _spawn(argv, env, pipe, key)
+        spare = _spares.pop(kind, None)
+        if spare is not None and not _usable(spare, key):
+            _discard(spare)
+            spare = None
+        _spares[kind] = spare or _spawn(argv, env, pipe, key)
+
+
+def _key(argv: list[str], env: dict[str, str], pipe: bool) -> tuple:
+    return tuple(argv), tuple(sorted(env.items())), pipe
+
+
+def _usable(spare: Child, key: tuple) -> bool:
+    """Whether ``spare`` runs the command asked for, in the environment asked for, and lives."""
+    return spare.key == key and spare.proc.poll() is None
 
 
 def pids() -> set[int]:
