@@ -12,7 +12,7 @@ from detector.errors import WeightsIntegrityError
 from detector.faces.collect import FaceCollector
 from detector.faces.crop import square_crop
 from detector.faces.detect import FaceSettings, MTCNNDetector
-from detector.faces.identity import FaceEmbedder
+from detector.faces.identity import FaceEmbedder, identity_crops
 from detector.faces.quality import QualitySettings, quality_gate
 from detector.faces.track import FaceTracker, TrackSettings, iou
 from detector.io import synthetic
@@ -268,6 +268,39 @@ def test_crops_past_the_raw_budget_are_held_packed_and_read_back_unchanged(detec
     assert np.array_equal(ensemble.score(crops), ensemble.score(np.stack([f.crop for f in raw])))
 
 
+def test_the_embedder_runs_bf16_only_where_its_manifest_checked_those_kernels(monkeypatch):
+    import detector.scoring.device as device
+    from detector.faces.identity import bf16_holds, read_identity_manifest
+
+    manifest = read_identity_manifest()
+    for kernels in ("AMX", "AVX512_BF16"):  # both recorded by scripts/ship_identity --check-bf16
+        check = manifest["precision_check"]["bf16"][kernels]
+        assert check["holds"] and check["cosine_mean"] >= 0.99
+        assert abs(check["identity_auc_bf16"] - check["identity_auc_float32"]) <= 0.005
+        assert bf16_holds(manifest, kernels)
+    assert not bf16_holds(manifest, None) and not bf16_holds({"sha256": "x"}, "AMX")
+    failed = {"precision_check": {"bf16": {"AMX": {**check, "holds": False}}}}
+    assert not bf16_holds(failed, "AMX")
+    monkeypatch.setattr(device, "bf16_kernels", lambda: None)  # an AVX2 laptop
+    assert FaceEmbedder(device="cpu").precision == "fp32"
+    monkeypatch.setattr(device, "bf16_kernels", lambda: "AMX")
+    assert FaceEmbedder(device="cpu").precision == "bf16 (AMX)"
+    assert FaceEmbedder(device="cpu", precision="fp32").precision == "fp32"
+    with pytest.raises(ValueError, match="precision"):
+        FaceEmbedder(device="cpu", precision="int8")
+
+
+def test_bf16_embeddings_stay_unit_vectors_close_to_float32(embedder):
+    astronaut = data.astronaut()
+    camera = np.repeat(data.camera()[:, :, None], 3, axis=2)
+    crops = identity_crops(astronaut, [ASTRONAUT_BOX]) + identity_crops(camera, [CAMERAMAN_BOX])
+    fp32 = FaceEmbedder(device="cpu", precision="fp32").embed_crops(crops)
+    bf16 = FaceEmbedder(device="cpu", precision="bf16").embed_crops(crops)
+    assert bf16.dtype == np.float32 and np.allclose(np.linalg.norm(bf16, axis=1), 1.0, atol=1e-5)
+    assert (fp32 * bf16).sum(axis=1).min() > 0.995
+    assert (bf16[0] @ bf16[1]) < 0.3  # still two people
+
+
 def test_the_embedder_refuses_changed_weights(tmp_path):
     from detector.settings import WEIGHTS_DIR
 
@@ -435,6 +468,42 @@ def test_mtcnn_finds_what_facenet_pytorch_finds(request):
         np.testing.assert_allclose(points, ref_points.astype(np.float32), rtol=1e-4, atol=1e-2)
         compared += len(boxes)
     assert compared >= 2
+
+
+def test_mtcnn_patches_read_from_summed_area_tables_equal_area_interpolation():
+    """All boxes' patches at once from the frames' summed-area tables: facenet-pytorch's
+    per-box ``interpolate(mode="area")`` of the clipped patch, to the last float bit; boxes
+    partly outside the frame, smaller and larger than the output, and an empty one included."""
+    import torch
+    from torch.nn.functional import interpolate
+
+    from detector.faces import mtcnn
+
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (90, 130, 3), dtype=np.uint8) for _ in range(3)]
+    boxes = torch.tensor(
+        [[10.4, 5.2, 40.9, 33.0], [-7.0, -3.5, 20.0, 25.0], [100.0, 60.0, 160.0, 120.0],
+         [3.0, 4.0, 9.0, 8.0], [0.0, 0.0, 129.9, 89.9], [50.0, 50.0, 40.0, 45.0],
+         [60.2, 20.7, 91.3, 51.8]]
+    )  # fmt: skip
+    inds = torch.tensor([0, 1, 2, 0, 1, 2, 0])
+    table = mtcnn._integral(images, torch.device("cpu"))
+    imgs = torch.as_tensor(np.stack(images)).permute(0, 3, 1, 2).float()
+    y, ey, x, ex = mtcnn._pad(boxes.clone(), 130, 90)
+    for size in (24, 48):
+        got = mtcnn._patches(table, inds, boxes.clone(), 130, 90, size)
+        want = [
+            interpolate(
+                imgs[inds[k], :, y[k] - 1 : ey[k], x[k] - 1 : ex[k]][None],
+                (size, size),
+                mode="area",
+            )
+            for k in range(len(boxes))
+            if ey[k] > y[k] - 1 and ex[k] > x[k] - 1
+        ]
+        want = (torch.cat(want) - 127.5) * 0.0078125
+        assert got.shape == want.shape == (6, 3, size, size)  # the empty box is dropped
+        assert (got - want).abs().max() <= 2e-7  # 1.5e-5 on the 0-255 scale: one float32 bit
 
 
 def test_mtcnn_detects_a_batch_as_it_detects_each_frame(request):

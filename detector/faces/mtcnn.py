@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -232,14 +233,42 @@ def _rerec(box: torch.Tensor) -> torch.Tensor:
     return box
 
 
-def _patches(img, inds, boxes, w, h, size):
+def _integral(images: Sequence[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Summed-area tables (N, H + 1, W + 1, C) of uint8 images, in int32 so every sum is exact
+    (a 2**31 / 255-pixel image would overflow them: 8.4 M pixels, beyond any frame here)."""
+    tables = np.stack([cv2.integral(np.ascontiguousarray(im), sdepth=cv2.CV_32S) for im in images])
+    return torch.as_tensor(tables, device=device)
+
+
+def _patches(table, inds, boxes, w, h, size):
+    """Each box's patch of its image resized to ``size`` x ``size`` with area averaging, as
+    facenet-pytorch's ``interpolate(mode="area")`` of the clipped patch, all patches at once.
+
+    Area averaging is adaptive average pooling: output cell ``i`` averages input rows
+    ``floor(i * n / size)`` to ``ceil((i + 1) * n / size)`` (and columns alike). Read from the
+    images' summed-area tables (:func:`_integral`) the sums are exact, so each value is the mean
+    rounded once (torch's float32 pooling may differ from it in the last bit: at most 1.5e-5 on
+    0-255 pixels). One call instead of one per box: ~530 calls (90 ms) for ten 720p frames.
+    """
     y, ey, x, ex = _pad(boxes, w, h)
-    out = []
-    for k in range(len(y)):
-        if ey[k] > (y[k] - 1) and ex[k] > (x[k] - 1):
-            patch = img[inds[k], :, (y[k] - 1) : ey[k], (x[k] - 1) : ex[k]].unsqueeze(0)
-            out.append(_imresample(patch, (size, size)))
-    return (torch.cat(out, dim=0) - 127.5) * 0.0078125
+    keep = (ey > y - 1) & (ex > x - 1)  # facenet-pytorch drops an empty patch, as here
+    y0, x0 = y[keep] - 1, x[keep] - 1
+    img = torch.as_tensor(inds.cpu().numpy()[keep], device=table.device)[:, None, None]
+    i = np.arange(size)
+
+    def cells(start, length):  # (K, size) first and one-past-last input index of each cell
+        n = length[:, None]
+        first = start[:, None] + (i * n) // size
+        last = start[:, None] - ((-(i + 1) * n) // size)
+        return (torch.as_tensor(v.astype(np.int64), device=table.device) for v in (first, last))
+
+    r0, r1 = cells(y0, ey[keep] - y0)
+    c0, c1 = cells(x0, ex[keep] - x0)
+    r0, r1, c0, c1 = r0[:, :, None], r1[:, :, None], c0[:, None, :], c1[:, None, :]
+    sums = table[img, r1, c1] - table[img, r0, c1] - table[img, r1, c0] + table[img, r0, c0]
+    count = ((r1 - r0) * (c1 - c0)).unsqueeze(-1)
+    mean = (sums.double() / count).float().permute(0, 3, 1, 2)
+    return (mean - 127.5) * 0.0078125
 
 
 class MTCNN:
@@ -313,7 +342,8 @@ class MTCNN:
         boxes = _rerec(boxes)
         # second stage: refine each candidate at 24 px
         if len(boxes) > 0:
-            reg, probs = self.rnet(_patches(imgs, inds, boxes, w, h, 24))
+            table = _integral(images, self.device)
+            reg, probs = self.rnet(_patches(table, inds, boxes, w, h, 24))
             score = probs[:, 1]
             ok = score > thr[1]
             boxes = torch.cat((boxes[ok, :4], score[ok].unsqueeze(1)), dim=1)
@@ -324,7 +354,7 @@ class MTCNN:
         # third stage: output boxes and landmarks at 48 px
         points = torch.zeros(0, 5, 2, device=self.device)
         if len(boxes) > 0:
-            reg, marks, probs = self.onet(_patches(imgs, inds, boxes, w, h, 48))
+            reg, marks, probs = self.onet(_patches(table, inds, boxes, w, h, 48))
             score = probs[:, 1]
             ok = score > thr[2]
             marks = marks[ok].permute(1, 0)
