@@ -378,6 +378,7 @@ def run(runs: int = 5, long_minutes: float = 10.0, batch_sweep: bool = False) ->
     result["precision"] = {
         n: "bf16" if m.low_precision else "fp32" for n, m in analyzer.ensemble.members.items()
     }
+    result["identity_precision"] = "bf16" if analyzer.embedder.low_precision else "fp32"
     with tempfile.TemporaryDirectory(prefix="deepfake-bench-") as tmp:
         clips = make_clips(Path(tmp), long_minutes)
         e2e = bench_end_to_end(analyzer, clips["720p_10s"], runs, back_to_back=True)
@@ -427,7 +428,8 @@ def format_table(r: dict) -> str:
         f"CPU: {m['cpu_model']}; flags {' '.join(m['cpu_flags']) or 'none'}; kernel path "
         f"{m['cpu_path']}{' (capped by ONEDNN_MAX_CPU_ISA)' if m['isa_cap'] else ''}; torch "
         f"{m['torch']}, {m['cpu_threads']} threads; allocator {m.get('allocator', 'system')}",
-        f"Models: {members}",
+        f"Models: {members}"
+        + (f"; face-identity embedder ({p})" if (p := r.get("identity_precision")) else ""),
         "",
         "| measure | value |",
         "|---|---|",

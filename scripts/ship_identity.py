@@ -10,7 +10,14 @@ stay to float32 (cosine per crop) and whether it still tells people apart as wel
 different-person AUC). It refuses to write when the mean cosine drops below 0.99 or the AUC moves by
 more than 0.005. Writes ``weights/face_identity.safetensors`` and ``weights/face_identity.json``.
 
+``--check-bf16`` leaves the weights alone and measures the shipped network as the CPU path runs it:
+the frozen float32 graph against the frozen bf16 graph, on this CPU's bf16 kernels (AMX, or
+AVX-512 BF16 with ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``), by the same two tests. It records the
+result under ``precision_check.bf16.<kernels>`` in the manifest; the embedder runs in bf16 on such
+a CPU only when that entry holds (:func:`detector.faces.identity.bf16_holds`).
+
     python -m scripts.ship_identity [--cache DIR] [--out DIR]
+    python -m scripts.ship_identity --check-bf16 [--out DIR]
 """
 
 from __future__ import annotations
@@ -23,15 +30,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detector.faces.identity import CROP_MARGIN, IDENTITY_WEIGHTS, INPUT_SIZE, prewhiten
+from detector.faces.identity import (
+    CROP_MARGIN,
+    IDENTITY_WEIGHTS,
+    INPUT_SIZE,
+    MAX_AUC_CHANGE,
+    MIN_MEAN_COSINE,
+    prewhiten,
+)
 from detector.models.backbones import facenet_irv1, load_pretrained, pretrained_dir
 from detector.models.weights import dequantize_state, load_state_dict, quantize_state
 from detector.settings import WEIGHTS_DIR, cache_dir, data_dir
 from detector.training.storage import save_weights
 
 SOURCE = "inception_resnet_v1_msceleb"
-MIN_MEAN_COSINE = 0.99
-MAX_AUC_CHANGE = 0.005
 
 
 def _face_photos(per_folder: int) -> tuple[list[Path], list[str]]:
@@ -72,12 +84,82 @@ def _embed(net: torch.nn.Module, files: list[Path]) -> torch.Tensor:
     return torch.cat(out)
 
 
+def _as_float(graph, dtype: torch.dtype):
+    """A frozen graph in ``dtype`` called as a float32 network (unit embeddings, float32 out), as
+    :meth:`detector.faces.identity.FaceEmbedder.embed_crops` calls it."""
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last).to(dtype)
+        return torch.nn.functional.normalize(graph(x).float(), dim=1)
+
+    return run
+
+
+def check_bf16(weights: Path, per_folder: int) -> dict:
+    """Measure the shipped embedder's frozen bf16 graph against its frozen float32 graph on this
+    CPU's bf16 kernels and record the result in the manifest."""
+    from detector.faces.identity import _frozen_for_cpu, read_identity_manifest
+    from detector.scoring.device import bf16_kernels
+    from scripts.convert_pretrained import identity_separation
+
+    kernels = bf16_kernels()
+    if kernels is None:
+        raise SystemExit("this CPU has no native bf16 (AVX-512 BF16 or AMX): nothing to check")
+    manifest = read_identity_manifest(weights)
+    net = facenet_irv1(num_classes=0)
+    net.load_state_dict(
+        load_state_dict(weights / f"{IDENTITY_WEIGHTS}.safetensors", manifest["sha256"]),
+        strict=True,
+    )
+    net.eval()
+    import copy
+
+    fp32 = _as_float(_frozen_for_cpu(copy.deepcopy(net), torch.float32), torch.float32)
+    bf16 = _as_float(_frozen_for_cpu(net, torch.bfloat16), torch.bfloat16)
+    files, _ = _face_photos(per_folder)
+    with torch.inference_mode():
+        cos = torch.nn.functional.cosine_similarity(_embed(fp32, files), _embed(bf16, files))
+        sep32, sep16 = identity_separation(fp32), identity_separation(bf16)
+    cos = cos.numpy()
+    result = {
+        "what": (
+            "cosine between the frozen float32 and the frozen bf16 graph's embeddings of the "
+            f"same face photograph ({len(files)} photos, as for the int8 storage), and "
+            "same- vs different-person AUC on faces_real_fmd with each, on these bf16 kernels"
+        ),
+        "command": "python -m scripts.ship_identity --check-bf16"
+        + ("" if kernels == "AMX" else " (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16)"),
+        "cosine_mean": round(float(cos.mean()), 5),
+        "cosine_min": round(float(cos.min()), 5),
+        "identity_auc_float32": sep32["identity_auc"],
+        "identity_auc_bf16": sep16["identity_auc"],
+    }
+    result["holds"] = bool(
+        result["cosine_mean"] >= MIN_MEAN_COSINE
+        and abs(sep32["identity_auc"] - sep16["identity_auc"]) <= MAX_AUC_CHANGE
+    )
+    manifest.setdefault("precision_check", {}).setdefault("bf16", {})[kernels] = result
+    (weights / f"{IDENTITY_WEIGHTS}.json").write_text(
+        json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+    )
+    print(json.dumps({kernels: result}, indent=2))
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache", type=Path, default=cache_dir(), help="default: .cache/")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="default: weights/")
     parser.add_argument("--per-folder", type=int, default=300, help="photos per shared folder")
+    parser.add_argument(
+        "--check-bf16",
+        action="store_true",
+        help="measure the shipped network in bf16 on this CPU's kernels; record it in the manifest",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.check_bf16:
+        check_bf16(args.out, args.per_folder)
+        return 0
 
     src_dir = pretrained_dir(args.cache)
     src_manifest = json.loads((src_dir / f"{SOURCE}.json").read_text("utf-8"))
