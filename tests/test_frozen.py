@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from detector.scoring import device, frozen
-from detector.scoring.ensemble import Ensemble, work_split
+from detector.scoring.ensemble import Ensemble, chunk_bounds, work_split
 
 
 @pytest.fixture()
@@ -191,6 +191,22 @@ def test_work_split_gives_every_core_a_share_within_the_batch_size(n, batch, cor
     assert sum(s.stop - s.start for s in parts) == n
     assert not parts or (parts[0].start == 0 and parts[-1].stop == n)
     assert all(a.stop == b.start for a, b in itertools.pairwise(parts))
+
+
+@pytest.mark.parametrize(
+    ("n", "chunk", "bounds"),
+    [
+        (10, 8, [(0, 10)]),  # ten crops: one pass, not 8 + 2
+        (11, 8, [(0, 8), (8, 11)]),
+        (16, 8, [(0, 8), (8, 16)]),
+        (26, 8, [(0, 8), (8, 16), (16, 26)]),
+        (2, 8, [(0, 2)]),
+        (0, 8, []),
+        (5, 1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),
+    ],
+)
+def test_a_small_last_chunk_joins_the_one_before(n, chunk, bounds):
+    assert chunk_bounds(n, chunk) == bounds
 
 
 def test_bf16_is_native_only_with_the_flags_and_not_when_capped(monkeypatch):

@@ -404,8 +404,8 @@ class Ensemble:
             return run
 
         with torch.inference_mode():
-            for start in range(0, len(crops) if per_frame else 0, chunk):
-                part = np.stack(crops[start : start + chunk])
+            for start, stop in chunk_bounds(len(crops) if per_frame else 0, chunk):
+                part = np.stack(crops[start:stop])
                 raw = as_batch(part, self.device)
                 resized = {size: resized_to(raw, size) for size in sizes}  # shared by members
                 tasks = [
@@ -465,6 +465,18 @@ cost 23-44 % more time per crop: the bench's "alone" rows of
 ``docs/bench/2026-12-05e-amx-xeon-capped-avx2-edfd853.json``). Next to a bf16 member the chunk
 is that member's batch, and the float32 member's passes hold at most this many crops.
 """
+
+
+def chunk_bounds(n: int, chunk: int) -> list[tuple[int, int]]:
+    """(start, stop) of ``n`` crops cut into chunks of ``chunk``, a last chunk of at most a
+    quarter of ``chunk`` joined to the one before it: ten crops in chunks of eight are one pass
+    per member, not 8 + 2 (0.497 -> 0.472 s for the default pair in bf16 on AMX, measured in a
+    throwaway probe), and only that chunk grows, by a quarter at most."""
+    bounds = [(i, min(n, i + chunk)) for i in range(0, n, chunk)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] <= chunk // 4:
+        (start, _), (_, stop) = bounds[-2], bounds.pop()
+        bounds[-1] = (start, stop)
+    return bounds
 
 
 def work_split(n: int, batch: int, cores: int) -> list[slice]:
