@@ -108,7 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--only", choices=sorted(SCORERS), action="append", default=None)
     p.add_argument("--write", action="store_true", help="record the result in the manifest")
     args = p.parse_args(argv)
+    from detector.models import get_spec
     from detector.scoring.device import bf16_kernels, cpu_flags
+    from detector.scoring.ensemble import bf16_graph_revision
 
     faces = all_faces(log=lambda *_: None)
     sha = json.loads((WEIGHTS_DIR / f"{NAME}.json").read_text("utf-8"))["sha256"][:12]
@@ -119,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         t0 = time.perf_counter()
         # bf16 on AMX rounds otherwise than on AVX-512 BF16: its own cache, as calibrate's paths
         amx = label == "bf16_frozen" and bf16_kernels() == "AMX"
-        tag = score_tag(sha, "bf16", "AMX") if amx else f"{sha}_{TAGS[label]}"
+        if label == "bf16_frozen":  # the frozen bf16 graph of this revision, on these kernels
+            tag = score_tag(sha, "bf16", bf16_kernels(), bf16_graph_revision(get_spec(NAME)))
+        else:
+            tag = f"{sha}_{TAGS[label]}"
         low = member_scores(NAME, faces, SCORERS[label](), tag=tag)
         row = compare(faces, fp32, low, label)
         row["seconds_this_run"] = round(time.perf_counter() - t0, 1)

@@ -226,12 +226,14 @@ def ran_as(name: str, path: str) -> str:
     return precision_word(precision_on(name, path) == "bf16", PATH_KERNELS.get(path))
 
 
-def score_tag(sha256: str, precision: str, kernels: str | None) -> str:
+def score_tag(sha256: str, precision: str, kernels: str | None, revision: int = 1) -> str:
     """The name of a member's crossval score cache: its weights, its precision and, for bf16,
-    the kernels (AMX rounds otherwise than AVX-512 BF16): ``<sha12>_fp32``, ``<sha12>_bf16``,
-    ``<sha12>_bf16amx``."""
+    the kernels (AMX rounds otherwise than AVX-512 BF16) and the revision of its frozen bf16
+    graph (:func:`detector.scoring.ensemble.bf16_graph_revision`, named from 2 on):
+    ``<sha12>_fp32``, ``<sha12>_bf16``, ``<sha12>_bf16amx``, ``<sha12>_bf16amx_r2``."""
     amx = "amx" if precision == "bf16" and kernels == "AMX" else ""
-    return f"{sha256[:12]}_{precision}{amx}"
+    rev = f"_r{revision}" if precision == "bf16" and revision > 1 else ""
+    return f"{sha256[:12]}_{precision}{amx}{rev}"
 
 
 class PathNotHere(RuntimeError):
@@ -247,11 +249,17 @@ def member_scores(
 ) -> dict[str, np.ndarray]:
     """p_fake of every face for one member on a precision ``path`` (:data:`PATHS`), cached by
     its weights' sha256 and the precision it runs in there (or by ``tag``)."""
-    from detector.models import read_manifest
+    from detector.models import get_spec, read_manifest
+    from detector.scoring.ensemble import bf16_graph_revision
 
     precision = precision_on(name, path)
-    if not tag:  # keyed by the precision (and bf16 kernels) the member runs in on that path
-        tag = score_tag(read_manifest(name)["sha256"], precision, PATH_KERNELS.get(path))
+    if not tag:  # keyed by the precision (and bf16 kernels, graph) it runs in on that path
+        tag = score_tag(
+            read_manifest(name)["sha256"],
+            precision,
+            PATH_KERNELS.get(path),
+            bf16_graph_revision(get_spec(name)),
+        )
     file = cache_dir() / "crossval" / f"scores_{_face_code_key()}" / f"{name}_{tag}.json"
     cached = json.loads(file.read_text("utf-8")) if file.is_file() else {}
     todo = [k for k in faces if k not in cached]

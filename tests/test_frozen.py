@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from detector.scoring import device, frozen
-from detector.scoring.ensemble import Ensemble, chunk_bounds, work_split
+from detector.scoring.ensemble import (
+    Ensemble,
+    bf16_graph_revision,
+    chunk_bounds,
+    fold_quick_gelu,
+    work_split,
+)
 
 
 @pytest.fixture()
@@ -207,6 +213,32 @@ def test_work_split_gives_every_core_a_share_within_the_batch_size(n, batch, cor
 )
 def test_a_small_last_chunk_joins_the_one_before(n, chunk, bounds):
     assert chunk_bounds(n, chunk) == bounds
+
+
+def test_quick_gelu_folded_into_silu_is_the_same_function():
+    """CLIP's MLPs, fc2(QuickGELU(fc1(x))), become fc2'(SiLU(fc1'(x))) in its frozen bf16 graph:
+    the same outputs in float32, every MLP rewritten, nothing else touched."""
+    import copy
+
+    import torch
+    from timm.layers import QuickGELU
+    from timm.models.vision_transformer import VisionTransformer
+
+    from detector.models import get_spec
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(
+        img_size=32, patch_size=8, embed_dim=48, depth=3, num_heads=3, act_layer=QuickGELU
+    ).eval()
+    folded = copy.deepcopy(vit)
+    assert fold_quick_gelu(folded) == 3
+    assert not any(isinstance(m, QuickGELU) for m in folded.modules())
+    x = torch.randn(4, 3, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(folded(x), vit(x), rtol=1e-5, atol=1e-5)
+    assert fold_quick_gelu(folded) == 0  # nothing left to fold
+    assert bf16_graph_revision(get_spec("clip_vit_b16")) == 2
+    assert bf16_graph_revision(get_spec("xception")) == 1
 
 
 def test_bf16_is_native_only_with_the_flags_and_not_when_capped(monkeypatch):
