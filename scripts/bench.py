@@ -204,7 +204,8 @@ def bench_batch_sizes(analyzer, sizes=(4, 8, 16, 32), n_crops: int = 64, runs: i
     from dataclasses import replace as dc_replace
 
     from detector.models import create_model
-    from detector.scoring.ensemble import LoadedModel, freeze_for_cpu
+    from detector.scoring.ensemble import LoadedModel
+    from detector.scoring.graphs import freeze_for_cpu
 
     crops = _crops(n_crops)
     out: dict[str, dict[int, float]] = {}

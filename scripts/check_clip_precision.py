@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     from detector.models import get_spec
     from detector.scoring.device import bf16_kernels, cpu_flags
-    from detector.scoring.ensemble import bf16_graph_revision
+    from detector.scoring.graphs import bf16_graph_revision
 
     faces = all_faces(log=lambda *_: None)
     sha = json.loads((WEIGHTS_DIR / f"{NAME}.json").read_text("utf-8"))["sha256"][:12]

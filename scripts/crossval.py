@@ -229,7 +229,7 @@ def ran_as(name: str, path: str) -> str:
 def score_tag(sha256: str, precision: str, kernels: str | None, revision: int = 1) -> str:
     """The name of a member's crossval score cache: its weights, its precision and, for bf16,
     the kernels (AMX rounds otherwise than AVX-512 BF16) and the revision of its frozen bf16
-    graph (:func:`detector.scoring.ensemble.bf16_graph_revision`, named from 2 on):
+    graph (:func:`detector.scoring.graphs.bf16_graph_revision`, named from 2 on):
     ``<sha12>_fp32``, ``<sha12>_bf16``, ``<sha12>_bf16amx``, ``<sha12>_bf16amx_r2``."""
     amx = "amx" if precision == "bf16" and kernels == "AMX" else ""
     rev = f"_r{revision}" if precision == "bf16" and revision > 1 else ""
@@ -250,7 +250,7 @@ def member_scores(
     """p_fake of every face for one member on a precision ``path`` (:data:`PATHS`), cached by
     its weights' sha256 and the precision it runs in there (or by ``tag``)."""
     from detector.models import get_spec, read_manifest
-    from detector.scoring.ensemble import bf16_graph_revision
+    from detector.scoring.graphs import bf16_graph_revision
 
     precision = precision_on(name, path)
     if not tag:  # keyed by the precision (and bf16 kernels, graph) it runs in on that path

@@ -16,8 +16,8 @@ from detector.scoring.ensemble import (
     Ensemble,
     LoadedModel,
     bf16_holds,
-    freeze_for_cpu,
 )
+from detector.scoring.graphs import freeze_for_cpu
 from detector.training.storage import save_weights
 
 FRAME_MEMBERS = [

@@ -10,13 +10,8 @@ import torch
 from torch import nn
 
 from detector.scoring import device, frozen
-from detector.scoring.ensemble import (
-    Ensemble,
-    bf16_graph_revision,
-    chunk_bounds,
-    fold_quick_gelu,
-    work_split,
-)
+from detector.scoring.ensemble import Ensemble, chunk_bounds, work_split
+from detector.scoring.graphs import bf16_graph_revision, fold_quick_gelu
 
 
 @pytest.fixture()

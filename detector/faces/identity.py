@@ -196,7 +196,7 @@ def _frozen_for_cpu(net, dtype=None):
     runs its members on a CPU: 96 -> 55 ms for one face, 57 -> 45 ms per face in threes, on the
     2-core machine, same embeddings to 1e-6; in ``dtype`` (float32 by default; bf16 halves the
     time of ten faces on AMX: 0.21 -> 0.11 s). ``torch.jit.trace`` is deprecated; its warning is
-    silenced here as in :func:`detector.scoring.ensemble.freeze_for_cpu`.
+    silenced here as in :func:`detector.scoring.graphs.freeze_for_cpu`.
     """
     import warnings
 

@@ -61,12 +61,14 @@ _one_child = threading.Lock()
 @functools.cache
 def code_digest() -> str:
     """sha256 of the code that defines and freezes the networks (``detector/models/**/*.py``,
-    ``detector/scoring/ensemble.py``, ``detector/faces/identity.py``, this file): a changed forward pass is
-    a new key, so no graph traced from older code is ever loaded."""
+    ``detector/scoring/ensemble.py`` and ``graphs.py``, ``detector/faces/identity.py``, this
+    file): a changed forward pass is a new key, so no graph traced from older code is ever
+    loaded."""
     root = Path(__file__).resolve().parents[1]
     files = [
         *sorted((root / "models").rglob("*.py")),
         root / "scoring" / "ensemble.py",
+        root / "scoring" / "graphs.py",
         root / "faces" / "identity.py",
         Path(__file__).resolve(),
     ]
