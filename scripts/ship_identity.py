@@ -14,7 +14,7 @@ more than 0.005. Writes ``weights/face_identity.safetensors`` and ``weights/face
 the frozen float32 graph against the frozen bf16 graph, on this CPU's bf16 kernels (AMX, or
 AVX-512 BF16 with ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``), by the same two tests. It records the
 result under ``precision_check.bf16.<kernels>`` in the manifest; the embedder runs in bf16 on such
-a CPU only when that entry holds (:func:`detector.faces.identity.bf16_holds`).
+a CPU only when that entry holds (:func:`detector.faces.identity.identity_bf16_holds`).
 
     python -m scripts.ship_identity [--cache DIR] [--out DIR]
     python -m scripts.ship_identity --check-bf16 [--out DIR]
@@ -23,6 +23,7 @@ a CPU only when that entry holds (:func:`detector.faces.identity.bf16_holds`).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -112,8 +113,6 @@ def check_bf16(weights: Path, per_folder: int) -> dict:
         strict=True,
     )
     net.eval()
-    import copy
-
     fp32 = _as_float(_frozen_for_cpu(copy.deepcopy(net), torch.float32), torch.float32)
     bf16 = _as_float(_frozen_for_cpu(net, torch.bfloat16), torch.bfloat16)
     files, _ = _face_photos(per_folder)

@@ -270,17 +270,18 @@ def test_crops_past_the_raw_budget_are_held_packed_and_read_back_unchanged(detec
 
 def test_the_embedder_runs_bf16_only_where_its_manifest_checked_those_kernels(monkeypatch):
     import detector.scoring.device as device
-    from detector.faces.identity import bf16_holds, read_identity_manifest
+    from detector.faces.identity import identity_bf16_holds, read_identity_manifest
 
     manifest = read_identity_manifest()
     for kernels in ("AMX", "AVX512_BF16"):  # both recorded by scripts/ship_identity --check-bf16
         check = manifest["precision_check"]["bf16"][kernels]
         assert check["holds"] and check["cosine_mean"] >= 0.99
         assert abs(check["identity_auc_bf16"] - check["identity_auc_float32"]) <= 0.005
-        assert bf16_holds(manifest, kernels)
-    assert not bf16_holds(manifest, None) and not bf16_holds({"sha256": "x"}, "AMX")
+        assert identity_bf16_holds(manifest, kernels)
+    assert not identity_bf16_holds(manifest, None)
+    assert not identity_bf16_holds({"sha256": "x"}, "AMX")
     failed = {"precision_check": {"bf16": {"AMX": {**check, "holds": False}}}}
-    assert not bf16_holds(failed, "AMX")
+    assert not identity_bf16_holds(failed, "AMX")
     monkeypatch.setattr(device, "bf16_kernels", lambda: None)  # an AVX2 laptop
     assert FaceEmbedder(device="cpu").precision == "fp32"
     monkeypatch.setattr(device, "bf16_kernels", lambda: "AMX")

@@ -56,7 +56,7 @@ MIN_MEAN_COSINE = 0.99
 MAX_AUC_CHANGE = 0.005
 
 
-def bf16_holds(manifest: dict, kernels: str | None) -> bool:
+def identity_bf16_holds(manifest: dict, kernels: str | None) -> bool:
     """Whether the manifest's check of these bf16 ``kernels`` ("AMX", "AVX512_BF16": the words of
     :func:`detector.scoring.device.bf16_kernels`) admits bf16: recorded, and passed."""
     check = manifest.get("precision_check", {}).get("bf16", {}).get(kernels or "")
@@ -80,7 +80,7 @@ class FaceEmbedder:
     Args:
         weights_dir: folder holding ``face_identity.safetensors`` and its manifest.
         device: torch device string.
-        precision: "auto" (bf16 where :func:`bf16_holds` for this CPU's bf16 kernels, else
+        precision: "auto" (bf16 where :func:`identity_bf16_holds` for this CPU's bf16 kernels, else
             float32), "fp32", or "bf16" (to measure it: ``scripts/ship_identity.py``).
     """
 
@@ -109,7 +109,7 @@ class FaceEmbedder:
         on_cpu = self.device.type == "cpu"
         self.kernels = bf16_kernels() if on_cpu else None
         self.low_precision = precision == "bf16" or (
-            precision == "auto" and on_cpu and bf16_holds(self.manifest, self.kernels)
+            precision == "auto" and on_cpu and identity_bf16_holds(self.manifest, self.kernels)
         )
         dtype = torch.bfloat16 if self.low_precision else torch.float32
 
