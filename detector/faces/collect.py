@@ -7,13 +7,12 @@ several frames as for one (measured on a 2-core Xeon: ten 720p frames one by one
 fours 0.39 s, in eights 0.37 s; the same boxes to float rounding). The analysis detects the
 frames that have come whenever the decoder has no other ready (:meth:`FaceCollector.flush`),
 while the decoder, read ahead by a thread (:func:`read_ahead_depth` frames), decodes the next
-ones. The identity
-embedding that links one person's faces (:mod:`detector.faces.identity`) runs on several frames'
-faces at once: its network costs about the same for one face as for ten on two cores (measured
-on a 2-core Xeon: ten faces one by one 0.50 s, in one batch 0.18 s), so the faces of a few frames
-wait, then are embedded together and given to the tracker frame by frame, in order: the tracker
-sees the same faces in the same order (their embeddings equal to float rounding); only the
-number of network calls changes.
+ones. The identity embedding that links one person's faces (:mod:`detector.faces.identity`)
+runs on several frames' faces at once: its network costs about the same for one face as for
+ten on two cores (measured on a 2-core Xeon: ten faces one by one 0.50 s, in one batch 0.18 s),
+so the faces of a few frames wait, then are embedded together and given to the tracker frame
+by frame, in order: the tracker sees the same faces in the same order (their embeddings equal
+to float rounding); only the number of network calls changes.
 """
 
 from __future__ import annotations

@@ -122,9 +122,7 @@ class FaceEmbedder:
                 return _frozen_for_cpu(net, dtype), {}
             return net.to(dtype), {}
 
-        if (
-            self.device.type == "cpu"
-        ):  # the frozen graph is cached on disk (detector.scoring.frozen)
+        if on_cpu:  # the frozen graph is cached on disk (detector.scoring.frozen)
             key = cache_key(
                 name=IDENTITY_WEIGHTS,
                 weights=self.manifest["sha256"],
