@@ -45,7 +45,7 @@ from detector.io.uploads import display_name
 from detector.provenance.model import Provenance, TrustAnchors
 from detector.provenance.read import inspect_file
 from detector.settings import weights_dir as default_weights_dir
-from detector.threads import InThread, ReadAhead
+from detector.threads import CoreWorkers, InThread, ReadAhead, cpu_workers
 from detector.types import (
     Analysis,
     CropsOf,
@@ -137,6 +137,7 @@ class Analyzer:
         self.face_settings = face_settings or FaceSettings()
         self._detector = detector
         self._embedder = embedder
+        self._face_workers: CoreWorkers | None = None  # the faces stage's, started on first use
         self._ensemble = ensemble
         self._voice: VoiceMember | None = None
         self._locks = {part: threading.Lock() for part in ("ensemble", "faces", "voice")}
@@ -162,7 +163,8 @@ class Analyzer:
                 from detector.scoring.device import resolve_device
 
                 device = str(resolve_device(self.device))
-                self._detector = MTCNNDetector(self.face_settings, device=device)
+                self._face_workers = self._face_workers or cpu_workers(device)
+                self._detector = MTCNNDetector(self.face_settings, device, self._face_workers)
             return self._detector
 
     @property
@@ -175,7 +177,8 @@ class Analyzer:
                 from detector.scoring.device import resolve_device
 
                 device = str(resolve_device(self.device))
-                self._embedder = FaceEmbedder(self.weights_dir, device=device)
+                self._face_workers = self._face_workers or cpu_workers(device)
+                self._embedder = FaceEmbedder(self.weights_dir, device, workers=self._face_workers)
             return self._embedder
 
     @property

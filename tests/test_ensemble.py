@@ -132,7 +132,7 @@ def test_bench_counts_flops_on_the_eager_network_of_any_member():
 def test_core_workers_run_single_threaded_and_leave_the_process_default_alone():
     import threading
 
-    from detector.scoring.ensemble import CoreWorkers
+    from detector.threads import CoreWorkers
 
     before = torch.get_num_threads()
     workers = CoreWorkers(2)

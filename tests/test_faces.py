@@ -538,6 +538,47 @@ def test_mtcnn_detects_a_batch_as_it_detects_each_frame(request):
         net.detect_many([np.zeros((60, 80, 3), np.uint8), np.zeros((80, 60, 3), np.uint8)])
 
 
+def test_mtcnn_on_core_workers_finds_what_it_finds_on_the_calling_thread(request):
+    """P-Net's calls shared out over single-threaded workers (one frame alone, several frames of
+    one size) give the same boxes, probabilities and landmarks as run in order on this thread."""
+    from detector.faces import mtcnn
+    from detector.threads import CoreWorkers
+
+    try:
+        clips = request.getfixturevalue("clips_dir")
+    except pytest.skip.Exception:
+        clips = None
+    alone = mtcnn.MTCNN(min_face_size=20)
+    spread = mtcnn.MTCNN(min_face_size=20, workers=CoreWorkers(2))
+    by_size: dict = {}
+    for frame in _frames_for_mtcnn(clips):
+        by_size.setdefault(frame.shape, []).append(frame)
+    compared = 0
+    for frames in by_size.values():
+        for group in ([frames[0]], frames):
+            for got, want in zip(spread.detect_many(group), alone.detect_many(group), strict=True):
+                for g, w in zip(got, want, strict=True):
+                    assert g.shape == w.shape
+                    np.testing.assert_allclose(g, w, atol=1e-3)
+                compared += len(got[0])
+    assert compared >= 4
+
+
+def test_the_embedder_split_over_core_workers_embeds_as_in_one_batch(embedder):
+    from detector.threads import CoreWorkers
+
+    astronaut = data.astronaut()
+    camera = np.repeat(data.camera()[:, :, None], 3, axis=2)
+    crops = identity_crops(astronaut, [ASTRONAUT_BOX]) + identity_crops(camera, [CAMERAMAN_BOX])
+    crops = crops + [np.ascontiguousarray(c[:, ::-1]) for c in crops] + crops[:1]
+    precision = "bf16" if embedder.low_precision else "fp32"
+    spread = FaceEmbedder(device="cpu", precision=precision, workers=CoreWorkers(2))
+    got, want = spread.embed_crops(crops), embedder.embed_crops(crops)
+    assert got.shape == want.shape == (5, 128)
+    assert (got * want).sum(axis=1).min() > 0.9999
+    assert spread.embed_crops(crops[:1]).shape == (1, 128)  # one crop: run here, not split
+
+
 def test_detector_batches_frames_of_mixed_sizes_and_retries_each_at_full_size(detector):
     """MTCNNDetector.detect_many groups frames by detection size, maps each frame's boxes back
     to its own pixels and retries at full size only the large frames that showed no face."""

@@ -291,6 +291,59 @@ def test_read_ahead_keeps_order_raises_where_the_error_came_and_stops_with_the_c
     assert not any(t.name == "read-ahead" for t in threading.enumerate())
 
 
+def test_core_workers_share_out_tasks_by_cost_and_split_batches_in_order():
+    """balance: every task runs once, on a worker, results in task order, in shares of about
+    equal cost (the costliest first, each to the least loaded share); split: contiguous near-equal parts, in order, and a
+    single item (or a single worker) runs in the calling thread."""
+    import threading
+
+    from detector.threads import CoreWorkers, shares
+
+    workers = CoreWorkers(2)
+    ran: dict[int, str] = {}
+
+    def task(i: int):
+        def run() -> int:
+            ran[i] = threading.current_thread().name
+            return i * 10
+
+        return run
+
+    costs = [1.0, 8.0, 3.0, 4.0, 2.0]
+    assert workers.balance([task(i) for i in range(5)], costs) == [0, 10, 20, 30, 40]
+    assert sorted(ran) == [0, 1, 2, 3, 4]
+    assert threading.current_thread().name not in ran.values()
+    # 8 in one share; 4, 3, 2 in the other (9); the 1 then joins the first (9 and 9)
+    assert shares(costs, 2) == [[1, 0], [3, 2, 4]]
+    assert shares([5.0], 3) == [[0], [], []]
+    assert workers.balance([], []) == []
+
+    seen: list[tuple[str, list[int]]] = []
+
+    def part(items):
+        seen.append((threading.current_thread().name, list(items)))
+        return list(items)
+
+    assert workers.split(part, list(range(7))) == [[0, 1, 2, 3], [4, 5, 6]]
+    assert {name for name, _ in seen} != {threading.current_thread().name}
+    seen.clear()
+    assert workers.split(part, [5]) == [[5]] and seen == [(threading.current_thread().name, [5])]
+    assert CoreWorkers(1).split(part, [1, 2]) == [[1, 2]]
+
+
+def test_the_faces_stage_shares_one_set_of_core_workers_on_a_cpu(analyzer):
+    """The analyzer's MTCNN and identity embedder spread their work over the same single-threaded
+    workers, one per torch thread (none where torch has one thread)."""
+    import torch
+
+    workers = analyzer.detector._mtcnn.workers
+    assert workers is analyzer.embedder.workers
+    if torch.get_num_threads() > 1:
+        assert workers is not None and workers.n == torch.get_num_threads()
+    else:
+        assert workers is None
+
+
 def test_the_cli_ends_without_teardown_but_with_everything_a_normal_exit_does(tmp_path):
     """``exit_now``: waits for threads, runs the atexit handlers, flushes, keeps the exit code."""
     script = tmp_path / "ends.py"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -16,6 +17,9 @@ import numpy as np
 from detector.faces.quality import QualitySettings
 from detector.faces.track import TrackSettings
 from detector.types import Detection
+
+if TYPE_CHECKING:
+    from detector.threads import CoreWorkers
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,18 @@ class MTCNNDetector:
     """MTCNN (facenet-pytorch's networks and weights: :mod:`detector.faces.mtcnn`) returning
     every face above ``min_confidence``."""
 
-    def __init__(self, settings: FaceSettings | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        settings: FaceSettings | None = None,
+        device: str = "cpu",
+        workers: CoreWorkers | None = None,
+    ) -> None:
+        """``workers``: single-threaded workers that P-Net's calls are shared out over (one per
+        core; :func:`detector.threads.cpu_workers`); None runs them in the calling thread."""
         from detector.faces.mtcnn import MTCNN
 
         self.settings = settings or FaceSettings()
-        self._mtcnn = MTCNN(min_face_size=self.settings.min_face_px, device=device)
+        self._mtcnn = MTCNN(min_face_size=self.settings.min_face_px, device=device, workers=workers)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         return self.detect_many([image])[0]

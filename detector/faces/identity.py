@@ -27,11 +27,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from detector.errors import WeightsMissingError
 from detector.settings import weights_dir as default_weights_dir
+
+if TYPE_CHECKING:
+    from detector.threads import CoreWorkers
 
 IDENTITY_WEIGHTS = "face_identity"
 INPUT_SIZE = 160
@@ -82,10 +86,16 @@ class FaceEmbedder:
         device: torch device string.
         precision: "auto" (bf16 where :func:`identity_bf16_holds` for this CPU's bf16 kernels, else
             float32), "fp32", or "bf16" (to measure it: ``scripts/ship_identity.py``).
+        workers: single-threaded workers (one per core, :func:`detector.threads.cpu_workers`)
+            that a batch of crops is split over; None embeds it in the calling thread.
     """
 
     def __init__(
-        self, weights_dir: Path | None = None, device: str = "cpu", precision: str = "auto"
+        self,
+        weights_dir: Path | None = None,
+        device: str = "cpu",
+        precision: str = "auto",
+        workers: CoreWorkers | None = None,
     ) -> None:
         import torch
 
@@ -103,6 +113,7 @@ class FaceEmbedder:
         wdir = Path(weights_dir) if weights_dir else default_weights_dir()
         self.manifest = read_identity_manifest(wdir)
         self.device = torch.device(device)
+        self.workers = workers
         file = wdir / f"{IDENTITY_WEIGHTS}.safetensors"
         if precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
@@ -146,6 +157,11 @@ class FaceEmbedder:
         """(N, 128) float32 unit vectors for RGB uint8 face crops of any square size."""
         if len(crops) == 0:
             return np.zeros((0, EMBEDDING_SIZE), np.float32)
+        if self.workers is not None and len(crops) > 1:  # a part of the batch on each core
+            return np.concatenate(self.workers.split(self._embed, crops))
+        return self._embed(crops)
+
+    def _embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         import cv2
         import torch
 

@@ -14,8 +14,10 @@ port of the MTCNN of David Sandberg's FaceNet (MIT).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -25,6 +27,9 @@ from torch.nn.functional import interpolate
 
 from detector.errors import WeightsMissingError
 
+if TYPE_CHECKING:
+    from detector.threads import CoreWorkers
+
 WEIGHTS_NAME = "mtcnn"  # weights/mtcnn.safetensors (+ .json): the three networks, converted once
 # from facenet-pytorch's pickled files by scripts/convert_mtcnn.py; no pickle is read here
 
@@ -32,6 +37,10 @@ PNET_PIXELS = 250_000
 """Input pixels per P-Net call when several images are detected at once: the small scales of a
 batch go in one call (there the per-call cost dominates), the large ones a few images at a time
 (there the work does, and the activations would grow with the batch)."""
+
+CALL_PIXELS = 5_000
+"""What one P-Net call costs beyond its pixels, in pixels, when the calls are shared out over the
+cores (:meth:`detector.threads.CoreWorkers.balance`)."""
 
 
 class PNet(nn.Module):
@@ -281,7 +290,9 @@ class MTCNN:
         thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
         factor: float = 0.709,
         device: torch.device | str = "cpu",
+        workers: CoreWorkers | None = None,
     ) -> None:
+        self.workers = workers  # P-Net's calls shared out over single-threaded workers
         self.min_face_size = min_face_size
         self.thresholds = thresholds
         self.factor = factor
@@ -316,20 +327,33 @@ class MTCNN:
             scales.append(scale)
             scale *= self.factor
             minl *= self.factor
+
         # first stage: candidates at every scale, suppressed per scale, then across scales
-        boxes, inds, picks, offset = [], [], [], 0
-        for scale in scales:
-            size = (int(h * scale + 1), int(w * scale + 1))
-            per_call = max(1, PNET_PIXELS // (size[0] * size[1]))  # large scales: a few at a time
-            for start in range(0, n, per_call):
-                data = _imresample(imgs[start : start + per_call], size)
+        def first(scale: float, size: tuple[int, int], start: int, stop: int):
+            with torch.inference_mode():  # per thread: a worker's call needs its own
+                data = _imresample(imgs[start:stop], size)
                 reg, probs = self.pnet((data - 127.5) * 0.0078125)
                 found, found_inds = _candidates(reg, probs[:, 1], scale, thr[0])
                 found_inds = found_inds + start
-                boxes.append(found)
-                inds.append(found_inds)
-                picks.append(batched_nms(found[:, :4], found[:, 4], found_inds, 0.5) + offset)
-                offset += found.shape[0]
+                return found, found_inds, batched_nms(found[:, :4], found[:, 4], found_inds, 0.5)
+
+        calls = []
+        for scale in scales:
+            size = (int(h * scale + 1), int(w * scale + 1))
+            per_call = max(1, PNET_PIXELS // (size[0] * size[1]))  # large scales: a few at a time
+            calls += [(scale, size, a, min(n, a + per_call)) for a in range(0, n, per_call)]
+        tasks = [functools.partial(first, *call) for call in calls]
+        if self.workers is None:
+            results = [task() for task in tasks]
+        else:  # the calls are independent: spread over the cores, one thread each
+            costs = [(b - a) * size[0] * size[1] + CALL_PIXELS for _, size, a, b in calls]
+            results = self.workers.balance(tasks, costs)
+        boxes, inds, picks, offset = [], [], [], 0
+        for found, found_inds, pick in results:
+            boxes.append(found)
+            inds.append(found_inds)
+            picks.append(pick + offset)
+            offset += found.shape[0]
         boxes, inds = torch.cat(boxes)[torch.cat(picks)], torch.cat(inds)[torch.cat(picks)]
         pick = batched_nms(boxes[:, :4], boxes[:, 4], inds, 0.7)
         boxes, inds = boxes[pick], inds[pick]

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +41,7 @@ from detector.scoring.device import (
 )
 from detector.scoring.frozen import build_in_child, cache_key, cached, file_stamps, load_frozen
 from detector.scoring.graphs import freeze_for_cpu
+from detector.threads import CoreWorkers
 
 
 @dataclass(frozen=True)
@@ -173,38 +172,6 @@ def _cost(net: nn.Module, spec: ModelSpec) -> float:
     return float(sum(p.numel() for p in net.parameters()) * spec.input_size**2)
 
 
-class CoreWorkers:
-    """One single-threaded torch worker per core, to run members side by side on a CPU.
-
-    Two members on one thread each beat one member at a time on two threads here: with
-    ``OMP_WAIT_POLICY=PASSIVE`` (needed so that torch does not spin against the decoder process)
-    the OpenMP threads sleep between the many small operations of a network and a quarter of the
-    CPU idled; the per-thread runs have no such barriers. Measured on 64 crops of the default
-    ensemble: 41 -> 32-36 ms per crop, and 67 -> 53-55 ms with another process busy on one core.
-
-    torch keeps the thread count per thread (OpenMP) but also remembers the last value set, for
-    threads that start later; the workers set 1 and the process default is put back at once.
-    """
-
-    def __init__(self, n: int) -> None:
-        before = torch.get_num_threads()
-        started = threading.Barrier(n, timeout=60)
-
-        def single_threaded() -> None:
-            torch.set_num_threads(1)
-            torch.get_num_threads()  # fixes this thread's setting before the default returns
-
-        self.n = n
-        self._pool = ThreadPoolExecutor(n, "ensemble-core", initializer=single_threaded)
-        list(self._pool.map(lambda _: started.wait(), range(n)))  # start every worker now
-        torch.set_num_threads(before)
-
-    def run(self, tasks: Sequence[Callable[[], None]]) -> None:
-        """Run the tasks on the workers (each pulls the next when done) and wait for all."""
-        for future in [self._pool.submit(t) for t in tasks]:
-            future.result()
-
-
 class Ensemble:
     """A set of loaded models that turns face crops into a ``(faces, models)`` p_fake matrix.
 
@@ -284,7 +251,7 @@ class Ensemble:
         frame_members = sum(m.spec.kind == "frame" for m in self.members.values())
         cores = torch.get_num_threads()
         parallel = optimize and self.device.type == "cpu" and frame_members > 1 and cores > 1
-        self.workers = CoreWorkers(min(cores, frame_members)) if parallel else None
+        self.workers = CoreWorkers(min(cores, frame_members), "ensemble-core") if parallel else None
 
     @property
     def precision(self) -> str:
