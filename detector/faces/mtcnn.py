@@ -367,7 +367,7 @@ class MTCNN:
         # second stage: refine each candidate at 24 px
         if len(boxes) > 0:
             table = _integral(images, self.device)
-            reg, probs = self.rnet(_patches(table, inds, boxes, w, h, 24))
+            reg, probs = self._on_patches(self.rnet, table, inds, boxes, w, h, 24)
             score = probs[:, 1]
             ok = score > thr[1]
             boxes = torch.cat((boxes[ok, :4], score[ok].unsqueeze(1)), dim=1)
@@ -378,7 +378,7 @@ class MTCNN:
         # third stage: output boxes and landmarks at 48 px
         points = torch.zeros(0, 5, 2, device=self.device)
         if len(boxes) > 0:
-            reg, marks, probs = self.onet(_patches(table, inds, boxes, w, h, 48))
+            reg, marks, probs = self._on_patches(self.onet, table, inds, boxes, w, h, 48)
             score = probs[:, 1]
             ok = score > thr[2]
             marks = marks[ok].permute(1, 0)
@@ -399,3 +399,17 @@ class MTCNN:
                 (b[pick].cpu().numpy().reshape(-1, 5), p[pick].cpu().numpy().reshape(-1, 5, 2))
             )
         return out
+
+    def _on_patches(self, net: nn.Module, table, inds, boxes, w: int, h: int, size: int):
+        """``net`` on every box's patch (:func:`_patches`); with workers, the boxes in one part
+        per worker, the outputs joined in order (an empty patch is dropped in either way)."""
+
+        def run(rows: range) -> tuple[torch.Tensor, ...]:
+            with torch.inference_mode():  # per thread: a worker's call needs its own
+                part = slice(rows.start, rows.stop)
+                return net(_patches(table, inds[part], boxes[part], w, h, size))
+
+        if self.workers is None:
+            return run(range(len(boxes)))
+        parts = self.workers.split(run, range(len(boxes)))
+        return tuple(torch.cat(outputs) for outputs in zip(*parts, strict=True))
