@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from detector.io import synthetic
-from detector.scoring.device import ISA_CAPS
+from detector.scoring.device import ISA_CAPS, run_capped
 from detector.settings import data_dir
 from detector.verdict.verdict import compute_verdict
 
@@ -548,9 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         restart_with_tcmalloc()  # measure the allocator the app and the CLI start with
     if args.isa and os.environ.get("ONEDNN_MAX_CPU_ISA") != args.isa:
         # the caps must be set before torch starts: run again in a process that has them
-        rest = list(argv if argv is not None else sys.argv[1:])
-        env = {**os.environ, **ISA_CAPS[args.isa]}
-        return subprocess.run([sys.executable, "-m", "scripts.bench", *rest], env=env).returncode
+        return run_capped("scripts.bench", args.isa, argv if argv is not None else sys.argv[1:])
     r = run(args.runs, args.long_minutes, args.batch_sweep)
     r["runs"] = args.runs
     text = json.dumps(r, indent=2)

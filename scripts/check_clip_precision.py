@@ -19,12 +19,18 @@ ONNX Runtime's int8 kernels are not an alternative on CPUs without VNNI: their u
 saturates (``scripts/verify_clip.py``: embedding cosine 0.44 against exact int8 math).
 
     python -m scripts.check_clip_precision [--only int8_dynamic|bf16_frozen] [--write]
+                                           [--isa AVX512_CORE_BF16]
+
+``--isa AVX512_CORE_BF16`` measures, on a CPU with AMX, the AVX-512 BF16 path with every kernel
+switch capped (oneDNN, MKL, torch's own); a cap of oneDNN alone is refused, because MKL would
+still run bf16 matrix products on AMX.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -104,12 +110,33 @@ def compare(faces, fp32, low, label: str) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from detector.scoring.device import (
+        ISA_CAPS,
+        bf16_kernels,
+        cpu_flags,
+        isa_cap,
+        refuse_partial_isa_cap,
+        run_capped,
+    )
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--only", choices=sorted(SCORERS), action="append", default=None)
     p.add_argument("--write", action="store_true", help="record the result in the manifest")
+    p.add_argument(
+        "--isa",
+        choices=sorted(ISA_CAPS),
+        default=None,
+        help="measure as on a CPU without the newer instructions (e.g. AVX512_CORE_BF16: the "
+        "AVX-512 BF16 path on an AMX CPU): reruns with oneDNN, MKL and torch's kernels capped",
+    )
     args = p.parse_args(argv)
     from detector.models import get_spec
-    from detector.scoring.device import bf16_kernels, cpu_flags
+
+    if args.isa and isa_cap() != args.isa:
+        return run_capped(
+            "scripts.check_clip_precision", args.isa, sys.argv[1:] if argv is None else argv
+        )
+    refuse_partial_isa_cap()
     from detector.scoring.graphs import bf16_graph_revision
 
     faces = all_faces(log=lambda *_: None)
@@ -130,7 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         row["seconds_this_run"] = round(time.perf_counter() - t0, 1)
         row["cpu_flags"] = list(cpu_flags())
         row["bf16_kernels"] = bf16_kernels() if label == "bf16_frozen" else None
-        row["command"] = f"python -m scripts.check_clip_precision --only {label} --write"
+        row["command"] = f"python -m scripts.check_clip_precision --only {label} --write" + (
+            f" --isa {isa_cap()}" if isa_cap() else ""
+        )
         rows[label + ("_amx" if amx else "")] = row  # AMX's check beside AVX-512 BF16's
         print(json.dumps(row, indent=2))
     if args.write:

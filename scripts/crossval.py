@@ -265,16 +265,18 @@ def member_scores(
     todo = [k for k in faces if k not in cached]
     if todo:
         if scorer is None:
-            from detector.scoring.device import bf16_kernels
+            from detector.scoring.device import bf16_kernels, partial_isa_cap
             from detector.scoring.ensemble import Ensemble
 
             if precision == "bf16" and bf16_kernels() != PATH_KERNELS[path]:
                 raise PathNotHere(
                     f"{name} runs in bf16 on the {path} path, on {PATH_KERNELS[path]} kernels; "
                     f"this process has {bf16_kernels() or 'no native bf16'} (measure it on a "
-                    "CPU with them; on an AMX CPU, the AVX-512 BF16 path with "
-                    "ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16)"
+                    "CPU with them; on an AMX CPU, the AVX-512 BF16 path with every switch of "
+                    "detector.scoring.device.ISA_CAPS['AVX512_CORE_BF16'] set, as calibrate does)"
                 )
+            if why := partial_isa_cap():  # MKL or torch's kernels would run another CPU's path
+                raise PathNotHere(f"{why}: set every switch of the cap, or none")
             ens = Ensemble([name], device="cpu", precision=precision)
 
             def scorer(crops, tracks):

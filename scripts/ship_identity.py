@@ -12,12 +12,13 @@ more than 0.005. Writes ``weights/face_identity.safetensors`` and ``weights/face
 
 ``--check-bf16`` leaves the weights alone and measures the shipped network as the CPU path runs it:
 the frozen float32 graph against the frozen bf16 graph, on this CPU's bf16 kernels (AMX, or
-AVX-512 BF16 with ``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``), by the same two tests. It records the
+AVX-512 BF16: on an AMX CPU ``--isa AVX512_CORE_BF16``, which caps oneDNN, MKL and torch's own
+kernels; a cap of oneDNN alone is refused), by the same two tests. It records the
 result under ``precision_check.bf16.<kernels>`` in the manifest; the embedder runs in bf16 on such
 a CPU only when that entry holds (:func:`detector.faces.identity.identity_bf16_holds`).
 
     python -m scripts.ship_identity [--cache DIR] [--out DIR]
-    python -m scripts.ship_identity --check-bf16 [--out DIR]
+    python -m scripts.ship_identity --check-bf16 [--out DIR] [--isa AVX512_CORE_BF16]
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from detector.faces.identity import (
 )
 from detector.models.backbones import facenet_irv1, load_pretrained, pretrained_dir
 from detector.models.weights import dequantize_state, load_state_dict, quantize_state
+from detector.scoring.device import ISA_CAPS, isa_cap, refuse_partial_isa_cap, run_capped
 from detector.settings import WEIGHTS_DIR, cache_dir, data_dir
 from detector.training.storage import save_weights
 
@@ -127,7 +129,7 @@ def check_bf16(weights: Path, per_folder: int) -> dict:
             "same- vs different-person AUC on faces_real_fmd with each, on these bf16 kernels"
         ),
         "command": "python -m scripts.ship_identity --check-bf16"
-        + ("" if kernels == "AMX" else " (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16)"),
+        + (f" --isa {isa_cap()}" if isa_cap() else ""),
         "cosine_mean": round(float(cos.mean()), 5),
         "cosine_min": round(float(cos.min()), 5),
         "identity_auc_float32": sep32["identity_auc"],
@@ -155,8 +157,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="measure the shipped network in bf16 on this CPU's kernels; record it in the manifest",
     )
+    parser.add_argument(
+        "--isa",
+        choices=sorted(ISA_CAPS),
+        default=None,
+        help="with --check-bf16: measure as on a CPU without the newer instructions (e.g. "
+        "AVX512_CORE_BF16 on an AMX CPU): reruns with oneDNN, MKL and torch's kernels capped",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.check_bf16:
+        if args.isa and isa_cap() != args.isa:
+            return run_capped(
+                "scripts.ship_identity", args.isa, sys.argv[1:] if argv is None else argv
+            )
+        refuse_partial_isa_cap()
         check_bf16(args.out, args.per_folder)
         return 0
 

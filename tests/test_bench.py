@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from scripts import bench
 
 
@@ -146,3 +148,51 @@ def test_the_memory_child_reads_its_own_peak_not_its_parents():
     own, rusage = (float(x) for x in out.stdout.split())
     assert own < 150 < 300 <= rusage
     del parent
+
+
+def test_a_partial_isa_cap_is_named_and_refused(monkeypatch):
+    """oneDNN capped without MKL and torch's kernels mixes kernels no CPU has (MKL's bf16 matrix
+    products stayed on AMX): it is named, and the measuring scripts refuse it."""
+    from detector.scoring import device
+
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("MKL_ENABLE_INSTRUCTIONS", raising=False)
+    assert device.partial_isa_cap() is None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    why = device.partial_isa_cap()
+    assert "ATEN_CPU_CAPABILITY=avx512" in why and "MKL_ENABLE_INSTRUCTIONS=AVX512_E3" in why
+    with pytest.raises(SystemExit, match="partial cap"):
+        device.refuse_partial_isa_cap()
+    for name, value in device.ISA_CAPS["AVX512_CORE_BF16"].items():
+        monkeypatch.setenv(name, value)
+    assert device.partial_isa_cap() is None
+    device.refuse_partial_isa_cap()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # no emulated path to match
+    assert device.partial_isa_cap() is None
+
+
+@pytest.mark.parametrize(
+    ("module", "args"),
+    [
+        ("scripts.check_clip_precision", ["--only", "bf16_frozen", "--isa", "AVX512_CORE_BF16"]),
+        ("scripts.ship_identity", ["--check-bf16", "--isa", "AVX512_CORE_BF16"]),
+    ],
+)
+def test_the_precision_checks_rerun_themselves_with_the_whole_cap(monkeypatch, module, args):
+    import importlib
+    import subprocess
+
+    calls = []
+
+    def fake_run(cmd, env):
+        calls.append((cmd, env))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert importlib.import_module(module).main(args) == 0
+    ((cmd, env),) = calls
+    assert cmd[1:] == ["-m", module, *args]
+    for name, value in bench.ISA_CAPS["AVX512_CORE_BF16"].items():
+        assert env[name] == value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import torch
 
@@ -124,6 +125,39 @@ def isa_cap() -> str | None:
     """The oneDNN ISA cap set in the environment (``ONEDNN_MAX_CPU_ISA`` or ``DNNL_MAX_CPU_ISA``)."""
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
     return cap.upper() if cap and cap.upper() != "ALL" else None
+
+
+def partial_isa_cap() -> str | None:
+    """What is missing when ``ONEDNN_MAX_CPU_ISA`` names one of :data:`ISA_CAPS` but MKL's or
+    torch's own switch is not set to match (None when the cap is whole, or there is none).
+
+    Such a process runs kernels no CPU has together: with oneDNN alone capped at
+    AVX512_CORE_BF16 on an AMX Xeon, MKL still ran bf16 matrix products on AMX tiles, and the
+    CLIP member's bf16 scores differed from those of the whole cap by up to 0.03 (2026-12-05i).
+    """
+    cap = isa_cap()
+    want = ISA_CAPS.get(cap or "", {})
+    off = [f"{k}={v}" for k, v in want.items() if os.environ.get(k, "").upper() != v.upper()]
+    return f"ONEDNN_MAX_CPU_ISA={cap} without {' '.join(off)}" if off else None
+
+
+def run_capped(module: str, isa: str, argv: Sequence[str]) -> int:
+    """``python -m module argv`` again in a child with every switch of ``ISA_CAPS[isa]`` set
+    (they must be set before torch starts); its exit code."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, **ISA_CAPS[isa]}
+    return subprocess.run([sys.executable, "-m", module, *argv], env=env).returncode
+
+
+def refuse_partial_isa_cap() -> None:
+    """Stop a measurement that records per-path figures when the ISA cap is partial."""
+    if why := partial_isa_cap():
+        raise SystemExit(
+            f"{why}: a partial cap mixes kernels no CPU has; pass --isa (it sets every switch) "
+            "or set all of them"
+        )
 
 
 def _allowed(isa: str) -> bool:
