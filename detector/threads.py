@@ -100,9 +100,11 @@ class CoreWorkers:
     ``OMP_WAIT_POLICY=PASSIVE`` (needed so that torch does not spin against the decoder process)
     the OpenMP threads sleep between the many small operations of a network and a quarter of the
     CPU idled; the per-thread runs have no such barriers. Measured on 64 crops of the default
-    ensemble: 41 -> 32-36 ms per crop, and 67 -> 53-55 ms with another process busy on one core;
-    MTCNN on ten 720p frames, half of them on each of two workers (:meth:`split`) instead of all
-    ten on two threads: 0.38 -> 0.24 s.
+    ensemble: 41 -> 32-36 ms per crop, and 67 -> 53-55 ms with another process busy on one core.
+    The faces stage of a warm 10 s 720p analysis, MTCNN's network calls and the identity
+    embedder's batch spread over two workers (:meth:`balance`, :meth:`split`) instead of run on
+    two threads: 0.81 -> 0.60 s natively, 1.00 -> 0.81 s with the ISA capped at AVX2 (2-core
+    Xeon, nine interleaved runs each, medians).
 
     torch keeps the thread count per thread (OpenMP) but also remembers the last value set, for
     threads that start later; the workers set 1 and the process default is put back at once.

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from detector.io import synthetic
-from detector.scoring.device import ISA_CAPS, run_capped
+from detector.scoring.device import ISA_CAPS, refuse_partial_isa_cap, run_capped
 from detector.settings import data_dir
 from detector.verdict.verdict import compute_verdict
 
@@ -549,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.isa and os.environ.get("ONEDNN_MAX_CPU_ISA") != args.isa:
         # the caps must be set before torch starts: run again in a process that has them
         return run_capped("scripts.bench", args.isa, argv if argv is not None else sys.argv[1:])
+    refuse_partial_isa_cap()  # a partial cap would be measured and labelled as a CPU no one has
     r = run(args.runs, args.long_minutes, args.batch_sweep)
     r["runs"] = args.runs
     text = json.dumps(r, indent=2)

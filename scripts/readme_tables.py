@@ -192,6 +192,8 @@ def _targets(run: dict, targets) -> str:
 TABLES = {
     "bench-amx-h": bench_table("2026-12-05h-amx-xeon.json", 1.0, "native"),
     "bench-amx-h-capped-avx2": bench_table("2026-12-05h-amx-xeon-capped-avx2.json", 2.0, "AVX2"),
+    "bench-amx-i": bench_table("2026-12-05i-amx-xeon-run2.json", 1.0, "native"),
+    "bench-amx-i-capped-avx2": bench_table("2026-12-05i-amx-xeon-capped-avx2.json", 2.0, "AVX2"),
     "bench-amx-g": bench_table("2026-12-05g-amx-xeon.json", 1.0, "native"),
     "bench-amx-g-capped-avx2": bench_table("2026-12-05g-amx-xeon-capped-avx2.json", 2.0, "AVX2"),
     "bench-amx-f": bench_table("2026-12-05f-amx-xeon.json", 1.0, "native"),
