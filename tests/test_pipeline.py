@@ -333,15 +333,23 @@ def test_core_workers_share_out_tasks_by_cost_and_split_batches_in_order():
 
 def test_the_faces_stage_shares_one_set_of_core_workers_on_a_cpu(analyzer):
     """The analyzer's MTCNN and identity embedder spread their work over the same single-threaded
-    workers, one per torch thread (none where torch has one thread)."""
+    workers; there is one worker per torch thread on a CPU, none on one thread or a GPU."""
     import torch
+
+    from detector.threads import cpu_workers
 
     workers = analyzer.detector._mtcnn.workers
     assert workers is analyzer.embedder.workers
-    if torch.get_num_threads() > 1:
-        assert workers is not None and workers.n == torch.get_num_threads()
-    else:
-        assert workers is None
+    assert workers is None or workers.n > 1
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert cpu_workers("cpu").n == 2
+        assert cpu_workers("cuda") is None
+        torch.set_num_threads(1)
+        assert cpu_workers("cpu") is None
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_the_cli_ends_without_teardown_but_with_everything_a_normal_exit_does(tmp_path):
