@@ -60,8 +60,8 @@ class MTCNNDetector:
         device: str = "cpu",
         workers: CoreWorkers | None = None,
     ) -> None:
-        """``workers``: single-threaded workers that P-Net's calls are shared out over (one per
-        core; :func:`detector.threads.cpu_workers`); None runs them in the calling thread."""
+        """``workers``: single-threaded workers (one per core; :func:`detector.threads.cpu_workers`)
+        that MTCNN's network calls are spread over; None runs them in the calling thread."""
         from detector.faces.mtcnn import MTCNN
 
         self.settings = settings or FaceSettings()

@@ -39,8 +39,9 @@ batch go in one call (there the per-call cost dominates), the large ones a few i
 (there the work does, and the activations would grow with the batch)."""
 
 CALL_PIXELS = 5_000
-"""What one P-Net call costs beyond its pixels, in pixels, when the calls are shared out over the
-cores (:meth:`detector.threads.CoreWorkers.balance`)."""
+"""An allowance, in pixels, for what one P-Net call costs beyond its pixels when the calls are
+dealt to the cores (:meth:`detector.threads.CoreWorkers.balance`): a rough figure, not measured
+per CPU, that keeps the many small calls from being counted as free."""
 
 
 class PNet(nn.Module):
@@ -292,7 +293,7 @@ class MTCNN:
         device: torch.device | str = "cpu",
         workers: CoreWorkers | None = None,
     ) -> None:
-        self.workers = workers  # P-Net's calls shared out over single-threaded workers
+        self.workers = workers  # P-Net's calls dealt, R-/O-Net's batches split, over them
         self.min_face_size = min_face_size
         self.thresholds = thresholds
         self.factor = factor
