@@ -4,6 +4,8 @@ single-threaded torch worker per core (:class:`CoreWorkers`)."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -146,26 +148,17 @@ class CoreWorkers:
         return out
 
     def split(self, fn: Callable[[Sequence[T]], R], items: Sequence[T]) -> list[R]:
-        """``fn`` over up to ``n`` contiguous, near-equal parts of ``items``, one part per worker;
-        the parts' results in order (one part, run here, when there is one item or none)."""
+        """``fn`` over up to ``n`` contiguous, near-equal parts of ``items``, one part per worker
+        (:meth:`balance` with equal costs); the parts' results in order (one part, run here,
+        when there is one item or none)."""
         if len(items) < 2 or self.n < 2:
             return [fn(items)]
         q, r = divmod(len(items), self.n)
-        bounds, start = [], 0
+        cuts = [0]
         for k in range(min(self.n, len(items))):
-            stop = start + q + (k < r)
-            bounds.append((start, stop))
-            start = stop
-        out: list = [None] * len(bounds)
-
-        def part(k: int, a: int, b: int) -> Callable[[], None]:
-            def run() -> None:
-                out[k] = fn(items[a:b])
-
-            return run
-
-        self.run([part(k, a, b) for k, (a, b) in enumerate(bounds)])
-        return out
+            cuts.append(cuts[-1] + q + (k < r))
+        parts = [functools.partial(fn, items[a:b]) for a, b in itertools.pairwise(cuts)]
+        return self.balance(parts, [1.0] * len(parts))
 
 
 def shares(costs: Sequence[float], n: int) -> list[list[int]]:

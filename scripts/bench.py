@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from detector.io import synthetic
-from detector.scoring.device import ISA_CAPS, refuse_partial_isa_cap, run_capped
+from detector.scoring.device import ISA_CAPS, rerun_capped_if_asked
 from detector.settings import data_dir
 from detector.verdict.verdict import compute_verdict
 
@@ -546,10 +546,11 @@ def main(argv: list[str] | None = None) -> int:
         from detector.allocator import restart_with_tcmalloc
 
         restart_with_tcmalloc()  # measure the allocator the app and the CLI start with
-    if args.isa and os.environ.get("ONEDNN_MAX_CPU_ISA") != args.isa:
-        # the caps must be set before torch starts: run again in a process that has them
-        return run_capped("scripts.bench", args.isa, argv if argv is not None else sys.argv[1:])
-    refuse_partial_isa_cap()  # a partial cap would be measured and labelled as a CPU no one has
+    # the caps must be set before torch starts: run again in a process that has them (and never
+    # measure a partial cap, labelled as a CPU no one has)
+    rest = argv if argv is not None else sys.argv[1:]
+    if (code := rerun_capped_if_asked("scripts.bench", args.isa, rest)) is not None:
+        return code
     r = run(args.runs, args.long_minutes, args.batch_sweep)
     r["runs"] = args.runs
     text = json.dumps(r, indent=2)

@@ -115,8 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bf16_kernels,
         cpu_flags,
         isa_cap,
-        refuse_partial_isa_cap,
-        run_capped,
+        rerun_capped_if_asked,
     )
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -132,11 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     from detector.models import get_spec
 
-    if args.isa and isa_cap() != args.isa:
-        return run_capped(
-            "scripts.check_clip_precision", args.isa, sys.argv[1:] if argv is None else argv
-        )
-    refuse_partial_isa_cap()
+    rest = sys.argv[1:] if argv is None else argv
+    if (code := rerun_capped_if_asked("scripts.check_clip_precision", args.isa, rest)) is not None:
+        return code
     from detector.scoring.graphs import bf16_graph_revision
 
     faces = all_faces(log=lambda *_: None)

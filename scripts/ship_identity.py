@@ -42,7 +42,7 @@ from detector.faces.identity import (
 )
 from detector.models.backbones import facenet_irv1, load_pretrained, pretrained_dir
 from detector.models.weights import dequantize_state, load_state_dict, quantize_state
-from detector.scoring.device import ISA_CAPS, isa_cap, refuse_partial_isa_cap, run_capped
+from detector.scoring.device import ISA_CAPS, isa_cap, rerun_capped_if_asked
 from detector.settings import WEIGHTS_DIR, cache_dir, data_dir
 from detector.training.storage import save_weights
 
@@ -166,11 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.check_bf16:
-        if args.isa and isa_cap() != args.isa:
-            return run_capped(
-                "scripts.ship_identity", args.isa, sys.argv[1:] if argv is None else argv
-            )
-        refuse_partial_isa_cap()
+        rest = sys.argv[1:] if argv is None else argv
+        if (code := rerun_capped_if_asked("scripts.ship_identity", args.isa, rest)) is not None:
+            return code
         check_bf16(args.out, args.per_folder)
         return 0
 

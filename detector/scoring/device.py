@@ -160,6 +160,16 @@ def refuse_partial_isa_cap() -> None:
         )
 
 
+def rerun_capped_if_asked(module: str, isa: str | None, argv: Sequence[str]) -> int | None:
+    """For a script's ``--isa``: when ``isa`` is asked and this process is not yet capped at it,
+    run the script again with the whole cap (:func:`run_capped`) and return its exit code;
+    otherwise refuse a partial cap (:func:`refuse_partial_isa_cap`) and return None (go on)."""
+    if isa and isa_cap() != isa:
+        return run_capped(module, isa, argv)
+    refuse_partial_isa_cap()
+    return None
+
+
 def _allowed(isa: str) -> bool:
     cap = isa_cap()
     if cap is None or cap not in ONEDNN_ISAS:
