@@ -17,7 +17,10 @@ as ``metrics.precision_check``; the app runs a member in bf16 only where ``bf16_
 check is recorded beside that one (``amx``, ``bf16_holds_amx``): AMX rounds bf16 otherwise.
 
     python -m scripts.check_precision efficientnet_lite0 xception inception_resnet_v2 \\
-        mesoinception4_f2f [--write]
+        mesoinception4_f2f [--write] [--isa AVX512_CORE_BF16]
+
+``--isa AVX512_CORE_BF16`` measures, on a CPU with AMX, the AVX-512 BF16 path with every kernel
+library capped (:func:`detector.scoring.device.rerun_capped_if_asked`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from detector.evaluation.evaluate import score_image_folders
-from detector.scoring.device import bf16_kernels
-from detector.settings import WEIGHTS_DIR, data_dir
+from detector.scoring.device import ISA_CAPS, bf16_kernels, isa_cap, rerun_capped_if_asked
+from detector.settings import data_dir, weights_dir
 from detector.training.splits import FFPP_SPLIT_FILE
 
 PATHS = {
@@ -54,7 +57,7 @@ def check(names: list[str]) -> dict[str, dict]:
     for j, name in enumerate(names):
         ref = scored["fp32_eager"].scores[:, j]
         row = {"n_frames": len(y), "n_videos": len(set(scored["fp32_eager"].videos))}
-        man = json.loads((WEIGHTS_DIR / f"{name}.json").read_text("utf-8"))
+        man = json.loads((weights_dir() / f"{name}.json").read_text("utf-8"))
         val = (man.get("metrics") or {}).get("val") or {}
         if "frame_auc" in val:  # as measured at training time (float resize, eager float32)
             row["training_val_auc"] = val["frame_auc"]
@@ -65,6 +68,8 @@ def check(names: list[str]) -> dict[str, dict]:
                 row[f"{path}_max_abs_dp"] = round(float(dp.max()), 5)
                 row[f"{path}_mean_abs_dp"] = round(float(dp.mean()), 5)
         row["command"] = "python -m scripts.check_precision " + " ".join(names)
+        if cap := isa_cap():
+            row["command"] += f" --isa {cap}"
         out[name] = row
     return out
 
@@ -73,7 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="+")
     ap.add_argument("--write", action="store_true", help="record the result in the manifests")
+    ap.add_argument(
+        "--isa",
+        choices=sorted(ISA_CAPS),
+        default=None,
+        help="measure as on a CPU without the newer instructions (e.g. AVX512_CORE_BF16 on an "
+        "AMX CPU): reruns with oneDNN, MKL and torch's kernels capped",
+    )
     args = ap.parse_args(argv)
+    rest = sys.argv[1:] if argv is None else argv
+    if (code := rerun_capped_if_asked("scripts.check_precision", args.isa, rest)) is not None:
+        return code
     if not (data_dir() / "ffpp_frames").is_dir():
         print(f"no {data_dir() / 'ffpp_frames'}: set DEEPFAKE_DATA_DIR", file=sys.stderr)
         return 2
@@ -81,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=2))
     if args.write:
         for name, row in result.items():
-            path = WEIGHTS_DIR / f"{name}.json"
+            path = weights_dir() / f"{name}.json"
             man = json.loads(path.read_text("utf-8"))
             record(man.setdefault("metrics", {}), row, bf16_kernels())
             path.write_text(json.dumps(man, indent=2, ensure_ascii=False) + "\n", "utf-8")

@@ -177,6 +177,7 @@ def test_a_partial_isa_cap_is_named_and_refused(monkeypatch):
     [
         ("scripts.check_clip_precision", ["--only", "bf16_frozen", "--isa", "AVX512_CORE_BF16"]),
         ("scripts.ship_identity", ["--check-bf16", "--isa", "AVX512_CORE_BF16"]),
+        ("scripts.check_precision", ["xception", "--write", "--isa", "AVX512_CORE_BF16"]),
     ],
 )
 def test_the_precision_checks_rerun_themselves_with_the_whole_cap(monkeypatch, module, args):

@@ -228,3 +228,115 @@ def test_teachers_give_soft_targets_and_pooled_features():
     assert [f.shape for f in feats] == [(3, 1280)] and teacher.feature_sizes == [1280]
     with pytest.raises(ValueError, match="teachers must be"):
         Teachers(["meso4_f2f"], torch.device("cpu"))  # P(real) output, no timm head
+
+
+def _reals(groups: list[str], size: int = 64) -> dataset.FaceSet:
+    n = len(groups)
+    return dataset.FaceSet(
+        images=tuple(_face(size, seed=k) for k in range(n)),
+        labels=np.zeros(n, np.int64),
+        groups=tuple(groups),
+        videos=tuple(groups),
+        landmarks=tuple(images.default_landmarks(size, size) for _ in range(n)),
+        names=tuple(f"{g}_{k}.png" for k, g in enumerate(groups)),
+        origins=("reals",) * n,
+    )
+
+
+def test_swap_fakes_put_a_face_of_another_group_onto_a_real_one(monkeypatch):
+    data = _reals(["a", "a", "b", "c"])
+    pairs = []
+
+    def record(target, target_marks, source, source_marks, rng):
+        pairs.append(
+            tuple(next(k for k, im in enumerate(data.images) if im is x) for x in (target, source))
+        )
+        return target.copy(), np.ones(target.shape[:2], np.float32)
+
+    monkeypatch.setattr(dataset, "identity_swap", record)
+    sampler = dataset.TrainingSampler(data, 32, {"swap": 1.0}, seed=0)
+    batches = list(sampler.epoch(0, 12, 4))
+    assert all(labels.tolist() == [1.0] * 4 for _, labels in batches)
+    assert all(imgs.shape == (4, 32, 32, 3) for imgs, _ in batches)
+    assert len(pairs) == 12
+    assert all(data.groups[t] != data.groups[s] for t, s in pairs)
+    # one group only: no other person to swap in, so the source has no data
+    with pytest.raises(ValueError, match="no source with data"):
+        dataset.TrainingSampler(_reals(["a", "a"]), 32, {"swap": 1.0})
+
+
+def test_aligned_training_reads_every_source_as_the_pipeline_cuts_it(tmp_path, monkeypatch):
+    """--aligned: train on the CLIP pool's sources (every FF++ method, originals, photos),
+    select on their held-out part, test on the split file's test ids; a swap run's manifest
+    says what it trained on."""
+    from detector.training import clip_pool
+    from detector.training.config import TrainConfig, load_splits
+    from detector.training.train import train
+    from detector.training.trainables import Trainable
+
+    def aligned(n: int, group: str, seed: int) -> clip_pool.Aligned:
+        return clip_pool.Aligned(
+            [_face(64, seed=seed + k) for k in range(n)],
+            [images.default_landmarks(64, 64) for _ in range(n)],
+            [f"{group}{k}" for k in range(n)],
+            [f"{group}{k}.png" for k in range(n)],
+        )
+
+    def sources(part, log=print):
+        n = 3 if part == "train" else 2
+        out = {"real": [aligned(n, f"{part}_orig", 0), aligned(n, f"{part}_photo", 10)]}
+        for m in ("Deepfakes", "FaceSwap"):
+            out[f"ffpp:{m}"] = [aligned(n, f"{part}_{m}", 20)]
+        return out
+
+    def ffpp_frames(folder, group_fn, log=print):
+        a = aligned(4, "x", 30)
+        a.groups, a.names = ["000", "001", "002", "003"], [f"00{k}_0.png" for k in range(4)]
+        return a
+
+    monkeypatch.setattr(clip_pool, "aligned_sources", sources)
+    monkeypatch.setattr(clip_pool, "align_folder", ffpp_frames)
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path / "cache"))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": ["000"], "val": ["001"], "test": ["002", "003"]}))
+    cfg = TrainConfig(
+        model="tiny",
+        real=(),
+        aligned=True,
+        swap=True,
+        mix={"real": 0.5, "fake": 0.35, "swap": 0.15},
+        epochs=1,
+        epoch_size=8,
+        batch_size=4,
+        split_file=split,
+        device="cpu",
+        threads=1,
+        out=tmp_path / "weights",
+        work_dir=tmp_path / "work",
+    )
+    data = load_splits(cfg, log=lambda m: None)
+    assert (data.train.labels == 0).sum() == 6 and (data.train.labels == 1).sum() == 6
+    assert len(set(data.train.origins)) == 4, "each real folder is its own origin"
+    assert len(data.val) == 8 and data.val_id.all()
+    assert sorted(data.test.groups) == ["002", "002", "003", "003"]
+    assert sorted(data.test.labels.tolist()) == [0, 0, 1, 1]
+
+    tiny = Trainable("tiny", "tiny test CNN", _Tiny, None, 32, (0.5,) * 3, (0.25,) * 3, "fc.")
+    manifest = train(cfg, trainable=tiny, command="test", log=lambda m: None)
+    assert "cut as the pipeline cuts faces" in manifest["trained_on"]
+    assert "identity-swap fakes" in manifest["trained_on"]
+    assert "FaceForensics++" in manifest["data_terms"]
+    assert "swap 0.15" in manifest["notes"] and "ffpp_methods" in manifest["notes"]
+    assert {"val", "test"} <= set(manifest["metrics"])
+
+
+def test_train_cli_takes_folders_or_the_aligned_sources_not_both(tmp_path):
+    from detector.cli import main
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for argv in (
+        ["train", "--model", "xception", "--aligned", "--real", str(real)],
+        ["train", "--model", "xception"],
+    ):
+        assert main(argv) != 0

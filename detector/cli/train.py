@@ -15,10 +15,17 @@ from detector.training.trainables import trainable_names
 
 def add_arguments(p) -> None:
     p.add_argument("--model", required=True, help=f"one of {', '.join(trainable_names())}")
-    p.add_argument("--real", type=Path, action="append", required=True, help="folder of real crops")
+    p.add_argument("--real", type=Path, action="append", default=[], help="folder of real crops")
     p.add_argument("--fake", type=Path, action="append", default=[], help="folder of fake crops")
     p.add_argument("--sbi", action="store_true", help="add self-blended fakes of the real crops")
     p.add_argument("--fwa", action="store_true", help="add face-warping fakes of the real crops")
+    p.add_argument("--swap", action="store_true", help="add identity-swap fakes of two real crops")
+    p.add_argument(
+        "--aligned",
+        action="store_true",
+        help="train on the CLIP pool's sources as the pipeline cuts them (every FF++ method, "
+        "originals, real photos) instead of --real/--fake folders",
+    )
     p.add_argument(
         "--mix", default=None, help="sampling shares, e.g. real=0.5,fake=0.2,sbi=0.15,fwa=0.15"
     )
@@ -72,16 +79,20 @@ def run(args) -> int:
         for part in args.mix.split(","):
             k, _, v = part.partition("=")
             mix[k.strip()] = float(v)
-    if args.model not in trainable_names():
-        from detector.errors import BadSettingsError
+    from detector.errors import BadSettingsError
 
+    if args.model not in trainable_names():
         raise BadSettingsError(f"--model must be one of {', '.join(trainable_names())}")
+    if bool(args.aligned) == bool(args.real):
+        raise BadSettingsError("give either --real folders or --aligned, not both")
     cfg = TrainConfig(
         model=args.model,
         real=tuple(args.real),
         fake=tuple(args.fake),
         sbi=args.sbi,
         fwa=args.fwa,
+        swap=args.swap,
+        aligned=args.aligned,
         epochs=args.epochs,
         epoch_size=args.epoch_size,
         img_size=args.img_size,

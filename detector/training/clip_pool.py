@@ -139,21 +139,21 @@ def _train_ids() -> set[str]:
     return set(split["train"])
 
 
-def _sources(part: str) -> dict[str, list[Aligned]]:
+def aligned_sources(part: str, log: Callable[[str], None] = print) -> dict[str, list[Aligned]]:
     """Aligned crops per pool key, for ``part`` "train" or "val" (held-out FF++ crops)."""
     d = data_dir()
     methods = d / "ffpp_methods" / "crops"
     sub = "train" if part == "train" else "test"
     out: dict[str, list[Aligned]] = {"real": []}
     out["real"].append(
-        align_folder(methods / "real" / sub, lambda p: f"ffpp_methods_real_{p.stem}")
+        align_folder(methods / "real" / sub, lambda p: f"ffpp_methods_real_{p.stem}", log)
     )
     for m in ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures"):
-        out[f"ffpp:{m}"] = [align_folder(methods / m / sub, lambda p, m=m: f"{m}_{p.stem}")]
+        out[f"ffpp:{m}"] = [align_folder(methods / m / sub, lambda p, m=m: f"{m}_{p.stem}", log)]
     if part == "train":
         ids = _train_ids()
         for label, key in (("real", "real"), ("fake", "ffpp_frames")):
-            a = align_folder(d / "ffpp_frames" / label, ffpp_target_id)
+            a = align_folder(d / "ffpp_frames" / label, ffpp_target_id, log)
             keep = [i for i, g in enumerate(a.groups) if g in ids]
             sel = Aligned(
                 [a.images[i] for i in keep],
@@ -164,7 +164,7 @@ def _sources(part: str) -> dict[str, list[Aligned]]:
             out.setdefault(key, []).append(sel)
         from detector.training.splits import person_id
 
-        out["real"].append(align_folder(d / "faces_real_fmd", person_id))
+        out["real"].append(align_folder(d / "faces_real_fmd", person_id, log))
     return out
 
 
@@ -173,7 +173,7 @@ def build_pool(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(uint8 N x 224 x 224 x 3 images, labels, kinds): the fixed, augmented pool."""
     rng = np.random.default_rng([spec.seed, 0 if part == "train" else 1])
-    src = _sources(part)
+    src = aligned_sources(part, log)
     reals = src["real"]
     aug = AugmentSettings(crop_scale=(0.85, 1.0), codec=spec.codec)
     images, labels, kinds = [], [], []

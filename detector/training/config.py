@@ -38,6 +38,10 @@ class TrainConfig:
     fake: tuple[Path, ...] = ()
     sbi: bool = False
     fwa: bool = False
+    swap: bool = False
+    # the pipeline-cut crops of every source the CLIP member's pool draws on (``real`` and
+    # ``fake`` folders are then not read): see :func:`aligned_splits`
+    aligned: bool = False
     epochs: int = 10
     epoch_size: int = 1024
     img_size: int | None = None
@@ -81,6 +85,8 @@ class Splits:
 
 def load_splits(cfg: TrainConfig, log: Callable[[str], None] = print) -> Splits:
     """Read the folders and split them: id-split folders by the split file, others by person."""
+    if cfg.aligned:
+        return aligned_splits(cfg, log)
     parts: list[tuple[FaceSet, bool]] = []
     for label, folders in ((0, cfg.real), (1, cfg.fake)):
         for folder in folders:
@@ -144,4 +150,57 @@ def synthetic_fakes(reals: FaceSet, seed: int) -> FaceSet:
         landmarks=reals.landmarks,
         names=tuple(f"synthetic_{n}" for n in reals.names),
         origins=reals.origins,
+    )
+
+
+def aligned_splits(cfg: TrainConfig, log: Callable[[str], None] = print) -> Splits:
+    """The CLIP member's sources, re-detected with MTCNN and cut as the pipeline cuts faces
+    (:func:`detector.training.clip_pool.aligned_sources`), as training sets for a frame member.
+
+    Train: the originals and the four methods of ``ffpp_methods`` (its train folders), the real
+    and fake ``ffpp_frames`` crops of the split file's training ids, the real photographs.
+    Validation (model selection): ``ffpp_methods``' test folders, originals and four methods
+    (that source's own split, by file, not by video: in-distribution and a little optimistic).
+    Test: the ``ffpp_frames`` crops of the split file's test ids, as every other member's test.
+    The cross-dataset validation is never read here.
+    """
+    from detector.settings import data_dir
+    from detector.training.clip_pool import Aligned, align_folder, aligned_sources
+
+    split = json.loads(Path(cfg.split_file).read_text(encoding="utf-8"))
+
+    def faceset(a: Aligned, label: int, origin: str) -> FaceSet:
+        return FaceSet(
+            images=tuple(a.images),
+            labels=np.full(len(a.images), label, dtype=np.int64),
+            groups=tuple(a.groups),
+            videos=tuple(
+                ffpp_video_id(n) if g.isdigit() else g
+                for n, g in zip(a.names, a.groups, strict=True)
+            ),
+            landmarks=tuple(a.landmarks),
+            names=tuple(a.names),
+            origins=(origin,) * len(a.images),
+        )
+
+    def sets(part: str) -> list[FaceSet]:
+        out = []
+        for kind, parts in aligned_sources(part, log).items():
+            for k, a in enumerate(parts):
+                out.append(faceset(a, int(kind != "real"), f"{part}:{kind}:{k}"))
+                log(f"{part}: {len(a.images)} {kind} crops")
+        return out
+
+    test = []
+    for label, name in ((0, "real"), (1, "fake")):
+        a = align_folder(data_dir() / "ffpp_frames" / name, ffpp_target_id, log)
+        keep = np.array([g in set(split["test"]) for g in a.groups], bool)
+        test.append(faceset(a, label, f"test:{name}").subset(keep))
+    val = FaceSet.concat(sets("val"))
+    return Splits(
+        train=FaceSet.concat(sets("train")),
+        val=val,
+        test=FaceSet.concat(test),
+        val_id=np.ones(len(val), bool),
+        split=split,
     )

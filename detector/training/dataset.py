@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.training.fakes import colour_jitter, face_warp, self_blend
+from detector.training.fakes import colour_jitter, face_warp, identity_swap, self_blend
 from detector.training.images import Landmarks, cached_landmarks, list_images, read_rgb
 from detector.training.splits import ffpp_target_id, ffpp_video_id
 
@@ -212,14 +212,15 @@ def load_folder(
     )
 
 
-SOURCES = ("real", "fake", "sbi", "fwa")
+SOURCES = ("real", "fake", "sbi", "fwa", "swap")
 
 
 class TrainingSampler:
-    """Draws training batches: real crops, real fakes and SBI/FWA fakes made on the fly.
+    """Draws training batches: real crops, real fakes and SBI/FWA/identity-swap fakes made on the fly.
 
     Each item is one of ``SOURCES`` drawn with the given mix (sources with no data get zero
-    weight); synthetic fakes are generated from a random real crop. Everything is augmented and
+    weight); synthetic fakes are generated from a random real crop (a swap puts a second real
+    crop of another group, i.e. another video or person, onto it). Everything is augmented and
     resized to ``size``. Deterministic given ``seed`` and the epoch number.
     """
 
@@ -243,6 +244,7 @@ class TrainingSampler:
         self.real_p = self.real_p / self.real_p.sum() if len(self.real) else self.real_p
         avail = {"real": len(self.real), "fake": len(self.fake)}
         avail["sbi"] = avail["fwa"] = len(self.real)
+        avail["swap"] = len(self.real) if len({data.groups[i] for i in self.real}) > 1 else 0
         w = np.array([mix.get(k, 0.0) if avail[k] else 0.0 for k in SOURCES], dtype=np.float64)
         if w.sum() <= 0:
             raise ValueError("the training mix selects no source with data")
@@ -251,6 +253,9 @@ class TrainingSampler:
     @property
     def fake_share(self) -> float:
         return float(self.mix[1:].sum())
+
+    def _real(self, rng: np.random.Generator) -> int:
+        return int(rng.choice(self.real, p=self.real_p))
 
     def epoch(self, epoch: int, n_items: int, batch_size: int):
         """Yield (uint8 images (B, S, S, 3), float labels (B,)) for one epoch."""
@@ -264,12 +269,20 @@ class TrainingSampler:
                     i = int(rng.choice(self.fake))
                     img = self.data.images[i]
                 else:
-                    i = int(rng.choice(self.real, p=self.real_p))
+                    i = self._real(rng)
                     img = self.data.images[i]
                     if src == "sbi":
                         img, _ = self_blend(img, self.data.landmarks[i], rng)
                     elif src == "fwa":
                         img, _ = face_warp(img, self.data.landmarks[i], rng)
+                    elif src == "swap":
+                        j = self._real(rng)
+                        while self.data.groups[j] == self.data.groups[i]:
+                            j = self._real(rng)
+                        d = self.data
+                        img, _ = identity_swap(
+                            img, d.landmarks[i], d.images[j], d.landmarks[j], rng
+                        )
                 imgs.append(augment(img, self.size, rng, self.aug))
                 labels.append(0.0 if src == "real" else 1.0)
             yield np.stack(imgs), np.asarray(labels, np.float32)

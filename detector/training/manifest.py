@@ -15,6 +15,19 @@ from detector.training.config import Splits, TrainConfig
 from detector.training.storage import STORAGE_NOTES
 from detector.training.trainables import Trainable
 
+VALIDATION_FOLDERS = (
+    "validation and test are FaceForensics++ ids disjoint from training (10 frames per "
+    "video, 15 + 15 videos per split): small sets, so AUCs carry a few hundredths of "
+    "uncertainty; the FF++ fakes are most likely Face2Face only, so these are "
+    "in-distribution numbers, not a measure of generalisation to other datasets"
+)
+VALIDATION_ALIGNED = (
+    "model selection on the held-out test folders of ffpp_methods (originals and all four "
+    "methods, split by file, not by video, so a little optimistic); test on the ffpp_frames "
+    "crops of the split file's test ids (15 + 15 videos, probably Face2Face fakes): both "
+    "in-distribution, not a measure of generalisation (see metrics.crossval)"
+)
+
 
 def auto_notes(
     cfg: TrainConfig, t: Trainable, size: int, mix, storage: str, synthetic_val: bool
@@ -40,10 +53,7 @@ def auto_notes(
         "augmentation: random resized crop (scale 0.8-1), flip, colour jitter, blur, noise, "
         "downscale-upscale, JPEG q40-95",
         "weights stored as " + STORAGE_NOTES[storage],
-        "validation and test are FaceForensics++ ids disjoint from training (10 frames per "
-        "video, 15 + 15 videos per split): small sets, so AUCs carry a few hundredths of "
-        "uncertainty; the FF++ fakes are most likely Face2Face only, so these are "
-        "in-distribution numbers, not a measure of generalisation to other datasets",
+        VALIDATION_ALIGNED if cfg.aligned else VALIDATION_FOLDERS,
     ]
     if cfg.teachers:
         parts.append(
@@ -91,7 +101,16 @@ def jsonable_cfg(cfg: TrainConfig) -> dict:
 def describe_training(cfg: TrainConfig, data: Splits, synthetic_val: bool) -> str:
     n_real = int((data.train.labels == 0).sum())
     n_fake = int((data.train.labels == 1).sum())
-    gens = " and ".join(g for g, on in (("SBI", cfg.sbi), ("FWA", cfg.fwa)) if on)
+    made = (("SBI", cfg.sbi), ("FWA", cfg.fwa), ("identity-swap", cfg.swap))
+    gens = ", ".join(g for g, on in made if on)
+    if cfg.aligned:
+        text = (
+            f"{n_real} real face crops (ffpp_methods originals, ffpp_frames/real of the training "
+            f"ids, faces_real_fmd) and {n_fake} fake crops (ffpp_methods Deepfakes, Face2Face, "
+            "FaceSwap, NeuralTextures; ffpp_frames/fake of the training ids), each re-detected "
+            "with MTCNN and cut as the pipeline cuts faces"
+        )
+        return text + (f"; {gens} fakes generated on the fly from the real crops" if gens else "")
 
     def short(p: Path) -> str:
         return "/".join(Path(p).parts[-2:]) if Path(p).parent.name != "data" else Path(p).name
@@ -109,7 +128,7 @@ def describe_training(cfg: TrainConfig, data: Splits, synthetic_val: bool) -> st
 
 def data_terms_of(cfg: TrainConfig) -> str:
     folders = " ".join(str(p) for p in (*cfg.real, *cfg.fake)).lower()
-    if "ffpp" in folders or "faceforensics" in folders:
+    if cfg.aligned or "ffpp" in folders or "faceforensics" in folders:
         return (
             "trained on FaceForensics++ (research-only terms, non-commercial): these weights "
             "inherit them; also trained on public face photographs whose terms are those of "

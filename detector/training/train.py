@@ -84,12 +84,11 @@ def train(
         log(f"no fake validation crops: added {int((val.labels == 1).sum())} SBI/FWA fakes")
     log(f"train {len(data.train)} crops, val {len(val)}, test {len(data.test)}; size {size}px")
 
-    mix = dict(cfg.mix) or {"real": 0.5, "fake": 0.2, "sbi": 0.15, "fwa": 0.15}
-    if not cfg.sbi:
-        mix["sbi"] = 0.0
-    if not cfg.fwa:
-        mix["fwa"] = 0.0
-    if not cfg.fake:
+    mix = dict(cfg.mix) or {"real": 0.5, "fake": 0.2, "sbi": 0.15, "fwa": 0.15, "swap": 0.15}
+    for kind, on in (("sbi", cfg.sbi), ("fwa", cfg.fwa), ("swap", cfg.swap)):
+        if not on:
+            mix[kind] = 0.0
+    if not cfg.fake and not cfg.aligned:
         mix["fake"] = 0.0
     teacher: Teachers | None = None
     sample_size = size
