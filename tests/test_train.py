@@ -267,8 +267,8 @@ def test_swap_fakes_put_a_face_of_another_group_onto_a_real_one(monkeypatch):
 
 def test_aligned_training_reads_every_source_as_the_pipeline_cuts_it(tmp_path, monkeypatch):
     """--aligned: train on the CLIP pool's sources (every FF++ method, originals, photos),
-    select on their held-out part, test on the split file's test ids; a swap run's manifest
-    says what it trained on."""
+    select on their held-out part, test on the split file's test ids; a run with swap fakes and
+    the H.264 augmentation says so in its manifest."""
     from detector.training import clip_pool
     from detector.training.config import TrainConfig, load_splits
     from detector.training.train import train
@@ -305,6 +305,7 @@ def test_aligned_training_reads_every_source_as_the_pipeline_cuts_it(tmp_path, m
         aligned=True,
         swap=True,
         mix={"real": 0.5, "fake": 0.35, "swap": 0.15},
+        codec=0.5,
         epochs=1,
         epoch_size=8,
         batch_size=4,
@@ -327,6 +328,7 @@ def test_aligned_training_reads_every_source_as_the_pipeline_cuts_it(tmp_path, m
     assert "identity-swap fakes" in manifest["trained_on"]
     assert "FaceForensics++" in manifest["data_terms"]
     assert "swap 0.15" in manifest["notes"] and "ffpp_methods" in manifest["notes"]
+    assert "50% of crops re-encoded as one small H.264 frame" in manifest["notes"]
     assert {"val", "test"} <= set(manifest["metrics"])
 
 

@@ -29,6 +29,12 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--mix", default=None, help="sampling shares, e.g. real=0.5,fake=0.2,sbi=0.15,fwa=0.15"
     )
+    p.add_argument(
+        "--codec",
+        type=float,
+        default=0.0,
+        help="share of crops re-encoded as one small H.264 frame (heavily compressed video)",
+    )
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--epoch-size", type=int, default=1024, help="training crops per epoch")
     p.add_argument("--img-size", type=int, default=None, help="input side (default: pretraining)")
@@ -93,6 +99,7 @@ def run(args) -> int:
         fwa=args.fwa,
         swap=args.swap,
         aligned=args.aligned,
+        codec=args.codec,
         epochs=args.epochs,
         epoch_size=args.epoch_size,
         img_size=args.img_size,

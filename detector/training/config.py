@@ -42,6 +42,8 @@ class TrainConfig:
     # the pipeline-cut crops of every source the CLIP member's pool draws on (``real`` and
     # ``fake`` folders are then not read): see :func:`aligned_splits`
     aligned: bool = False
+    # share of training crops re-encoded as small H.264 frames (AugmentSettings.codec)
+    codec: float = 0.0
     epochs: int = 10
     epoch_size: int = 1024
     img_size: int | None = None

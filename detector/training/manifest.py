@@ -51,7 +51,13 @@ def auto_notes(
         + f"; early stopping on validation frame AUC (patience {cfg.patience}), "
         "best epoch kept",
         "augmentation: random resized crop (scale 0.8-1), flip, colour jitter, blur, noise, "
-        "downscale-upscale, JPEG q40-95",
+        "downscale-upscale, JPEG q40-95"
+        + (
+            f"; {cfg.codec:.0%} of crops re-encoded as one small H.264 frame (CRF 28-45, "
+            "35-100 % of the size)"
+            if cfg.codec
+            else ""
+        ),
         "weights stored as " + STORAGE_NOTES[storage],
         VALIDATION_ALIGNED if cfg.aligned else VALIDATION_FOLDERS,
     ]

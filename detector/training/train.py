@@ -27,7 +27,7 @@ import numpy as np
 from detector.evaluation.metrics import binary_metrics, json_ready
 from detector.models.preprocess import to_input
 from detector.settings import PROJECT_ROOT, cache_dir
-from detector.training.dataset import SOURCES, FaceSet, TrainingSampler
+from detector.training.dataset import SOURCES, AugmentSettings, FaceSet, TrainingSampler
 from detector.training.manifest import fmt_s
 
 if TYPE_CHECKING:  # torch, timm and facenet-pytorch load lazily: `--help` stays fast
@@ -102,7 +102,13 @@ def train(
             + (f"; pooled features, cosine, beta {cfg.feature_beta:g}" if cfg.feature_beta else "")
             + f"); crops drawn at {sample_size}px"
         )
-    sampler = TrainingSampler(data.train, sample_size, mix, seed=cfg.seed)
+    sampler = TrainingSampler(
+        data.train,
+        sample_size,
+        mix,
+        seed=cfg.seed,
+        augment_settings=AugmentSettings(codec=cfg.codec),
+    )
     fake_share = sampler.fake_share
     pos_weight = torch.tensor([(1 - fake_share) / fake_share], device=device)
     log(
