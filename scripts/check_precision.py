@@ -106,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
 def record(metrics: dict, row: dict, kernels: str | None) -> None:
     """Write a member's check into its manifest's ``metrics``. Measured on AMX (which rounds bf16
     otherwise than AVX-512 BF16), it goes beside the AVX-512 BF16 check, as ``amx`` and
-    ``bf16_holds_amx`` (which admits bf16 on AMX CPUs), and replaces nothing else."""
+    ``bf16_holds_amx`` (which admits bf16 on AMX CPUs), and replaces nothing else; either may
+    be measured first (``--isa`` measures both on one AMX CPU)."""
     if kernels != "AMX":
-        metrics["precision_check"] = {**row, "bf16_kernels": kernels}
+        old = metrics.get("precision_check") or {}
+        kept = {k: old[k] for k in ("amx", "bf16_holds_amx") if k in old}
+        metrics["precision_check"] = {**row, "bf16_kernels": kernels, **kept}
         return
     check = metrics.setdefault("precision_check", {})
     check["amx"] = row

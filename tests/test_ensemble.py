@@ -158,3 +158,8 @@ def test_an_amx_precision_check_is_recorded_beside_the_avx512_one():
     check = metrics["precision_check"]
     assert check["bf16_frozen_auc"] == 0.899 and check["bf16_holds_amx"] is False
     assert check["amx"]["bf16_frozen_auc"] == 0.88
+    # the AVX-512 BF16 check measured again afterwards (--isa) keeps the AMX one
+    record(metrics, {"fp32_eager_auc": 0.90, "bf16_frozen_auc": 0.901}, "AVX512_BF16")
+    check = metrics["precision_check"]
+    assert check["bf16_frozen_auc"] == 0.901 and check["amx"]["bf16_frozen_auc"] == 0.88
+    assert check["bf16_holds_amx"] is False

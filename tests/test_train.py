@@ -339,6 +339,7 @@ def test_train_cli_takes_folders_or_the_aligned_sources_not_both(tmp_path):
     real.mkdir()
     for argv in (
         ["train", "--model", "xception", "--aligned", "--real", str(real)],
+        ["train", "--model", "xception", "--aligned", "--fake", str(real)],
         ["train", "--model", "xception"],
     ):
         assert main(argv) != 0

@@ -89,8 +89,10 @@ def run(args) -> int:
 
     if args.model not in trainable_names():
         raise BadSettingsError(f"--model must be one of {', '.join(trainable_names())}")
-    if bool(args.aligned) == bool(args.real):
-        raise BadSettingsError("give either --real folders or --aligned, not both")
+    if args.aligned and (args.real or args.fake):
+        raise BadSettingsError("--aligned reads its own sources: give no --real or --fake")
+    if not args.aligned and not args.real:
+        raise BadSettingsError("give --real folders (and --fake), or --aligned")
     cfg = TrainConfig(
         model=args.model,
         real=tuple(args.real),
