@@ -139,6 +139,18 @@ def _train_ids() -> set[str]:
     return set(split["train"])
 
 
+def ffpp_frames_aligned(label: str, ids: set[str], log: Callable[[str], None] = print) -> Aligned:
+    """The aligned ``ffpp_frames/<label>`` crops ("real" or "fake") of the given FF++ ids."""
+    a = align_folder(data_dir() / "ffpp_frames" / label, ffpp_target_id, log)
+    keep = [i for i, g in enumerate(a.groups) if g in ids]
+    return Aligned(
+        [a.images[i] for i in keep],
+        [a.landmarks[i] for i in keep],
+        [a.groups[i] for i in keep],
+        [a.names[i] for i in keep],
+    )
+
+
 def aligned_sources(part: str, log: Callable[[str], None] = print) -> dict[str, list[Aligned]]:
     """Aligned crops per pool key, for ``part`` "train" or "val" (held-out FF++ crops)."""
     d = data_dir()
@@ -153,15 +165,7 @@ def aligned_sources(part: str, log: Callable[[str], None] = print) -> dict[str, 
     if part == "train":
         ids = _train_ids()
         for label, key in (("real", "real"), ("fake", "ffpp_frames")):
-            a = align_folder(d / "ffpp_frames" / label, ffpp_target_id, log)
-            keep = [i for i, g in enumerate(a.groups) if g in ids]
-            sel = Aligned(
-                [a.images[i] for i in keep],
-                [a.landmarks[i] for i in keep],
-                [a.groups[i] for i in keep],
-                [a.names[i] for i in keep],
-            )
-            out.setdefault(key, []).append(sel)
+            out.setdefault(key, []).append(ffpp_frames_aligned(label, ids, log))
         from detector.training.splits import person_id
 
         out["real"].append(align_folder(d / "faces_real_fmd", person_id, log))

@@ -166,8 +166,7 @@ def aligned_splits(cfg: TrainConfig, log: Callable[[str], None] = print) -> Spli
     Test: the ``ffpp_frames`` crops of the split file's test ids, as every other member's test.
     The cross-dataset validation is never read here.
     """
-    from detector.settings import data_dir
-    from detector.training.clip_pool import Aligned, align_folder, aligned_sources
+    from detector.training.clip_pool import Aligned, aligned_sources, ffpp_frames_aligned
 
     split = json.loads(Path(cfg.split_file).read_text(encoding="utf-8"))
 
@@ -193,11 +192,10 @@ def aligned_splits(cfg: TrainConfig, log: Callable[[str], None] = print) -> Spli
                 log(f"{part}: {len(a.images)} {kind} crops")
         return out
 
-    test = []
-    for label, name in ((0, "real"), (1, "fake")):
-        a = align_folder(data_dir() / "ffpp_frames" / name, ffpp_target_id, log)
-        keep = np.array([g in set(split["test"]) for g in a.groups], bool)
-        test.append(faceset(a, label, f"test:{name}").subset(keep))
+    test = [
+        faceset(ffpp_frames_aligned(name, set(split["test"]), log), label, f"test:{name}")
+        for label, name in ((0, "real"), (1, "fake"))
+    ]
     val = FaceSet.concat(sets("val"))
     return Splits(
         train=FaceSet.concat(sets("train")),
