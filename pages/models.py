@@ -33,8 +33,10 @@ for name in list_models():
                 col.metric(label, value)
         else:
             st.caption("No measured metrics recorded for this model.")
-        c1, c2 = st.columns(2)
         spec = get_spec(name)
+        if card.available and (why := views.crossval_absence(card.metrics, spec.inputs)):
+            st.caption(why)
+        c1, c2 = st.columns(2)
         scores = (
             f"windows of up to {spec.sequence_length} crops of one person (temporal)"
             if spec.kind == "track"

@@ -295,6 +295,22 @@ def crossval_metrics(metrics: dict) -> dict[str, str]:
     return out
 
 
+def crossval_absence(metrics: dict, inputs: str) -> str:
+    """Why a model shows no cross-dataset figure, in words ("" when it has one)."""
+    if (metrics.get("crossval") or {}).get("video_auc"):
+        return ""
+    if inputs == "crop_and_flow":
+        return (
+            "Not measured on the cross-dataset validation: it needs each face's next raw frame "
+            "(optical flow), which that set does not keep (its FaceForensics++ validation videos "
+            "are frame folders). Read its figures below as in-distribution only."
+        )
+    return (
+        "Not measured on the cross-dataset validation (`python -m scripts.calibrate --measure "
+        "NAME` records it). Read its figures below as in-distribution only."
+    )
+
+
 def precision_paths_text(paths: dict) -> str:
     """In words: the threshold holds on each precision path, with each path's counts."""
     return (

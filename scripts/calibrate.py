@@ -23,7 +23,8 @@ members never trained on), never on training data:
 The same videos choose and measure, so the figures are optimistic (they are what the issue calls
 "validation"); the held-out truth is data this project does not have.
 
-    python -m scripts.calibrate [--candidates a,b,...] [--clip-dir DIR] [--dry-run]
+    python -m scripts.calibrate [--candidates a,b,...] [--dry-run]
+    python -m scripts.calibrate --measure a,b,...   # members alone, into their manifests only
 """
 
 from __future__ import annotations
@@ -252,6 +253,29 @@ def search(faces, scores: dict[str, dict[str, np.ndarray]], step: float = 0.1) -
     return results
 
 
+def alone(name: str, faces, scores: dict[str, dict[str, np.ndarray]]) -> dict:
+    """One member measured alone, as an analysis with only it would score each video (mean
+    over frames): share of fakes caught at its own 5 % threshold and video AUCs with CIs."""
+    vs = video_scores(faces, scores, ScoringSettings(weights={name: 1.0}))
+    out = {"objective": objective(vs, faces), "auc": aucs(vs, faces, boot=1000)}
+    print(name, out["objective"], {k: v["auc"] for k, v in out["auc"].items()})
+    return out
+
+
+def unmeasurable(names: Sequence[str]) -> str:
+    """Why these members cannot be measured on the validation set ("" when they can)."""
+    from detector.models import get_spec
+
+    flow = [n for n in names if get_spec(n).inputs == "crop_and_flow"]
+    if flow:
+        return (
+            f"{', '.join(flow)} need each face's next raw frame (optical flow); the validation "
+            "set keeps one crop per face, and its FF++ validation videos are frame folders "
+            "with no next frame"
+        )
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -267,19 +291,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         "such); an AMX CPU measures all three",
     )
     p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    p.add_argument(
+        "--measure",
+        default="",
+        help="comma-separated members to measure alone and record in their manifests "
+        "(metrics.crossval), without choosing or calibrating the ensemble",
+    )
     args = p.parse_args(argv)
+    measure = [m for m in args.measure.split(",") if m]
+    if why := unmeasurable(measure):
+        p.error(why)
     faces: dict[str, tuple[object, Faces]] = all_faces(log=lambda *a: None)
+    if measure:
+        per_member = {m: alone(m, faces, {m: member_scores(m, faces)}) for m in measure}
+        if not args.dry_run:
+            record_crossval(args.out, per_member)
+        return 0
     cands = [c for c in args.candidates.split(",") if c]
     scores = {
         m: member_scores(m, faces, scorer=clip_scorer() if m == "clip_vit_b16" else None)
         for m in cands
     }
-    base = ScoringSettings(weights={})
-    per_member = {}
-    for m in cands:
-        vs = video_scores(faces, scores, ScoringSettings(weights={m: 1.0}))
-        per_member[m] = {"objective": objective(vs, faces), "auc": aucs(vs, faces, boot=1000)}
-        print(m, per_member[m]["objective"], {k: v["auc"] for k, v in per_member[m]["auc"].items()})
+    per_member = {m: alone(m, faces, scores) for m in cands}
     results = search(faces, scores, args.step)
     for r in results[:10]:
         print(f"caught {r[0]:.3f} auc {r[1]:.3f} {r[3]} {r[4]}")
@@ -321,7 +354,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.dry_run:
         return 0
-    _ = base
     return write(args.out, chosen, thr, low, real, measured, auc_table, per_member, results, extra)
 
 
@@ -450,6 +482,13 @@ def write(
         "previous_default": conf.get("previous_default", _previous(conf)),
     }
     path.write_text(json.dumps(conf, indent=2) + "\n", "utf-8")
+    record_crossval(out, per_member)
+    print(f"wrote {path}")
+    return 0
+
+
+def record_crossval(out: Path, per_member: dict) -> None:
+    """Each member's cross-dataset video AUCs (:func:`alone`) into its manifest."""
     for m, d in per_member.items():
         man_path = out / f"{m}.json"
         if man_path.is_file():
@@ -459,9 +498,8 @@ def write(
                 "command": "python -m scripts.calibrate",
                 "note": "member alone, default aggregation (mean over frames); cross-dataset validation",
             }
-            man_path.write_text(json.dumps(man, indent=2) + "\n", "utf-8")
-    print(f"wrote {path}")
-    return 0
+            man_path.write_text(json.dumps(man, indent=2, ensure_ascii=False) + "\n", "utf-8")
+            print(f"wrote {man_path}")
 
 
 PRESETS = {

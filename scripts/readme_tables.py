@@ -18,7 +18,6 @@ from detector.settings import PROJECT_ROOT, WEIGHTS_DIR
 README = PROJECT_ROOT / "README.md"
 COMMAND = "python -m scripts.readme_tables --write"
 
-CROSSVAL_MEMBERS = ("clip_vit_b16", "efficientnet_lite0", "xception", "inception_resnet_v2")
 CROSSVAL_COLUMNS = (
     ("celebdf_vs_all_reals", "Celeb-DF fakes vs all reals"),
     ("ffpp_clips_vs_all_reals", "FF++ DF/FS/NT clips vs all reals"),
@@ -59,9 +58,20 @@ def _auc(m: dict, ci: bool) -> str:
     return text
 
 
+def crossval_members() -> list[str]:
+    """The registered members whose manifests record cross-dataset figures, in registry order."""
+    from detector.models import list_models
+
+    return [
+        n
+        for n in list_models()
+        if (WEIGHTS_DIR / f"{n}.json").is_file() and "crossval" in _manifest(n).get("metrics", {})
+    ]
+
+
 def crossval_table() -> str:
     rows = ["| model | " + " | ".join(t for _, t in CROSSVAL_COLUMNS) + " |", "|---" * 4 + "|"]
-    for name in CROSSVAL_MEMBERS:
+    for name in crossval_members():
         auc = _manifest(name)["metrics"]["crossval"]["video_auc"]
         cells = [_auc(auc[k], ci=name == "clip_vit_b16") for k, _ in CROSSVAL_COLUMNS]
         cells[-1] = f"**{cells[-1]}**" if name == "clip_vit_b16" else cells[-1]

@@ -72,6 +72,24 @@ def test_every_page_renders_with_an_analysis(page, analysis):
     assert not at.exception, at.exception
 
 
+def test_models_page_gives_each_face_models_cross_dataset_figure_or_why_not():
+    from detector.models import get_spec, list_models, model_card
+
+    at = _app()
+    at.run()
+    at.switch_page("pages/models.py")
+    at.run()
+    assert not at.exception, at.exception
+    shown = _texts(at)
+    measured = [n for n in list_models() if model_card(n).metrics.get("crossval")]
+    assert {"clip_vit_b16", "xception", "lstm_efficientnet_lite0"} <= set(measured)
+    labels = [m.label for m in at.metric]
+    assert labels.count("cross-dataset AUC: all validation fakes") == len(measured)
+    flow = [n for n in list_models() if get_spec(n).inputs == "crop_and_flow"]
+    assert flow and all(model_card(n).available for n in flow)
+    assert shown.count("it needs each face's next raw frame (optical flow)") == len(flow)
+
+
 def test_analyze_page_shows_the_verdict_card(analysis):
     at = _app(analysis)
     at.run()

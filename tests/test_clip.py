@@ -398,3 +398,22 @@ def test_a_recipe_started_from_the_shipped_head_holds_its_checked_weights():
         torch.testing.assert_close(v, shipped[f"head.{k}"])
     with pytest.raises(ValueError, match="unknown head source"):
         init_head(det, "elsewhere")
+
+
+def test_calibrate_measures_members_alone_into_their_manifests_only(tmp_path):
+    """``calibrate --measure``: a member's cross-dataset AUCs go into its own manifest (the rest
+    of it kept, non-ASCII text as it was); a member that needs the next raw frame is refused
+    in words, since the validation set keeps one crop per face."""
+    from scripts.calibrate import record_crossval, unmeasurable
+
+    assert unmeasurable(["xception", "lstm_efficientnet_lite0"]) == ""
+    assert "next raw frame" in unmeasurable(["xception", "two_stream_frame"])
+    man = {"name": "m", "trained_on": "FaceForensics (Rössler et al.)", "metrics": {"val": 1}}
+    (tmp_path / "m.json").write_text(json.dumps(man, ensure_ascii=False), "utf-8")
+    auc = {"all": {"auc": 0.7, "ci95": [0.6, 0.8]}}
+    record_crossval(tmp_path, {"m": {"objective": (0.1, 0.7), "auc": auc}})
+    text = (tmp_path / "m.json").read_text("utf-8")
+    got = json.loads(text)
+    assert "Rössler" in text and got["metrics"]["val"] == 1
+    assert got["metrics"]["crossval"]["video_auc"] == auc
+    assert not (tmp_path / "ensemble.json").exists()
