@@ -70,6 +70,43 @@ def test_track_fakes_are_consistent_and_flicker_fakes_are_not():
         assert any(same) and not all(same), "flicker must mix blended and untouched frames"
 
 
+def _donor(n: int = 3) -> FaceSequence:
+    """Another person: a face with a blue band across the eyes, each frame a little brighter."""
+    frames = []
+    for k in range(n):
+        img = _face(96, seed=9)
+        img[34:44, 30:66] = (0, 0, 255)
+        frames.append(np.clip(img.astype(int) + 10 * k, 0, 255).astype(np.uint8))
+    return FaceSequence("111", 0, tuple(frames), (default_landmarks(96, 96),) * n)
+
+
+def test_swap_track_puts_another_person_on_every_frame_with_one_swap():
+    target, donor = _sequence(6), _donor(1)
+    other = FaceSequence("222", 0, (_face(96, seed=4),), (default_landmarks(96, 96),))
+    base = make_sequence(target, "real", np.random.default_rng(0), 96, train=False)
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        swap = make_sequence(target, "swap_track", rng, 96, train=False, donors=[target, donor])
+        assert not np.array_equal(swap[0], base[0])
+        # one set of random choices for the whole track: identical frames stay identical
+        assert all(np.array_equal(swap[0], f) for f in swap[1:]), "the swap flickers"
+        # the same choices with another donor: another face (never the target's own)
+        rng = np.random.default_rng(seed)
+        by_other = make_sequence(target, "swap_track", rng, 96, train=False, donors=[other])
+        assert not np.array_equal(swap[0], by_other[0]), "the donor's face is not what goes in"
+
+
+def test_swap_track_takes_the_donors_frames_in_order_and_never_the_same_person():
+    target = _sequence(4)
+    swap = make_sequence(
+        target, "swap_track", np.random.default_rng(1), 96, train=False, donors=[_donor(2)]
+    )
+    assert np.array_equal(swap[0], swap[2]) and np.array_equal(swap[1], swap[3])
+    assert not np.array_equal(swap[0], swap[1])  # the donor's frames 0, 1, 0, 1
+    with pytest.raises(ValueError, match="another person"):
+        make_sequence(target, "swap_track", np.random.default_rng(1), 96, donors=[target])
+
+
 def test_int8_storage_round_trip(tmp_path):
     torch.manual_seed(0)
     state = {
@@ -167,3 +204,42 @@ def test_resnext50_lstm_freezes_a_trained_per_frame_trunk_only_when_given_one(tm
     assert all(p.requires_grad for p in net.head.parameters())
     w = trunk.state_dict()["conv1.weight"]
     assert torch.equal(net.backbone.state_dict()["conv1.weight"], w)
+
+
+def test_tiny_temporal_run_trains_and_validates_on_swap_tracks(tmp_path, monkeypatch):
+    """A frozen-trunk temporal run with swap_track views: the other person comes from another
+    training video, validation holds swap tracks too, and the manifest says what it trained on;
+    one real training video is refused in words."""
+    from detector.errors import BadSettingsError
+    from detector.training.temporal import TemporalConfig, train_temporal
+    from tests.test_train import _write_faces
+
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path / "cache"))
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    _write_faces(real, [f"{i:03d}_{k}.jpg" for i in range(10) for k in range(2)])
+    _write_faces(fake, [f"{i:03d}_{i + 50:03d}_{k}.jpg" for i in range(10) for k in range(2)])
+    cfg = TemporalConfig(
+        model="lstm_efficientnet_lite0",
+        real=(real,),
+        fake=(fake,),
+        views={"real": 1, "fake": 1, "swap_track": 1},
+        epochs=1,
+        batch_size=4,
+        split_file=tmp_path / "split.json",
+        amp="none",
+        threads=1,
+        out=tmp_path / "weights",
+    )
+    (tmp_path / "weights").mkdir()
+    manifest = train_temporal(cfg, command="test", log=lambda m: None)
+    assert "swap_track temporal fakes" in manifest["trained_on"]
+    assert manifest["config"]["views"]["swap_track"] == 1
+    n_val = manifest["split"]["n_videos"]["val"]
+    assert manifest["metrics"]["val_all"]["n_videos"] > n_val  # synthetic val tracks beside
+    one = tmp_path / "one"
+    _write_faces(one, [f"000_{k}.jpg" for k in range(2)])
+    with pytest.raises(BadSettingsError, match="two real training videos"):
+        train_temporal(
+            TemporalConfig(**{**cfg.__dict__, "real": (one,), "split_file": tmp_path / "s1.json"}),
+            log=lambda m: None,
+        )

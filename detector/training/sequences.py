@@ -1,8 +1,9 @@
-"""Face sequences for the temporal members: frames of one video in time order, sequences made from them (real, fake and the synthetic sbi_track / sbi_flicker fakes), batches, and sequence-level metrics."""
+"""Face sequences for the temporal members: frames of one video in time order, sequences made from them (real, fake and the synthetic sbi_track / sbi_flicker / swap_track fakes), batches, and sequence-level metrics."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,13 +12,14 @@ import numpy as np
 from detector.evaluation.metrics import binary_metrics, bootstrap_auc_ci
 from detector.models.preprocess import to_input
 from detector.training.dataset import FaceSet, augment, resize_square
-from detector.training.fakes import self_blend
+from detector.training.fakes import apply_swap, draw_swap_params, self_blend
 
 if TYPE_CHECKING:
     import torch
 
 
-KINDS = ("real", "fake", "sbi_track", "sbi_flicker")
+KINDS = ("real", "fake", "sbi_track", "sbi_flicker", "swap_track")
+SYNTHETIC = KINDS[2:]  # made from a real sequence (swap_track: and another person's)
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,18 @@ def sequences_of(fs: FaceSet) -> list[FaceSequence]:
 
 
 def make_sequence(
-    seq: FaceSequence, kind: str, rng: np.random.Generator, size: int, train: bool = True
+    seq: FaceSequence,
+    kind: str,
+    rng: np.random.Generator,
+    size: int,
+    train: bool = True,
+    donors: Sequence[FaceSequence] = (),
 ) -> np.ndarray:
-    """One (T, size, size, 3) uint8 sequence of the given kind (see the module docstring)."""
+    """One (T, size, size, 3) uint8 sequence of the given kind (see :mod:`detector.training.temporal`).
+    ``donors``: real sequences a ``swap_track`` takes its other person from."""
     frames = list(seq.images)
+    if kind == "swap_track":
+        frames = swap_track(seq, donors, rng)
     if kind == "sbi_track":
         blend_seed = int(rng.integers(2**31))
         frames = [
@@ -80,6 +90,25 @@ def make_sequence(
     return np.stack([augment(im, size, np.random.default_rng(aug_seed)) for im in frames])
 
 
+def swap_track(
+    seq: FaceSequence, donors: Sequence[FaceSequence], rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Another person's face on every frame of ``seq``, one swap over the whole track (the same
+    random choices of alignment noise, mask, colour transfer, blur and resolution on every
+    frame: :func:`detector.training.fakes.apply_swap`), the donor's frame k on the target's
+    frame k (cycled), as FaceForensics++'s FaceSwap puts a source video on a target video."""
+    others = [d for d in donors if d.video != seq.video and d.label == 0]
+    if not others:
+        raise ValueError(f"a swap_track of {seq.video} needs another person's real sequence")
+    donor = others[int(rng.integers(len(others)))]
+    params = draw_swap_params(rng)
+    n = len(donor.images)
+    return [
+        apply_swap(im, lm, donor.images[k % n], donor.landmarks[k % n], params)[0]
+        for k, (im, lm) in enumerate(zip(seq.images, seq.landmarks, strict=True))
+    ]
+
+
 def to_batch(seqs: np.ndarray, mean, std, device) -> torch.Tensor:
     """uint8 (B, T, S, S, 3) -> normalised float (B, T, 3, S, S), each frame as scoring prepares it."""
     b, n = seqs.shape[:2]
@@ -88,17 +117,22 @@ def to_batch(seqs: np.ndarray, mean, std, device) -> torch.Tensor:
 
 
 def eval_sequences(
-    sets: list[FaceSequence], seed: int, with_synthetic: bool
+    sets: list[FaceSequence], seed: int, synthetic: Sequence[str] = ()
 ) -> tuple[list[FaceSequence | tuple], np.ndarray, list[str]]:
-    """Fixed evaluation items: (sequence, kind) pairs, labels, names."""
+    """Fixed evaluation items: (sequence, kind) pairs, labels, names; each real sequence also
+    made into one synthetic fake, taking the ``synthetic`` kinds in turn (a ``swap_track`` only
+    where there is another real sequence to take a face from)."""
     items, labels, names = [], [], []
     for s in sets:
         items.append((s, "real" if s.label == 0 else "fake"))
         labels.append(s.label)
         names.append(s.video)
-    if with_synthetic:
-        for k, s in enumerate(x for x in sets if x.label == 0):
-            kind = ("sbi_track", "sbi_flicker")[k % 2]
+    reals = [x for x in sets if x.label == 0]
+    if len(reals) < 2:  # a swap needs another person
+        synthetic = [k for k in synthetic if k != "swap_track"]
+    if synthetic:
+        for k, s in enumerate(reals):
+            kind = synthetic[k % len(synthetic)]
             items.append((s, kind))
             labels.append(1)
             names.append(f"{kind}_{s.video}")

@@ -11,7 +11,10 @@ turned into *temporal* synthetic fakes so that real-only data can teach temporal
 - ``sbi_track``: the same self-blend (same random parameters) applied to every frame, as a face
   swap that is consistent over time;
 - ``sbi_flicker``: an independent self-blend on a random subset of frames, the others left real:
-  a blend that flickers from frame to frame.
+  a blend that flickers from frame to frame;
+- ``swap_track``: another real person's face put on every frame with one identity swap (the
+  same alignment noise, mask, colour transfer and blur throughout; the donor's frames in order),
+  as FaceForensics++'s FaceSwap puts a source video on a target.
 
 Augmentation is drawn once per sequence and applied identically to its frames, so that it adds
 no temporal inconsistency to real sequences.
@@ -52,7 +55,7 @@ from detector.training.trainables import load_trunk
 if TYPE_CHECKING:
     from torch import nn
 from detector.training.sequences import (
-    KINDS,
+    SYNTHETIC,
     FaceSequence,
     eval_sequences,
     make_sequence,
@@ -147,7 +150,15 @@ def build(cfg: TemporalConfig, device) -> nn.Module:
     return net.to(device)
 
 
-def predict_items(net, items, spec, size, device, amp: bool, batch: int = 8) -> np.ndarray:
+E2E_MIX = {"real": 0.5, "fake": 0.2, "sbi_track": 0.15, "sbi_flicker": 0.15}
+"""The kinds of sequence the end-to-end path draws on the fly, and their shares."""
+
+
+def predict_items(
+    net, items, spec, size, device, amp: bool, batch: int = 8, donors=()
+) -> np.ndarray:
+    """P(fake) of each (sequence, kind) item; ``donors``: the real sequences a ``swap_track``
+    item takes its other person from."""
     import torch
 
     net.eval()
@@ -157,7 +168,7 @@ def predict_items(net, items, spec, size, device, amp: bool, batch: int = 8) -> 
         seqs = []
         for k, (seq, kind) in enumerate(chunk):
             rng = np.random.default_rng([7, s + k])
-            seqs.append(make_sequence(seq, kind, rng, size, train=False))
+            seqs.append(make_sequence(seq, kind, rng, size, train=False, donors=donors))
         lengths = {len(x) for x in seqs}
         for length in lengths:
             pick = [i for i, x in enumerate(seqs) if len(x) == length]
@@ -186,10 +197,17 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
     net = build(cfg, device)
     amp = cfg.amp == "bf16"
     frozen = frozen_trunk(cfg) is not None
-    val_items, val_y, _ = eval_sequences(sets.val, cfg.seed, with_synthetic=True)
+    # each real validation video also made into a synthetic fake of a kind trained on
+    synthetic = tuple(k for k in SYNTHETIC if cfg.views.get(k)) or ("sbi_track", "sbi_flicker")
+    val_items, val_y, _ = eval_sequences(sets.val, cfg.seed, synthetic)
+    val_donors = [s for s in sets.val if s.label == 0]
     n_id = len(sets.val)
     reals = [s for s in sets.train if s.label == 0]
     fakes = [s for s in sets.train if s.label == 1]
+    if cfg.views.get("swap_track") and len({s.video for s in reals}) < 2:
+        from detector.errors import BadSettingsError
+
+        raise BadSettingsError("swap_track views need at least two real training videos")
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
@@ -199,7 +217,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
 
     def score_val() -> np.ndarray:
         if val_feats is None:
-            return predict_items(net, val_items, spec, size, device, amp)
+            return predict_items(net, val_items, spec, size, device, amp, donors=val_donors)
         net.eval()
         with torch.inference_mode():
             z = torch.cat([net.head(f.unsqueeze(0).to(device)) for f in val_feats]).float()
@@ -230,13 +248,13 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         rng = np.random.default_rng(cfg.seed)
         feats, labels = [], []
         f0 = time.time()
-        pools = {"real": reals, "fake": fakes, "sbi_track": reals, "sbi_flicker": reals}
+        pools = {"real": reals, "fake": fakes, **{k: reals for k in SYNTHETIC}}
         todo = [(s, kind) for kind, n in cfg.views.items() for s in pools[kind] for _ in range(n)]
         log(f"computing trunk features of {len(todo)} augmented training sequences")
         net.eval()
         for i in range(0, len(todo), 8):
             chunk = todo[i : i + 8]
-            seqs = [make_sequence(s, k, rng, size) for s, k in chunk]
+            seqs = [make_sequence(s, k, rng, size, donors=reals) for s, k in chunk]
             for length in {len(x) for x in seqs}:
                 pick = [j for j, x in enumerate(seqs) if len(x) == length]
                 x = to_batch(np.stack([seqs[j] for j in pick]), spec.mean, spec.std, device)
@@ -253,7 +271,8 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
                 log(f"features {done}/{len(todo)} ({rate:.1f} seq/s)")
         val_feats = []
         for i, (seq, kind) in enumerate(val_items):
-            x = make_sequence(seq, kind, np.random.default_rng([7, i]), size, train=False)
+            rng_i = np.random.default_rng([7, i])
+            x = make_sequence(seq, kind, rng_i, size, train=False, donors=val_donors)
             x = to_batch(x[None], spec.mean, spec.std, device)
             with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=amp):
                 val_feats.append(net.features(x).float().cpu()[0])
@@ -284,8 +303,8 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
             evaluate_epoch(epoch, float(np.mean(losses)), e0)
     else:
         steps_per_epoch = 32
-        mix = np.array([0.5, 0.2, 0.15, 0.15])
-        kinds = np.array(KINDS)
+        mix = np.array(list(E2E_MIX.values()))
+        kinds = np.array(list(E2E_MIX))
         pools = {"real": reals, "fake": fakes, "sbi_track": reals, "sbi_flicker": reals}
         fake_share = mix[1:].sum()
         class_w = torch.tensor([0.5 / (1 - fake_share), 0.5 / fake_share], dtype=torch.float32)
@@ -307,7 +326,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
             net.train()
             losses = []
             for step in range(steps_per_epoch):
-                ks = rng.choice(len(KINDS), size=cfg.batch_size, p=mix)
+                ks = rng.choice(len(kinds), size=cfg.batch_size, p=mix)
                 seqs, ys = [], []
                 for k in ks:
                     pool = pools[kinds[k]]
@@ -337,7 +356,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
 
     # --- final: best weights, storage, val and test metrics
     net.load_state_dict(best["state"])
-    val_scores = predict_items(net, val_items, spec, size, device, amp=False)
+    val_scores = predict_items(net, val_items, spec, size, device, False, donors=val_donors)
     fp32_auc = binary_metrics(val_y[:n_id], val_scores[:n_id])["auc"]
     bf16_scores = predict_items(net, val_items[:n_id], spec, size, device, amp=True)
     bf16_auc = binary_metrics(val_y[:n_id], bf16_scores)["auc"]
@@ -357,7 +376,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         "bf16_val_auc": bf16_auc,
         **stored,
     }
-    test_items, test_y, test_names = eval_sequences(sets.test, cfg.seed, with_synthetic=False)
+    test_items, test_y, test_names = eval_sequences(sets.test, cfg.seed)
     if test_items:
         test_scores = predict_items(net, test_items, spec, size, device, amp=False)
         metrics["test"] = sequence_metrics(test_y, test_scores)
@@ -374,6 +393,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         if trunk
         else {}
     )
+    made = [k for k in SYNTHETIC if (cfg.views.get(k) if frozen else k in E2E_MIX)]
     manifest = {
         "name": cfg.model,
         "kind": "track",
@@ -403,7 +423,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
             f"{sum(s.label == 0 for s in sets.train)} real and "
             f"{sum(s.label == 1 for s in sets.train)} fake FaceForensics++ c23 videos "
             f"(ffpp_frames, {SEQ_DESC}), training split of {cfg.split_file and cfg.split_file.name}"
-            "; plus sbi_track and sbi_flicker temporal fakes made from the real training videos"
+            f"; plus {' and '.join(made)} temporal fakes made from the real training videos"
         ),
         "training_command": command,
         "config": {
@@ -448,8 +468,9 @@ def _notes(cfg: TemporalConfig, frozen: bool, storage: str) -> str:
         if frozen
         else (
             "backbone and head trained end to end from random initialisation at 112 px, "
-            f"sequences generated on the fly (real 0.5, fake 0.2, sbi_track 0.15, sbi_flicker "
-            f"0.15), AdamW one-cycle lr {cfg.lr:g}, bf16 autocast, "
+            "sequences generated on the fly ("
+            + ", ".join(f"{k} {v:g}" for k, v in E2E_MIX.items())
+            + f"), AdamW one-cycle lr {cfg.lr:g}, bf16 autocast, "
             f"time budget {cfg.time_budget_min} min"
         ),
         "augmentation drawn once per sequence (same crop, flip, colour, blur, noise, JPEG on "
