@@ -423,7 +423,11 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
             f"{sum(s.label == 0 for s in sets.train)} real and "
             f"{sum(s.label == 1 for s in sets.train)} fake FaceForensics++ c23 videos "
             f"(ffpp_frames, {SEQ_DESC}), training split of {cfg.split_file and cfg.split_file.name}"
-            f"; plus {' and '.join(made)} temporal fakes made from the real training videos"
+        )
+        + (
+            f"; plus {_words(made)} temporal fakes made from the real training videos"
+            if made
+            else ""
         ),
         "training_command": command,
         "config": {
@@ -451,6 +455,11 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
 
 
 SEQ_DESC = "10 frames per video, spread over the video, not consecutive"
+
+
+def _words(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(items[:-1]), items[-1]]) if len(items) > 1 else "".join(items)
 
 
 def _notes(cfg: TemporalConfig, frozen: bool, storage: str) -> str:
