@@ -73,7 +73,7 @@ def crossval_table() -> str:
     rows = ["| model | " + " | ".join(t for _, t in CROSSVAL_COLUMNS) + " |", "|---" * 4 + "|"]
     for name in crossval_members():
         auc = _manifest(name)["metrics"]["crossval"]["video_auc"]
-        cells = [_auc(auc[k], ci=name == "clip_vit_b16") for k, _ in CROSSVAL_COLUMNS]
+        cells = [_auc(auc[k], ci=True) for k, _ in CROSSVAL_COLUMNS]
         cells[-1] = f"**{cells[-1]}**" if name == "clip_vit_b16" else cells[-1]
         rows.append(f"| `{name}` | " + " | ".join(cells) + " |")
     auc = _ensemble()["calibration"]["video_auc"]
