@@ -40,7 +40,7 @@ import numpy as np
 
 from detector.evaluation.metrics import bootstrap_auc_ci
 from detector.scoring.device import ISA_CAPS, bf16_kernels
-from detector.settings import WEIGHTS_DIR
+from detector.settings import weights_dir
 from detector.types import ScoreTable, ScoringSettings
 from detector.verdict.verdict import compute_verdict
 from scripts.crossval import (
@@ -290,7 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write a threshold set on the precision paths this CPU can measure (recorded as "
         "such); an AMX CPU measures all three",
     )
-    p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write (default: the weights scored, DEEPFAKE_WEIGHTS_DIR or weights/)",
+    )
     p.add_argument(
         "--measure",
         default="",
@@ -298,6 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(metrics.crossval), without choosing or calibrating the ensemble",
     )
     args = p.parse_args(argv)
+    args.out = args.out or weights_dir()  # never a candidate's figures into the shipped weights
     measure = [m for m in args.measure.split(",") if m]
     if why := unmeasurable(measure):
         p.error(why)
@@ -305,7 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if measure:
         per_member = {m: alone(m, faces, {m: member_scores(m, faces)}) for m in measure}
         if not args.dry_run:
-            record_crossval(args.out, per_member)
+            record_crossval(
+                args.out, per_member, f"python -m scripts.calibrate --measure {','.join(measure)}"
+            )
         return 0
     cands = [c for c in args.candidates.split(",") if c]
     scores = {
@@ -487,16 +495,19 @@ def write(
     return 0
 
 
-def record_crossval(out: Path, per_member: dict) -> None:
-    """Each member's cross-dataset video AUCs (:func:`alone`) into its manifest."""
+def record_crossval(
+    out: Path, per_member: dict, command: str = "python -m scripts.calibrate"
+) -> None:
+    """Each member's cross-dataset video AUCs (:func:`alone`, float32) into its manifest."""
     for m, d in per_member.items():
         man_path = out / f"{m}.json"
         if man_path.is_file():
             man = json.loads(man_path.read_text("utf-8"))
             man.setdefault("metrics", {})["crossval"] = {
                 "video_auc": d["auc"],
-                "command": "python -m scripts.calibrate",
-                "note": "member alone, default aggregation (mean over frames); cross-dataset validation",
+                "command": command,
+                "note": "member alone, default aggregation (mean over frames), float32; "
+                "cross-dataset validation",
             }
             man_path.write_text(json.dumps(man, indent=2, ensure_ascii=False) + "\n", "utf-8")
             print(f"wrote {man_path}")
