@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -110,6 +112,40 @@ def test_evaluate_clip_folders_through_the_pipeline(tmp_path):
     assert set(scored.videos) == {"real/a", "fake/b"} and not scored.skipped
     res = evaluate_scores(scored.videos, scored.labels, scored.scores, models)
     assert res.video["ensemble"]["n"] == 2 and set(res.video_scores) == {"real/a", "fake/b"}
+    # FaceForensics++ names a clip alike in every method's folder: two videos, not one
+    (tmp_path / "FaceSwap").mkdir()
+    synthetic.astronaut_clip(tmp_path / "FaceSwap" / "b.mp4", seconds=2, face_size=90)
+    scored = score_folders(
+        [tmp_path / "real"],
+        [tmp_path / "fake", tmp_path / "FaceSwap"],
+        models,
+        device="cpu",
+        log=lambda m: None,
+    )
+    assert set(scored.videos) == {"real/a", "fake/fake/b", "fake/FaceSwap/b"}
+    res = evaluate_scores(scored.videos, scored.labels, scored.scores, models)
+    assert res.video["ensemble"]["n"] == 3
+
+
+def test_videos_of_different_folders_or_uploads_never_merge():
+    from detector.evaluation.evaluate import _folder_prefixes
+
+    a, b, c = Path("x/real"), Path("y/real"), Path("x/Deepfakes")
+    assert _folder_prefixes([(a, 0), (c, 1)]) == ["", ""]
+    assert _folder_prefixes([(a, 0), (b, 0), (c, 0)]) == ["1:real/", "2:real/", "Deepfakes/"]
+    # two uploads of one name (a phone's "video.mp4" twice): two videos
+    from detector.evaluation.evaluate import scores_from_analyses
+
+    table = SimpleNamespace(
+        track_ids=np.array([0, 0]),
+        models=("m",),
+        p_fake=np.array([[0.2], [0.4]]),
+        timestamps_s=np.array([0.0, 1.0]),
+    )
+    done = SimpleNamespace(ok=True, scores=table, verdict=SimpleNamespace(deciding_track_id=0))
+    analysed = [("video.mp4", 1, done), ("video.mp4", 1, done), ("video.mp4", 0, done)]
+    scored = scores_from_analyses(analysed, ["m"], log=lambda m: None)
+    assert scored.videos == ("fake/video",) * 2 + ("fake/video (2)",) * 2 + ("real/video",) * 2
 
 
 def test_bootstrap_interval_resamples_whole_videos():

@@ -255,12 +255,13 @@ def score_image_folders(
         optimize=optimize,
     )
     videos, labels, names, images = [], [], [], []
-    for folder, label in folders:
+    prefixes = _folder_prefixes(folders)
+    for (folder, label), prefix in zip(folders, prefixes, strict=True):
         for p in sorted(list_images(folder), key=_video_then_frame):
             if keep_ids is not None and ffpp_target_id(p) not in keep_ids:
                 continue
             images.append(read_rgb(p))
-            videos.append(f"{'fake' if label else 'real'}/{ffpp_video_id(p)}")
+            videos.append(f"{'fake' if label else 'real'}/{prefix}{ffpp_video_id(p)}")
             labels.append(label)
             names.append(f"{folder.name}/{p.name}")
     scores = np.zeros((len(images), len(models)))
@@ -272,6 +273,22 @@ def score_image_folders(
         tracks = np.array([video_number[videos[i]] for i in idx])
         scores[idx] = ens.score([images[i] for i in idx], tracks)
     return ScoredSet(tuple(models), tuple(videos), tuple(labels), tuple(names), scores)
+
+
+def _folder_prefixes(folders: Sequence[tuple[Path, int]]) -> list[str]:
+    """What goes before a video's name so that videos of different folders never merge: the
+    folder's name where several folders share a label (FaceForensics++ names its clips alike in
+    every method's folder), and its place in the list where those names repeat too."""
+    out = []
+    for i, (folder, label) in enumerate(folders):
+        same = [f for f, lab in folders if lab == label]
+        if len(same) == 1:
+            out.append("")
+        elif [f.name for f in same].count(folder.name) == 1:
+            out.append(f"{folder.name}/")
+        else:
+            out.append(f"{i + 1}:{folder.name}/")
+    return out
 
 
 def _video_then_frame(path: Path) -> tuple[str, int, str]:
@@ -291,7 +308,15 @@ def scores_from_analyses(
     ``skipped`` with their status and message.
     """
     videos, labels, names, rows, skipped = [], [], [], [], []
-    for name, label, analysis in analysed:
+    keys: dict[int, str] = {}  # each analysed clip its own video, even where names repeat
+    for k, (name, label, _) in enumerate(analysed):
+        base = f"{'fake' if label else 'real'}/{Path(name).with_suffix('').as_posix()}"
+        key, n = base, 1
+        while key in keys.values():
+            n += 1
+            key = f"{base} ({n})"
+        keys[k] = key
+    for k, (name, label, analysis) in enumerate(analysed):
         if not analysis.ok or analysis.scores is None:
             skipped.append(f"{name}: {analysis.status}: {analysis.message}")
             log(f"skipped {name}: {analysis.status}")
@@ -300,7 +325,7 @@ def scores_from_analyses(
         keep = table.track_ids == analysis.verdict.deciding_track_id
         cols = [table.models.index(m) for m in models]
         for r in np.flatnonzero(keep):
-            videos.append(f"{'fake' if label else 'real'}/{Path(name).stem}")
+            videos.append(keys[k])
             labels.append(label)
             names.append(f"{name}@{float(table.timestamps_s[r]):.2f}s")
             rows.append(table.p_fake[r, cols])
@@ -325,11 +350,11 @@ def score_clip_folders(
 
     analyzer = Analyzer(list(models), device=device, weights_dir=weights_dir)
     analysed = []
-    for folder, label in folders:
+    for (folder, label), prefix in zip(folders, _folder_prefixes(folders), strict=True):
         clips = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
         for clip in clips:
             analysis = analyzer.analyze(clip, ExtractionSettings(sampling=sampling))
-            analysed.append((clip.name, label, analysis))
+            analysed.append((f"{prefix}{clip.name}", label, analysis))
     return scores_from_analyses(analysed, models, log=log)
 
 
