@@ -303,11 +303,11 @@ def crossval_absence(metrics: dict, inputs: str) -> str:
         return (
             "Not measured on the cross-dataset validation: it needs each face's next raw frame "
             "(optical flow), which that set does not keep (its FaceForensics++ validation videos "
-            "are frame folders). Read its figures below as in-distribution only."
+            "are frame folders). Read its other figures as in-distribution only."
         )
     return (
         "Not measured on the cross-dataset validation (`python -m scripts.calibrate --measure "
-        "NAME` records it). Read its figures below as in-distribution only."
+        "NAME` records it). Read its other figures as in-distribution only."
     )
 
 
