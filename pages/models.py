@@ -34,8 +34,10 @@ for name in list_models():
         else:
             st.caption("No measured metrics recorded for this model.")
         spec = get_spec(name)
-        if card.available and (why := views.crossval_absence(card.metrics, spec.inputs)):
+        if card.available and (why := views.crossval_absence(card.metrics)):
             st.caption(why)
+        if pool := (card.metrics.get("crossval") or {}).get("pool"):
+            st.caption(f"Cross-dataset figures on part of the set: {pool}.")
         c1, c2 = st.columns(2)
         scores = (
             f"windows of up to {spec.sequence_length} crops of one person (temporal)"

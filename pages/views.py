@@ -283,28 +283,25 @@ CROSSVAL_LABELS = {
 
 def crossval_metrics(metrics: dict) -> dict[str, str]:
     """Cross-dataset video AUCs (with 95 % CIs) against all real validation videos, from the
-    manifest's ``metrics.crossval`` (``python -m scripts.calibrate``)."""
-    table = ((metrics.get("crossval") or {}).get("video_auc")) or {}
+    manifest's ``metrics.crossval`` (``python -m scripts.calibrate``); "part of the set" where
+    some videos were left out for that member (``pool`` says which)."""
+    crossval = metrics.get("crossval") or {}
+    table = crossval.get("video_auc") or {}
+    what = "cross-dataset AUC (part of the set)" if crossval.get("pool") else "cross-dataset AUC"
     out = {}
     for key, label in CROSSVAL_LABELS.items():
         m = table.get(key)
         if m:
             ci = m.get("ci95") or []
             extra = f" ({ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else ""
-            out[f"cross-dataset AUC: {label}"] = f"{m['auc']:.2f}{extra}"
+            out[f"{what}: {label}"] = f"{m['auc']:.2f}{extra}"
     return out
 
 
-def crossval_absence(metrics: dict, inputs: str) -> str:
+def crossval_absence(metrics: dict) -> str:
     """Why a model shows no cross-dataset figure, in words ("" when it has one)."""
     if (metrics.get("crossval") or {}).get("video_auc"):
         return ""
-    if inputs == "crop_and_flow":
-        return (
-            "Not measured on the cross-dataset validation: it needs each face's next raw frame "
-            "(optical flow), which that set does not keep (its FaceForensics++ validation videos "
-            "are frame folders). Read its other figures as in-distribution only."
-        )
     return (
         "Not measured on the cross-dataset validation (`python -m scripts.calibrate --measure "
         "NAME` records it). Read its other figures as in-distribution only."

@@ -51,6 +51,7 @@ from scripts.crossval import (
     all_faces,
     member_scores,
     ran_as,
+    with_next_frames,
 )
 
 TARGET_FALSE_ALARM = 0.05
@@ -262,18 +263,46 @@ def alone(name: str, faces, scores: dict[str, dict[str, np.ndarray]]) -> dict:
     return out
 
 
-def unmeasurable(names: Sequence[str]) -> str:
-    """Why these members cannot be measured on the validation set ("" when they can)."""
+def trained_clips(name: str, faces) -> set[str]:
+    """The validation clips a member trained on: those its manifest names in ``trained_on``
+    (the two-stream members trained on the FF++ c23 clips and the stage clip)."""
+    import re
+
+    from detector.models import read_manifest
+
+    text = read_manifest(name).get("trained_on", "")
+    return {
+        k
+        for k, (c, _) in faces.items()
+        if c.path is not None and re.search(rf"(?<![\w.-]){re.escape(c.path.name)}", text)
+    }
+
+
+def measure_alone(name: str, faces) -> dict:
+    """:func:`alone` on the videos the member may be measured on: never a clip it trained on,
+    and for a member that needs each face's next raw frame (two-stream optical flow) the clips
+    only. ``pool`` says what was left out."""
     from detector.models import get_spec
 
-    flow = [n for n in names if get_spec(n).inputs == "crop_and_flow"]
-    if flow:
-        return (
-            f"{', '.join(flow)} need each face's next raw frame (optical flow); the validation "
-            "set keeps one crop per face, and its FF++ validation videos are frame folders "
-            "with no next frame"
+    usable, left_out = faces, []
+    if get_spec(name).inputs == "crop_and_flow":
+        usable = with_next_frames(usable)
+        left_out.append(
+            "the FF++ validation videos (folders of frames, with no next raw frame for the "
+            "optical flow)"
         )
-    return ""
+    if trained := trained_clips(name, usable):
+        usable = {k: v for k, v in usable.items() if k not in trained}
+        names = ", ".join(sorted(faces[k][0].path.name for k in trained))
+        left_out.append(f"the {len(trained)} clips it trained on ({names})")
+    out = alone(name, usable, {name: member_scores(name, usable)})
+    if left_out:
+        reals = sum(c.label == 0 for c, _ in usable.values())
+        out["pool"] = (
+            f"{reals} real and {len(usable) - reals} fake videos of the set; left out: "
+            + "; ".join(left_out)
+        )
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -305,11 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.out = args.out or weights_dir()  # never a candidate's figures into the shipped weights
     measure = [m for m in args.measure.split(",") if m]
-    if why := unmeasurable(measure):
-        p.error(why)
     faces: dict[str, tuple[object, Faces]] = all_faces(log=lambda *a: None)
     if measure:
-        per_member = {m: alone(m, faces, {m: member_scores(m, faces)}) for m in measure}
+        per_member = {m: measure_alone(m, faces) for m in measure}
         if not args.dry_run:
             record_crossval(
                 args.out, per_member, f"python -m scripts.calibrate --measure {','.join(measure)}"
@@ -508,6 +535,7 @@ def record_crossval(
                 "command": command,
                 "note": "member alone, default aggregation (mean over frames), float32; "
                 "cross-dataset validation",
+                **({"pool": d["pool"]} if d.get("pool") else {}),
             }
             man_path.write_text(json.dumps(man, indent=2, ensure_ascii=False) + "\n", "utf-8")
             print(f"wrote {man_path}")

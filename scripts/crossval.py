@@ -188,6 +188,42 @@ def all_faces(log=print) -> dict[str, tuple[Clip, Faces]]:
     return out
 
 
+def next_crops_of(clip: Clip, faces: Faces, analyzer=None) -> list[np.ndarray | None]:
+    """Each of the clip's faces cut from the next raw frame at the same box (None at the
+    clip's end), for the two-stream members' optical flow. The clip is decoded again with its
+    next frames, and the faces found must be the cached ones, crop for crop. Cached beside
+    them. A frame-folder video (the FF++ validation ids) has no next frame: ValueError."""
+    folder = cache_dir() / "crossval" / f"next_{_face_code_key()}"
+    file = folder / (clip.key.replace("/", "__") + ".npz")
+    if file.is_file():
+        z = np.load(file)
+        return [c if ok else None for c, ok in zip(z["next"], z["has"], strict=True)]
+    if clip.path is None:
+        raise ValueError(f"{clip.key} is a folder of frames: it has no next raw frame")
+    from detector.pipeline import Analyzer, ExtractionSettings
+
+    analyzer = analyzer or Analyzer(["efficientnet_lite0"])
+    _, found = analyzer.extract_faces(
+        clip.path, ExtractionSettings(sampling=sampling_for(clip.path)), with_next=True
+    )
+    crops = [f.crop for f in found]
+    if len(crops) != len(faces.crops) or not all(
+        np.array_equal(a, b) for a, b in zip(crops, faces.crops, strict=True)
+    ):
+        raise RuntimeError(f"{clip.key}: decoded with its next frames, other faces were found")
+    has = np.array([f.next_crop is not None for f in found], bool)
+    nxt = [f.next_crop if f.next_crop is not None else np.zeros_like(f.crop) for f in found]
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(file, next=np.stack(nxt) if nxt else np.zeros((0, 320, 320, 3), np.uint8), has=has)
+    return [c if ok else None for c, ok in zip(nxt, has, strict=True)]
+
+
+def with_next_frames(faces: dict[str, tuple[Clip, Faces]]) -> dict[str, tuple[Clip, Faces]]:
+    """The videos a member that needs each face's next raw frame can be measured on: the clips
+    (the FF++ validation videos are folders of frames, with no next frame)."""
+    return {k: v for k, v in faces.items() if v[0].path is not None}
+
+
 Scorer = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -279,12 +315,14 @@ def member_scores(
                 raise PathNotHere(f"{why}: set every switch of the cap, or none")
             ens = Ensemble([name], device="cpu", precision=precision)
 
-            def scorer(crops, tracks):
-                return ens.score(crops, tracks)[:, 0]
+            def scorer(crops, tracks, nxt=None):
+                return ens.score(crops, tracks, nxt)[:, 0]
 
+        flow = get_spec(name).inputs == "crop_and_flow"
         for k in todo:
-            _, f = faces[k]
-            cached[k] = scorer(f.crops, f.track_ids).tolist() if len(f.crops) else []
+            c, f = faces[k]
+            nxt = (next_crops_of(c, f),) if flow else ()
+            cached[k] = scorer(f.crops, f.track_ids, *nxt).tolist() if len(f.crops) else []
         file.parent.mkdir(parents=True, exist_ok=True)
         file.write_text(json.dumps(cached), "utf-8")
     return {k: np.asarray(v) for k, v in cached.items() if k in faces}

@@ -75,7 +75,8 @@ def crossval_table() -> str:
         auc = _manifest(name)["metrics"]["crossval"]["video_auc"]
         cells = [_auc(auc[k], ci=True) for k, _ in CROSSVAL_COLUMNS]
         cells[-1] = f"**{cells[-1]}**" if name == "clip_vit_b16" else cells[-1]
-        rows.append(f"| `{name}` | " + " | ".join(cells) + " |")
+        pool = " (part of the set²)" if _manifest(name)["metrics"]["crossval"].get("pool") else ""
+        rows.append(f"| `{name}`{pool} | " + " | ".join(cells) + " |")
     auc = _ensemble()["calibration"]["video_auc"]
     cells = [_auc(auc[k], ci=True) for k, _ in CROSSVAL_COLUMNS]
     cells[-1] = f"**{cells[-1]}**"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -402,12 +403,21 @@ def test_a_recipe_started_from_the_shipped_head_holds_its_checked_weights():
 
 def test_calibrate_measures_members_alone_into_their_manifests_only(tmp_path):
     """``calibrate --measure``: a member's cross-dataset AUCs go into its own manifest (the rest
-    of it kept, non-ASCII text as it was); a member that needs the next raw frame is refused
-    in words, since the validation set keeps one crop per face."""
-    from scripts.calibrate import record_crossval, unmeasurable
+    of it kept, non-ASCII text as it was), with the pool when it was measured on the clips
+    alone; a member that needs each face's next raw frame is measured on the clips only."""
+    from scripts.calibrate import record_crossval, trained_clips
+    from scripts.crossval import Clip, with_next_frames
 
-    assert unmeasurable(["xception", "lstm_efficientnet_lite0"]) == ""
-    assert "next raw frame" in unmeasurable(["xception", "two_stream_frame"])
+    clip, frames = Clip("c/a", 0, "c", Path("a.mp4")), Clip("ffpp_val/001", 0, "ffpp_val")
+    assert list(with_next_frames({"a": (clip, None), "b": (frames, None)})) == ["a"]
+    # the two-stream members trained on the FF++ c23 clips: never measured on them
+    seen = {
+        "t": (Clip("ffpp_c23/real/004", 0, "ffpp_c23", Path("x/004.mp4")), None),
+        "u": (Clip("ffpp_c40/real/1004", 0, "ffpp_c40", Path("y/1004.mp4")), None),
+        "v": (frames, None),
+    }
+    assert trained_clips("two_stream_frame", seen) == {"t"}
+    assert trained_clips("xception", seen) == set()
     man = {"name": "m", "trained_on": "FaceForensics (Rössler et al.)", "metrics": {"val": 1}}
     (tmp_path / "m.json").write_text(json.dumps(man, ensure_ascii=False), "utf-8")
     auc = {"all": {"auc": 0.7, "ci95": [0.6, 0.8]}}
@@ -415,5 +425,36 @@ def test_calibrate_measures_members_alone_into_their_manifests_only(tmp_path):
     text = (tmp_path / "m.json").read_text("utf-8")
     got = json.loads(text)
     assert "Rössler" in text and got["metrics"]["val"] == 1
-    assert got["metrics"]["crossval"]["video_auc"] == auc
+    assert (
+        got["metrics"]["crossval"]["video_auc"] == auc and "pool" not in got["metrics"]["crossval"]
+    )
+    record_crossval(tmp_path, {"m": {"objective": (0.1, 0.7), "auc": auc, "pool": "42 real"}})
+    assert json.loads((tmp_path / "m.json").read_text("utf-8"))["metrics"]["crossval"]["pool"]
     assert not (tmp_path / "ensemble.json").exists()
+
+
+def test_validation_faces_get_their_next_raw_frame_for_the_two_stream_members(
+    tmp_path, monkeypatch
+):
+    """The crop of each validation face in the following raw frame (optical flow), from the same
+    faces as the cached ones; a video that is a folder of frames has none, and says so."""
+    from detector.io import synthetic
+    from scripts.crossval import Clip, faces_of, next_crops_of
+
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path / "cache"))
+    path = synthetic.astronaut_clip(tmp_path / "a.mp4", seconds=3)
+    clip = Clip("t/a", 0, "t", path)
+    faces = faces_of(clip)
+    nxt = next_crops_of(clip, faces)
+    assert len(nxt) == len(faces.crops) >= 2
+    # every face but one at the clip's very end has its next frame
+    assert all(
+        n is not None and n.shape == c.shape for n, c in zip(nxt[:-1], faces.crops, strict=False)
+    )
+
+    def raw(crops):
+        return [None if n is None else n.tobytes() for n in crops]
+
+    assert raw(next_crops_of(clip, faces)) == raw(nxt)  # read back from the cache unchanged
+    with pytest.raises(ValueError, match="no next raw frame"):
+        next_crops_of(Clip("ffpp_val/001", 0, "ffpp_val"), faces)
