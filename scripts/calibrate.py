@@ -343,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         return 0
     cands = [c for c in args.candidates.split(",") if c]
+    if seen := [c for c in cands if trained_clips(c, faces)]:  # the default never chosen on them
+        p.error(f"{', '.join(seen)} trained on validation clips: not a candidate")
     scores = {
         m: member_scores(m, faces, scorer=clip_scorer() if m == "clip_vit_b16" else None)
         for m in cands

@@ -308,14 +308,14 @@ def scores_from_analyses(
     ``skipped`` with their status and message.
     """
     videos, labels, names, rows, skipped = [], [], [], [], []
-    keys: dict[int, str] = {}  # each analysed clip its own video, even where names repeat
-    for k, (name, label, _) in enumerate(analysed):
+    keys: list[str] = []  # each analysed clip its own video, even where names repeat
+    for name, label, _ in analysed:
         base = f"{'fake' if label else 'real'}/{Path(name).with_suffix('').as_posix()}"
         key, n = base, 1
-        while key in keys.values():
+        while key in keys:
             n += 1
             key = f"{base} ({n})"
-        keys[k] = key
+        keys.append(key)
     for k, (name, label, analysis) in enumerate(analysed):
         if not analysis.ok or analysis.scores is None:
             skipped.append(f"{name}: {analysis.status}: {analysis.message}")

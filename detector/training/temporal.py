@@ -208,6 +208,7 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         from detector.errors import BadSettingsError
 
         raise BadSettingsError("swap_track views need at least two real training videos")
+    pools = {"real": reals, "fake": fakes, **{k: reals for k in SYNTHETIC}}  # what each kind uses
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list[dict] = []
@@ -248,7 +249,6 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         rng = np.random.default_rng(cfg.seed)
         feats, labels = [], []
         f0 = time.time()
-        pools = {"real": reals, "fake": fakes, **{k: reals for k in SYNTHETIC}}
         todo = [(s, kind) for kind, n in cfg.views.items() for s in pools[kind] for _ in range(n)]
         log(f"computing trunk features of {len(todo)} augmented training sequences")
         net.eval()
@@ -305,7 +305,6 @@ def train_temporal(cfg: TemporalConfig, command: str = "", log=print) -> dict:
         steps_per_epoch = 32
         mix = np.array(list(E2E_MIX.values()))
         kinds = np.array(list(E2E_MIX))
-        pools = {"real": reals, "fake": fakes, "sbi_track": reals, "sbi_flicker": reals}
         fake_share = mix[1:].sum()
         class_w = torch.tensor([0.5 / (1 - fake_share), 0.5 / fake_share], dtype=torch.float32)
         total = steps_per_epoch * cfg.epochs

@@ -453,6 +453,10 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     # Models: open every card's metrics.
     app.goto("Models", "Models")
     page.get_by_text(re.compile("holds on each of these kinds of CPU")).first.wait_for()
+    # a member measured on part of the cross-dataset set says which part
+    page.get_by_text(
+        re.compile("Cross-dataset figures on part of the set: 38 real")
+    ).first.wait_for()
     expanders = page.locator('[data-testid="stExpander"] summary')
     expanders.first.wait_for()
     assert expanders.count() >= 4
