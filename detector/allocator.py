@@ -6,7 +6,7 @@ only by ``malloc_trim``), and a fixed mmap threshold that returns them cost 10-3
 time in page faults. tcmalloc (gperftools' ``libtcmalloc_minimal``, Debian/Ubuntu package
 ``libtcmalloc-minimal4``) reuses the same memory instead: the peak of a 1-minute 1080p analysis
 fell from 1,527-1,603 to 1,242-1,253 MiB and the warm 10 s clip was no slower (probe runs, see
-the README's Performance section).
+docs/performance-history.md, the AMD EPYC section of 2026-12-05b).
 
 A process can only get another allocator when it starts (``LD_PRELOAD``), so the entry points
 (``python -m detector``, ``make run`` through ``python -m detector.allocator``, the benchmark)
@@ -42,7 +42,8 @@ _STARTED = "DEEPFAKE_ALLOCATOR_STARTED"  # set in the restarted process: never r
 
 def rss_mb(pid="self", field: str = "VmRSS") -> float:
     """A process's resident size (``VmRSS``), or its peak since exec (``field="VmHWM"``, the
-    kernel's exact figure), MiB, from ``/proc``; 0 where there is no ``/proc``."""
+    kernel's exact figure), or another field of ``/proc/PID/status`` (``RssAnon``, ``RssFile``),
+    MiB; 0 where there is no ``/proc``."""
     try:
         with open(f"/proc/{pid}/status") as f:
             return next(int(x.split()[1]) for x in f if x.startswith(field)) / 1024

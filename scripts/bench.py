@@ -488,6 +488,12 @@ def format_table(r: dict) -> str:
                     if bound is not None
                     else ""
                 )
+                + (
+                    f"; the app's anonymous memory at most {run['rss_anon_max_mb']:.0f} MiB "
+                    f"(sampled), its mapped library files {run['rss_file_end_mb']:.0f} MiB at the end"
+                    if "rss_anon_max_mb" in run
+                    else ""
+                )
                 + f" | {run['seconds']:.0f} s |"
             )
     c = r["cold_start"]

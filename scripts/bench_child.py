@@ -15,6 +15,10 @@ process; nothing from ``detector`` is imported before the clock starts.
   ``concurrent_peak_bound_mb`` bounds the two together at any moment: the app's exact peak up to
   when the last decoder was gone (``app_peak_while_decoding_mb``) plus the decoder's peak, or the
   app's own peak after that, whichever is higher.
+  What the app's resident memory is made of: ``rss_anon_max_mb``, the largest anonymous part
+  (``RssAnon``: the heap, tensors) sampled every 20 ms, and ``rss_file_end_mb``, the mapped files
+  (``RssFile``: the libraries' pages, clean and the first the kernel drops) at the end. How much
+  of a library the kernel keeps mapped differs between kernels; the anonymous part does not.
 
 Both end as ``python -m detector`` does (:func:`detector.cli.exit_now`), so a wall time holds
 no interpreter teardown.
@@ -67,7 +71,13 @@ def decoders():
 
 
 def memory(clip: str) -> None:
-    peak = {"sum_mb": 0.0, "decoder_mb": 0.0, "hwm_at_decoder_end_mb": None, "alive": False}
+    peak = {
+        "sum_mb": 0.0,
+        "decoder_mb": 0.0,
+        "hwm_at_decoder_end_mb": None,
+        "alive": False,
+        "anon_mb": 0.0,
+    }
     steps: list[tuple[float, float, str]] = []  # where the peak rose by 32 MiB or more
     t_start = time.perf_counter()
     main_id = threading.get_ident()
@@ -86,6 +96,7 @@ def memory(clip: str) -> None:
             dec = sum(rss_mb(p, "VmHWM") for p in pids)  # exact: it starts anew at exec
             peak["decoder_mb"] = max(peak["decoder_mb"], dec)
             peak["sum_mb"] = max(peak["sum_mb"], rss_mb("self") + dec)
+            peak["anon_mb"] = max(peak["anon_mb"], rss_mb("self", "RssAnon"))
             if peak["alive"] and not pids:
                 # the decoders are gone: our peak so far covers all the time they ran
                 peak["hwm_at_decoder_end_mb"] = hwm_mb()
@@ -121,6 +132,8 @@ def memory(clip: str) -> None:
                 "sampled_sum_mb": peak["sum_mb"],
                 "app_peak_while_decoding_mb": during,
                 "concurrent_peak_bound_mb": concurrent,
+                "rss_anon_max_mb": max(peak["anon_mb"], rss_mb("self", "RssAnon")),
+                "rss_file_end_mb": rss_mb("self", "RssFile"),
                 "peak_steps": steps,  # (seconds from start, MiB, main thread's line)
                 "app_peak": "VmHWM",  # earlier runs: ru_maxrss (with the parent's memory)
                 "decoder_peak": "VmHWM",  # earlier runs: VmRSS sampled every 20 ms

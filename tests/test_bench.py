@@ -114,7 +114,13 @@ def test_the_table_shows_each_memory_run_and_the_higher_figure():
             "first_s": 9,
         },
         "peak_rss_mb_1080p_10min": 1550.0,
-        "memory_run": {"minutes": 10, "runs": [run, {**run, "main_mb": 1450.0}]},
+        "memory_run": {
+            "minutes": 10,
+            "runs": [
+                run,
+                {**run, "main_mb": 1450.0, "rss_anon_max_mb": 900, "rss_file_end_mb": 480},
+            ],
+        },
     }
     r["machine"].update(cpu_threads=2, torch="x", allocator="tcmalloc")
     r["scoring"].update(n_crops=1, ms_per_crop=1, ideal_ms_per_crop=1, achieved_gflops=1)
@@ -125,6 +131,19 @@ def test_the_table_shows_each_memory_run_and_the_higher_figure():
     assert "(higher of 2 runs) | 1550 MiB |" in table
     assert "run 1: app 1400 MiB + decoder 100 MiB" in table
     assert "run 2: app 1450 MiB" in table and "at most 1400 MiB" in table
+    # what the app's memory is made of, where the run recorded it (run 2 only)
+    assert table.count("anonymous memory") == 1
+    assert "anonymous memory at most 900 MiB (sampled), its mapped library files 480 MiB" in table
+
+
+def test_resident_memory_splits_into_anonymous_and_mapped_files():
+    """The memory run reports the anonymous part (what the analysis allocates) apart from the
+    mapped library files (whose resident share depends on the kernel)."""
+    from detector.allocator import rss_mb
+
+    anon, files, total = rss_mb("self", "RssAnon"), rss_mb("self", "RssFile"), rss_mb()
+    assert anon > 0 and files > 0
+    assert abs(anon + files + rss_mb("self", "RssShmem") - total) < 8  # MiB; read apart
 
 
 def test_the_memory_child_reads_its_own_peak_not_its_parents():
