@@ -1,9 +1,10 @@
 """The README's metric tables, generated from the one source of each number: the manifests in
 ``weights/`` (each member's ``metrics``) and ``weights/ensemble.json`` (the default ensemble).
 
-``python -m scripts.readme_tables`` prints them; ``--write`` replaces each table in README.md
-between its ``<!-- table: NAME -->`` and ``<!-- /table -->`` markers. ``tests/test_readme_tables.py``
-fails when the README and the manifests disagree.
+``python -m scripts.readme_tables`` prints them; ``--write`` replaces each table in README.md (and
+in ``docs/performance-history.md``, the earlier benchmark runs) between its ``<!-- table: NAME -->``
+and ``<!-- /table -->`` markers. ``tests/test_readme_tables.py`` fails when a document and the
+manifests or benchmark files disagree.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from detector.settings import PROJECT_ROOT, WEIGHTS_DIR
 
 README = PROJECT_ROOT / "README.md"
+# the documents whose marked tables are generated: the README and the benchmark history
+DOCUMENTS = (README, PROJECT_ROOT / "docs" / "performance-history.md")
 COMMAND = "python -m scripts.readme_tables --write"
 
 CROSSVAL_COLUMNS = (
@@ -186,6 +189,61 @@ def bench_table(file: str, warm_target_s: float, path: str) -> Callable[[], str]
     return table
 
 
+# The latest run on each CPU path the project has measured: (path, machine, bench JSON, warm target)
+BENCH_PATHS = (
+    ("AMX (bf16 on tiles)", "Intel Xeon, 2026-12-05i", "2026-12-05i-amx-xeon-run2.json", 1.0),
+    ("AVX-512 BF16, no AMX", "AMD EPYC, 2026-12-06", "2026-12-06-avx512bf16-epyc.json", 1.0),
+    (
+        "AVX-512 VNNI, no BF16 (capped; float32)",
+        "AMD EPYC, 2026-12-06",
+        "2026-12-06-avx512bf16-epyc-capped-avx512vnni.json",
+        1.0,
+    ),
+    (
+        "AVX2 (capped; float32)",
+        "AMD EPYC, 2026-12-06",
+        "2026-12-06-avx512bf16-epyc-capped-avx2.json",
+        2.0,
+    ),
+    (
+        "AVX2 (capped; float32)",
+        "Intel Xeon, 2026-12-05i",
+        "2026-12-05i-amx-xeon-capped-avx2.json",
+        2.0,
+    ),
+)
+
+
+def bench_paths_table() -> str:
+    """One row per CPU path: its latest run against the targets (met: yes / no)."""
+    head = (
+        "| CPU path | machine, run | warm 10 s 720p clip (≤ 1 s; AVX2 ≤ 2 s) "
+        "| fresh `analyze` (≤ 5 s) | cold start (≤ 3 s) | scoring / matmul peak (≥ 60 %) "
+        "| memory, 10-min 1080p: peaks added / at any one moment (≤ 1,536 MiB) |"
+    )
+    rows = [head, "|---" * 7 + "|"]
+    for path, machine, file, warm_target in BENCH_PATHS:
+        run = json.loads((BENCH_DIR / file).read_text(encoding="utf-8"))
+        cells = []
+        for key, fmt, met in (
+            ("end_to_end_s_720p_10s", "{:.2f} s", lambda v, t=warm_target: v <= t),
+            ("cli_fresh_s", "{:.1f} s", lambda v: v <= 5.0),
+            ("cold_start_s", "{:.1f} s", lambda v: v <= 3.0),
+            ("achieved_over_peak", "{:.0%}", lambda v: v >= 0.6),
+            ("peak_rss_mb_1080p_10min", "{:,.0f}", lambda v: v <= 1536),
+            ("peak_rss_mb_1080p_10min_concurrent", "{:,.0f} MiB", lambda v: v <= 1536),
+        ):
+            value = run.get(key)
+            if value is None:
+                cells.append("not measured")
+                continue
+            text = fmt.format(value).replace("%", " %")
+            cells.append(text if met(value) else f"**{text}** (missed)")
+        cells[-2:] = [" / ".join(cells[-2:])]  # the two memory figures share a column
+        rows.append(f"| {path} | {machine} (`{file}`) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def _targets(run: dict, targets) -> str:
     rows = ["| target | measured | asked | met? |", "|---|---|---|---|"]
     for what, key, fmt, asked, met in targets:
@@ -201,6 +259,13 @@ def _targets(run: dict, targets) -> str:
 
 
 TABLES = {
+    "bench-epyc-k": bench_table("2026-12-06-avx512bf16-epyc.json", 1.0, "native"),
+    "bench-epyc-k-capped-avx512vnni": bench_table(
+        "2026-12-06-avx512bf16-epyc-capped-avx512vnni.json", 1.0, "AVX-512 VNNI, no BF16"
+    ),
+    "bench-epyc-k-capped-avx2": bench_table(
+        "2026-12-06-avx512bf16-epyc-capped-avx2.json", 2.0, "AVX2"
+    ),
     "bench-amx-h": bench_table("2026-12-05h-amx-xeon.json", 1.0, "native"),
     "bench-amx-h-capped-avx2": bench_table("2026-12-05h-amx-xeon-capped-avx2.json", 2.0, "AVX2"),
     "bench-amx-i": bench_table("2026-12-05i-amx-xeon-run2.json", 1.0, "native"),
@@ -222,6 +287,7 @@ TABLES = {
     "bench-avx512bf16": bench_table("2026-12-05b-avx512bf16-epyc.json", 1.0, "native"),
     "bench-capped-avx2": bench_table("2026-12-05b-avx512bf16-epyc-capped-avx2.json", 2.0, "AVX2"),
     "bench-avx2": bench_table("2026-12-03-avx2-epyc.json", 2.0, "AVX2"),
+    "bench-paths": bench_paths_table,
     "crossval": crossval_table,
     "calibration": calibration_table,
     "frame-members": frame_members_table,
@@ -239,10 +305,13 @@ def render(readme: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help="update README.md in place")
+    parser.add_argument(
+        "--write", action="store_true", help="update README.md and the performance history in place"
+    )
     args = parser.parse_args(argv)
     if args.write:
-        README.write_text(render(README.read_text(encoding="utf-8")), encoding="utf-8")
+        for doc in DOCUMENTS:
+            doc.write_text(render(doc.read_text(encoding="utf-8")), encoding="utf-8")
     else:
         for name, make in TABLES.items():
             print(f"<!-- table: {name} -->\n{make()}\n<!-- /table -->\n")

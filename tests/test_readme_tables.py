@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from scripts.readme_tables import COMMAND, README, TABLES, render
+from scripts.readme_tables import COMMAND, DOCUMENTS, README, TABLES, render
 
 
-def test_readme_tables_match_the_manifests():
-    text = README.read_text(encoding="utf-8")
-    assert render(text) == text, f"README tables are stale: run {COMMAND}"
+def test_readme_tables_match_the_manifests_and_bench_runs():
+    for doc in DOCUMENTS:
+        text = doc.read_text(encoding="utf-8")
+        assert render(text) == text, f"{doc.name}'s tables are stale: run {COMMAND}"
 
 
-def test_every_generated_table_is_in_the_readme():
-    text = README.read_text(encoding="utf-8")
+def test_every_generated_table_is_in_a_document_and_the_summary_in_the_readme():
+    text = "".join(doc.read_text(encoding="utf-8") for doc in DOCUMENTS)
     assert all(f"<!-- table: {name} -->" in text for name in TABLES)
+    assert "<!-- table: bench-paths -->" in README.read_text(encoding="utf-8")
 
 
 def test_an_empty_block_is_filled_without_swallowing_the_next():

@@ -401,8 +401,8 @@ FP32_CPU_BATCH = 2
 """The batch of a member scored in float32 on the CPU beside other members, whose forward passes
 each run on one core (:class:`CoreWorkers`, :func:`work_split`): on two cores, chunks of 2 crops,
 one crop per pass and core. In float32 that costs about the same per crop as chunks of 8 (passes
-of 4) and holds far less memory: ``python -m scripts.chunk_memory`` (its table is in the README's
-Performance section, 2026-12-05e). The spec's ``batch_size`` stays for bf16 members (smaller
+of 4) and holds far less memory: ``python -m scripts.chunk_memory`` (its table is in
+docs/performance-history.md, 2026-12-05e). The spec's ``batch_size`` stays for bf16 members (smaller
 chunks cost time there) and for a member scored alone on every core (chunks of 2 on two threads
 cost 23-44 % more time per crop: the bench's "alone" rows of
 ``docs/bench/2026-12-05e-amx-xeon-capped-avx2-edfd853.json``). Next to a bf16 member the chunk

@@ -18,7 +18,7 @@ graph. Tracing passes through the eager float32 network and its copies, and a pr
 its graphs itself kept much of that for the rest of its life (with tcmalloc, even after handing
 its free pages back): the first analysis of the bench's 10-minute 1080p clip after an install
 peaked at 1,784 MiB natively and 1,737 MiB capped at AVX2, against 1,224 and 1,361 MiB with the
-child (README, Performance, 2026-12-05f). ``DEEPFAKE_FREEZE_IN_CHILD=0`` freezes in the calling
+child (docs/performance-history.md, 2026-12-05f). ``DEEPFAKE_FREEZE_IN_CHILD=0`` freezes in the calling
 process instead.
 
 TorchScript is deprecated in favour of ``torch.export``, whose ahead-of-time
