@@ -18,7 +18,8 @@ process; nothing from ``detector`` is imported before the clock starts.
   What the app's resident memory is made of: ``rss_anon_max_mb``, the largest anonymous part
   (``RssAnon``: the heap, tensors) sampled every 20 ms, and ``rss_file_end_mb``, the mapped files
   (``RssFile``: the libraries' pages, clean and the first the kernel drops) at the end. How much
-  of a library the kernel keeps mapped differs between kernels; the anonymous part does not.
+  of a library stays mapped depends on the kernel, so the anonymous part is the one to compare
+  across machines.
 
 Both end as ``python -m detector`` does (:func:`detector.cli.exit_now`), so a wall time holds
 no interpreter teardown.

@@ -215,7 +215,7 @@ BENCH_PATHS = (
 
 
 def bench_paths_table() -> str:
-    """One row per CPU path: its latest run against the targets (met: yes / no)."""
+    """One row per CPU path: its latest run's figures, each missed target marked."""
     head = (
         "| CPU path | machine, run | warm 10 s 720p clip (≤ 1 s; AVX2 ≤ 2 s) "
         "| fresh `analyze` (≤ 5 s) | cold start (≤ 3 s) | scoring / matmul peak (≥ 60 %) "
