@@ -23,6 +23,7 @@ precision path (``PATHS``), so adding a member scores only that member.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -139,6 +140,15 @@ class Faces:
     n_frames: int
 
 
+@functools.cache
+def face_analyzer():
+    """One analyzer for every clip's faces stage (its face detector and embedder load once;
+    extracting faces loads no scoring member)."""
+    from detector.pipeline import Analyzer
+
+    return Analyzer(["efficientnet_lite0"])
+
+
 def faces_of(clip: Clip, analyzer=None) -> Faces:
     """The clip's faces as an analysis finds them (cached)."""
     folder = cache_dir() / "crossval" / f"faces_{_face_code_key()}"
@@ -150,9 +160,9 @@ def faces_of(clip: Clip, analyzer=None) -> Faces:
         )
     if clip.path is None:
         raise ValueError(clip.key)
-    from detector.pipeline import Analyzer, ExtractionSettings
+    from detector.pipeline import ExtractionSettings
 
-    analyzer = analyzer or Analyzer(["efficientnet_lite0"])
+    analyzer = analyzer or face_analyzer()
     frames, faces = analyzer.extract_faces(
         clip.path, ExtractionSettings(sampling=sampling_for(clip.path))
     )
@@ -170,9 +180,7 @@ def faces_of(clip: Clip, analyzer=None) -> Faces:
 
 def all_faces(log=print) -> dict[str, tuple[Clip, Faces]]:
     """Every validation video's faces: clips through the pipeline, FF++ val ids as one track."""
-    from detector.pipeline import Analyzer
-
-    analyzer = Analyzer(["efficientnet_lite0"])
+    analyzer = face_analyzer()
     out = {}
     for c in clips():
         f = faces_of(c, analyzer)
@@ -200,9 +208,9 @@ def next_crops_of(clip: Clip, faces: Faces, analyzer=None) -> list[np.ndarray | 
         return [c if ok else None for c, ok in zip(z["next"], z["has"], strict=True)]
     if clip.path is None:
         raise ValueError(f"{clip.key} is a folder of frames: it has no next raw frame")
-    from detector.pipeline import Analyzer, ExtractionSettings
+    from detector.pipeline import ExtractionSettings
 
-    analyzer = analyzer or Analyzer(["efficientnet_lite0"])
+    analyzer = analyzer or face_analyzer()
     _, found = analyzer.extract_faces(
         clip.path, ExtractionSettings(sampling=sampling_for(clip.path)), with_next=True
     )
