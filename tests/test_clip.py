@@ -134,15 +134,21 @@ def test_the_last_block_computes_its_class_token_alone_with_the_same_result():
 
 
 @pytest.mark.parametrize(
-    ("recipe", "tune_from", "patch_layers"),
-    [("probe", 11, (6, 12)), ("ln", 11, (6, 12)), ("ln", 1, (6,))],
+    ("recipe", "tune_from", "patch_layers", "size"),
+    [
+        ("probe", 11, (6, 12), 224),
+        ("ln", 11, (6, 12), 224),
+        ("ln", 1, (6,), 224),
+        ("probe", 11, (6, 12), 192),
+        ("ln", 1, (6,), 192),
+    ],
 )
 def test_training_from_cached_features_scores_as_the_member_does(
-    recipe, tune_from, patch_layers, monkeypatch
+    recipe, tune_from, patch_layers, size, monkeypatch
 ):
     """What a recipe trains on (features cached once per crop, or the tokens after the frozen
     blocks, or, tuning every LayerNorm, the embedded patches) gives the member's own output,
-    class and patch-token features alike."""
+    class and patch-token features alike; at 192 px too (144 patches, positions resampled)."""
     from detector.training import clip_pool
     from detector.training.clip import CachedHead, ClipTrainConfig, predict_cached
 
@@ -154,13 +160,18 @@ def test_training_from_cached_features_scores_as_the_member_does(
     with torch.no_grad():
         for p in det.parameters():
             p.normal_(0, 0.02)
-    monkeypatch.setattr(clip_pool, "backbone", lambda: det.backbone)
+    if size != 224:
+        det.backbone.vit.set_input_size(img_size=size)
+    monkeypatch.setattr(clip_pool, "backbone", lambda size=224: det.backbone)
     images = np.random.default_rng(0).integers(0, 255, (3, 224, 224, 3), dtype=np.uint8)
-    feats = clip_pool.extract_features(images, cfg.tune_from - 1, batch=2, log=lambda *a: None)
-    assert feats["patch"].shape == (3, 12, 768) and feats["tokens"].shape == (3, 197, 768)
+    feats = clip_pool.extract_features(
+        images, cfg.tune_from - 1, batch=2, log=lambda *a: None, size=size
+    )
+    tokens = 1 + (size // 16) ** 2
+    assert feats["patch"].shape == (3, 12, 768) and feats["tokens"].shape == (3, tokens, 768)
     cached = predict_cached(CachedHead(det, cfg), feats, use_tokens=recipe == "ln")
     with torch.inference_mode():
-        direct = torch.sigmoid(det(clip_pool.clip_inputs(images))).reshape(-1).numpy()
+        direct = torch.sigmoid(det(clip_pool.clip_inputs(images, size))).reshape(-1).numpy()
     np.testing.assert_allclose(cached, direct, atol=2e-3)  # features are stored as float16
 
 
@@ -184,6 +195,11 @@ def test_crop_features_are_cached_per_crop(tmp_path, monkeypatch):
     np.testing.assert_array_equal(again["emb"], first["emb"][::-1])
     clip_pool.cached_features(np.concatenate([crops, crops[:1] // 2]), None, net)
     assert len(built) == 2 and len(list(tmp_path.rglob("*.npz"))) == 3
+    # another input size is another cache: the same crops are computed again at that size
+    det.backbone.vit.set_input_size(img_size=192)
+    at192 = clip_pool.cached_features(crops, None, net, size=192)
+    assert len(built) == 3 and len(list(tmp_path.rglob("*_s192/*.npz"))) == 2
+    assert not np.array_equal(at192["emb"], first["emb"])
 
 
 def test_the_registered_member_reads_what_its_manifest_was_trained_on():
@@ -251,6 +267,10 @@ def test_a_recipe_retrained_with_another_seed_is_recorded_but_never_shipped(tmp_
     # the mean of a recipe's seeds is one head: it may ship
     folders["probe+seedmean"] = folders["probe"]
     table["probe+seedmean"] = entry(0.7)
+    assert cr.ship(table, "cmd", weights=folders["weights"]) == "probe+seedmean"
+    # a candidate at another input size is measured, not shipped: the member runs at 224 px
+    folders["probe_all_192"] = folders["probe"]
+    table["probe_all_192"] = {**entry(0.95), "input_size": 192}
     assert cr.ship(table, "cmd", weights=folders["weights"]) == "probe+seedmean"
 
 

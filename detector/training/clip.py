@@ -54,6 +54,9 @@ class ClipTrainConfig:
     # "shipped": the head starts from the shipped member's (same head shape), so the LayerNorm
     # recipe refines the chosen probe instead of starting over; "": a fresh head
     init_head: str = ""
+    # input size in px: another size than 224 resamples the backbone's position embeddings
+    # (timm's set_input_size); the pool's features are computed at it
+    size: int = SIZE
 
     @classmethod
     def of_manifest(cls, manifest: dict) -> ClipTrainConfig:
@@ -65,6 +68,7 @@ class ClipTrainConfig:
             layers=tuple(conf["layers"]),
             patch_layers=tuple(conf.get("patch_layers", ())),
             tune_from=conf["tune_from"],
+            size=conf.get("size", SIZE),
         )
 
     pool: PoolSpec = field(default_factory=PoolSpec)
@@ -316,7 +320,9 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
 
     pool_precision = "under bf16 autocast" if bf16_pool_features() else "in fp32"
     architecture = (
-        "CLIP ViT-B/16 image tower (timm vit_base_patch16_clip_quickgelu_224) + linear head "
+        "CLIP ViT-B/16 image tower (timm vit_base_patch16_clip_quickgelu_224"
+        + (f", at {cfg.size} px: position embeddings resampled" if cfg.size != SIZE else "")
+        + ") + linear head "
         f"on the standardised class tokens of blocks {list(cfg.layers)}"
         + (
             f", the standardised mean patch tokens of blocks {list(cfg.patch_layers)}"
@@ -326,8 +332,8 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
         + " and the L2-normalised projected embedding; single fake logit"
     )
     tuned = f" but {_tuned_norms(cfg)}" if cfg.recipe == "ln" else ""
-    val, yv, kv = pool_features(cfg.pool, "val", tokens_after, log)
-    train, y, _ = pool_features(cfg.pool, "train", tokens_after, log)
+    val, yv, kv = pool_features(cfg.pool, "val", tokens_after, log, size=cfg.size)
+    train, y, _ = pool_features(cfg.pool, "train", tokens_after, log, size=cfg.size)
     det, history, wall = train_recipe(cfg, train, y, val, yv, log)
     use_tokens = cfg.recipe == "ln"
     pv = predict_cached(CachedHead(det, cfg), val, use_tokens)
@@ -338,8 +344,10 @@ def train_and_save(cfg: ClipTrainConfig, out: Path, command: str, log=print):
     manifest = {
         "name": MEMBER,
         "architecture": architecture,
-        "input_size": SIZE,
-        "normalisation": "RGB in [0,1], CLIP mean/std; crops resized to 224 px (bilinear, antialiased)",
+        "input_size": cfg.size,
+        "normalisation": (
+            f"RGB in [0,1], CLIP mean/std; crops resized to {cfg.size} px (bilinear, antialiased)"
+        ),
         "output": "logit of P(fake)",
         "sha256": sha256_file(path),
         "dtype": "float32",
@@ -437,7 +445,7 @@ def save_head_average(
     det = new_detector(cfg)
     det.load_state_dict(state, strict=False)
     det.eval()
-    val, yv, kv = pool_features(cfg.pool, "val", cfg.tune_from - 1, log)
+    val, yv, kv = pool_features(cfg.pool, "val", cfg.tune_from - 1, log, size=cfg.size)
     pv = predict_cached(CachedHead(det, cfg), val, False)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{MEMBER}.safetensors"

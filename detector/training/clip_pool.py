@@ -228,20 +228,29 @@ def _val_counts() -> dict[str, int]:
     }
 
 
-def clip_inputs(images: np.ndarray) -> torch.Tensor:
-    """uint8 N x H x W x 3 -> CLIP-normalised float N x 3 x 224 x 224."""
+def clip_inputs(images: np.ndarray, size: int = SIZE) -> torch.Tensor:
+    """uint8 N x H x W x 3 -> CLIP-normalised float N x 3 x size x size."""
     from detector.models.families.clip import CLIP_MEAN, CLIP_STD
 
-    return to_input(images, CLIP_MEAN, CLIP_STD, torch.device("cpu"), SIZE)
+    return to_input(images, CLIP_MEAN, CLIP_STD, torch.device("cpu"), size)
 
 
-def backbone() -> torch.nn.Module:
-    """The frozen CLIP image tower with the converted weights (sha256-checked), in eval mode."""
+def backbone(size: int = SIZE) -> torch.nn.Module:
+    """The frozen CLIP image tower with the converted weights (sha256-checked), in eval mode,
+    for ``size``-px inputs (another size than 224: the position embeddings resampled, bicubic,
+    by timm's ``set_input_size``; (size / 16)^2 patch tokens)."""
     from detector.models.families.clip import CLIPVisual, backbone_state
 
     net = CLIPVisual().eval()
     net.load_state_dict(backbone_state())
+    if size != SIZE:
+        net.vit.set_input_size(img_size=size)
     return net
+
+
+def n_tokens(size: int) -> int:
+    """Tokens of a ``size``-px input: the class token and one per 16-px patch."""
+    return 1 + (size // 16) ** 2
 
 
 FEATURES_VERSION = 2  # 2: per-block patch-token means ("patch") beside the class tokens
@@ -253,25 +262,27 @@ def extract_features(
     batch: int = 16,
     log: Callable[[str], None] = print,
     net: torch.nn.Module | None = None,
+    size: int = SIZE,
 ) -> dict[str, np.ndarray]:
-    """Frozen-backbone features of every image: ``cls`` (N, 12, 768) class token after each
-    block, ``patch`` (N, 12, 768) mean of the 196 patch tokens after each block, ``emb``
-    (N, 512) projected embedding, ``tokens`` (N, 197, 768) after block ``tokens_after``
-    (1-based; 0: the embedded patches entering the network, before its first LayerNorm
-    ``norm_pre``; None: none). float16 to halve memory. ``net``: a loaded :func:`backbone` to
-    reuse (building one takes seconds)."""
+    """Frozen-backbone features of every image at ``size`` px: ``cls`` (N, 12, 768) class token
+    after each block, ``patch`` (N, 12, 768) mean of the patch tokens (196 at 224 px) after each
+    block, ``emb`` (N, 512) projected embedding, ``tokens`` (N, T, 768) after block
+    ``tokens_after`` (T = :func:`n_tokens`, 197 at 224 px; 1-based; 0: the embedded patches
+    entering the network, before its first LayerNorm ``norm_pre``; None: none). float16 to halve
+    memory. ``net``: a loaded :func:`backbone` of that size to reuse (building one takes
+    seconds)."""
     from detector.models.families.clip import DEPTH
 
-    net = net if net is not None else backbone()
+    net = net if net is not None else backbone(size)
     n = len(images)
     cls = np.zeros((n, DEPTH, 768), np.float16)
     patch = np.zeros((n, DEPTH, 768), np.float16)
     emb = np.zeros((n, 512), np.float16)
-    toks = np.zeros((n, 197, 768), np.float16) if tokens_after is not None else None
+    toks = np.zeros((n, n_tokens(size), 768), np.float16) if tokens_after is not None else None
     t0 = time.time()
     with torch.inference_mode():
         for s in range(0, n, batch):
-            x = clip_inputs(images[s : s + batch])
+            x = clip_inputs(images[s : s + batch], size)
             out = net.tokens(x)
             cls[s : s + batch] = torch.stack([t[:, 0] for t in out], 1).float().numpy()
             patch[s : s + batch] = torch.stack([t[:, 1:].mean(1) for t in out], 1).float().numpy()
@@ -292,20 +303,33 @@ def cached_features(
     crops: np.ndarray | list[np.ndarray],
     tokens_after: int | None,
     net: Callable[[], torch.nn.Module],
+    size: int = SIZE,
 ) -> dict[str, np.ndarray]:
-    """:func:`extract_features` of face crops, cached one file per crop (by the sha1 of its
-    pixels) under ``<cache>/crossval/clipfeat_<tokens_after>_v<FEATURES_VERSION>``: a change of
-    face detection or tracking recomputes only the new crops. ``net`` builds (or returns) the
-    backbone; it is called only when a crop is not cached."""
+    """:func:`extract_features` of face crops at ``size`` px, cached one file per crop (by the
+    sha1 of its pixels) under ``<cache>/crossval/clipfeat_<tokens_after>_v<FEATURES_VERSION>``
+    (``..._s<size>`` for another size than 224): a change of face detection or tracking
+    recomputes only the new crops. ``net`` builds (or returns) the backbone of that size; it is
+    called only when a crop is not cached."""
     import hashlib
 
-    folder = cache_dir() / "crossval" / f"clipfeat_{_tokens_tag(tokens_after)}_v{FEATURES_VERSION}"
+    folder = (
+        cache_dir()
+        / "crossval"
+        / (
+            f"clipfeat_{_tokens_tag(tokens_after)}_v{FEATURES_VERSION}"
+            + (f"_s{size}" if size != SIZE else "")
+        )
+    )
     folder.mkdir(parents=True, exist_ok=True)
     names = [hashlib.sha1(np.ascontiguousarray(c).tobytes()).hexdigest() for c in crops]
     todo = [i for i, n in enumerate(names) if not (folder / f"{n}.npz").is_file()]
     if todo:
         new = extract_features(
-            np.stack([crops[i] for i in todo]), tokens_after, log=lambda *a: None, net=net()
+            np.stack([crops[i] for i in todo]),
+            tokens_after,
+            log=lambda *a: None,
+            net=net(),
+            size=size,
         )
         for j, i in enumerate(todo):
             np.savez(folder / f"{names[i]}.npz", **{k: v[j] for k, v in new.items()})
@@ -325,17 +349,20 @@ def bf16_pool_features() -> bool:
 
 
 def pool_features(
-    spec: PoolSpec, part: str, tokens_after: int, log: Callable[[str], None] = print
+    spec: PoolSpec,
+    part: str,
+    tokens_after: int,
+    log: Callable[[str], None] = print,
+    size: int = SIZE,
 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[str]]:
-    """Pool features, cached on disk by pool spec, part and token layer."""
+    """Pool features at ``size`` px (the pool's 224-px images resized, as the member resizes a
+    crop), cached on disk by pool spec, part, token layer and size."""
     import hashlib
 
-    key = hashlib.sha256(
-        json.dumps(
-            [spec.key(), part, tokens_after, FEATURES_VERSION, bf16_pool_features()],
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()[:12]
+    what = [spec.key(), part, tokens_after, FEATURES_VERSION, bf16_pool_features()]
+    if size != SIZE:  # a pool cached before sizes existed is found again
+        what.append(size)
+    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_dir() / "clip_pool" / f"{part}_{key}"
     if (folder / "done").is_file():
         feats = {
@@ -349,11 +376,11 @@ def pool_features(
     # the pool is augmented noise around each face: bf16 autocast (2.3x faster where the CPU
     # has it) changes its features far less than augmentation does; validation faces stay fp32
     with torch.autocast("cpu", torch.bfloat16, enabled=bf16_pool_features()):
-        feats = extract_features(images, tokens_after, log=log)
+        feats = extract_features(images, tokens_after, log=log, size=size)
     folder.mkdir(parents=True, exist_ok=True)
     for k, v in feats.items():
         np.save(folder / f"{k}.npy", v)
-    meta = {"labels": labels.tolist(), "kinds": kinds, "spec": asdict(spec)}
+    meta = {"labels": labels.tolist(), "kinds": kinds, "spec": asdict(spec), "size": size}
     meta["features_precision"] = "bf16 autocast" if bf16_pool_features() else "fp32"
     (folder / "meta.json").write_text(json.dumps(meta), "utf-8")
     (folder / "done").write_text("ok", "utf-8")
