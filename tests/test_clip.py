@@ -156,12 +156,12 @@ def test_training_from_cached_features_scores_as_the_member_does(
     cfg = ClipTrainConfig(
         recipe=recipe, layers=(4, 12), patch_layers=patch_layers, tune_from=tune_from
     )
-    det = CLIPDetector(cfg.layers, tune_from=tune_from, patch_layers=cfg.patch_layers).eval()
+    det = CLIPDetector(
+        cfg.layers, tune_from=tune_from, patch_layers=cfg.patch_layers, size=size
+    ).eval()
     with torch.no_grad():
         for p in det.parameters():
             p.normal_(0, 0.02)
-    if size != 224:
-        det.backbone.vit.set_input_size(img_size=size)
     monkeypatch.setattr(clip_pool, "backbone", lambda size=224: det.backbone)
     images = np.random.default_rng(0).integers(0, 255, (3, 224, 224, 3), dtype=np.uint8)
     feats = clip_pool.extract_features(
@@ -196,7 +196,7 @@ def test_crop_features_are_cached_per_crop(tmp_path, monkeypatch):
     clip_pool.cached_features(np.concatenate([crops, crops[:1] // 2]), None, net)
     assert len(built) == 2 and len(list(tmp_path.rglob("*.npz"))) == 3
     # another input size is another cache: the same crops are computed again at that size
-    det.backbone.vit.set_input_size(img_size=192)
+    det = CLIPDetector((12,), size=192).eval()
     at192 = clip_pool.cached_features(crops, None, net, size=192)
     assert len(built) == 3 and len(list(tmp_path.rglob("*_s192/*.npz"))) == 2
     assert not np.array_equal(at192["emb"], first["emb"])
@@ -211,6 +211,28 @@ def test_the_registered_member_reads_what_its_manifest_was_trained_on():
     assert tuple(conf.get("patch_layers", ())) == SHIPPED_PATCH_LAYERS
     net = get_spec("clip_vit_b16").factory()
     assert net.layers == SHIPPED_LAYERS and net.patch_layers == SHIPPED_PATCH_LAYERS
+    # and at the size it trained at
+    size = read_manifest("clip_vit_b16")["input_size"]
+    assert conf.get("size", 224) == size == get_spec("clip_vit_b16").input_size
+    assert net.backbone.vit.patch_embed.img_size == (size, size)
+
+
+@needs_backbone
+def test_the_member_at_another_size_has_the_pretrained_positions_resampled():
+    """A member built for 192-px inputs loads the 224-px backbone with its position embeddings
+    resampled as timm's set_input_size does, and scores as the training features' backbone."""
+    from detector.models.families.clip import load_backbone
+    from detector.training import clip_pool
+
+    det = load_backbone(CLIPDetector((12,), size=192)).eval()
+    ref = clip_pool.backbone(224)
+    ref.vit.set_input_size(img_size=192)
+    assert det.backbone.vit.pos_embed.shape == (1, 145, 768)
+    assert torch.equal(det.backbone.vit.pos_embed, ref.vit.pos_embed)
+    assert torch.equal(clip_pool.backbone(192).vit.pos_embed, ref.vit.pos_embed)
+    x = torch.randn(1, 3, 192, 192)
+    with torch.inference_mode():
+        np.testing.assert_allclose(det.backbone.tokens(x)[-1], ref.tokens(x)[-1], atol=1e-5)
 
 
 def test_recipe_comparison_groups_video_scores_by_label_and_source():

@@ -55,7 +55,7 @@ class ClipTrainConfig:
     # recipe refines the chosen probe instead of starting over; "": a fresh head
     init_head: str = ""
     # input size in px: another size than 224 resamples the backbone's position embeddings
-    # (timm's set_input_size); the pool's features are computed at it
+    # (detector.models.families.clip.fit_positions); the pool's features are computed at it
     size: int = SIZE
 
     @classmethod
@@ -127,6 +127,7 @@ def new_detector(cfg: ClipTrainConfig):
         cfg.layers,
         tune_from=cfg.tune_from if cfg.recipe == "ln" else 13,
         patch_layers=cfg.patch_layers,
+        size=cfg.size,
     )
     return load_backbone(det)
 

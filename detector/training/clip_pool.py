@@ -238,13 +238,11 @@ def clip_inputs(images: np.ndarray, size: int = SIZE) -> torch.Tensor:
 def backbone(size: int = SIZE) -> torch.nn.Module:
     """The frozen CLIP image tower with the converted weights (sha256-checked), in eval mode,
     for ``size``-px inputs (another size than 224: the position embeddings resampled, bicubic,
-    by timm's ``set_input_size``; (size / 16)^2 patch tokens)."""
-    from detector.models.families.clip import CLIPVisual, backbone_state
+    as timm's ``set_input_size`` does; (size / 16)^2 patch tokens)."""
+    from detector.models.families.clip import CLIPVisual, backbone_state, fit_positions
 
-    net = CLIPVisual().eval()
-    net.load_state_dict(backbone_state())
-    if size != SIZE:
-        net.vit.set_input_size(img_size=size)
+    net = CLIPVisual(size).eval()
+    net.load_state_dict(fit_positions(backbone_state(), net))
     return net
 
 

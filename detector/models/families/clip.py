@@ -53,6 +53,7 @@ BACKBONE_SHA256 = "718168ed40210da2352908eaada8c7cb19396c065b37c92ee159179af4596
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 WIDTH, DEPTH, EMBED = 768, 12, 512
+PRETRAINED_SIZE = 224  # the size CLIP was trained at and its position embeddings are for
 LICENCE = (
     "CLIP ViT-B/16 weights: MIT per the upstream OpenAI model card (openai/clip-vit-base-patch16); "
     "the Hugging Face Hub metadata for that repository declares no licence field, so the licence "
@@ -62,14 +63,16 @@ LICENCE = (
 
 
 class CLIPVisual(nn.Module):
-    """CLIP's image tower: timm's ViT-B/16 (QuickGELU) and the 768 -> 512 projection."""
+    """CLIP's image tower: timm's ViT-B/16 (QuickGELU) and the 768 -> 512 projection, for
+    ``size``-px inputs ((size / 16)^2 patches; :func:`fit_positions` resamples the pretrained
+    position embeddings to that grid)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = PRETRAINED_SIZE) -> None:
         super().__init__()
         import timm
 
         self.vit = timm.create_model(
-            "vit_base_patch16_clip_quickgelu_224", pretrained=False, num_classes=0
+            "vit_base_patch16_clip_quickgelu_224", pretrained=False, num_classes=0, img_size=size
         )
         self.proj = nn.Linear(WIDTH, EMBED, bias=False)
 
@@ -149,6 +152,7 @@ class CLIPDetector(nn.Module):
             which parameters differ from the backbone is in the weights file.
         hidden: width of a hidden layer in the head (0: a linear head).
         patch_layers: 1-based block numbers whose mean patch token also feeds the head.
+        size: input size in px (another than 224: the pretrained positions resampled on load).
     """
 
     def __init__(
@@ -157,9 +161,10 @@ class CLIPDetector(nn.Module):
         tune_from: int = DEPTH + 1,
         hidden: int = 0,
         patch_layers: Sequence[int] = (),
+        size: int = PRETRAINED_SIZE,
     ) -> None:
         super().__init__()
-        self.backbone = CLIPVisual()
+        self.backbone = CLIPVisual(size)
         self.layers = tuple(layers)
         self.patch_layers = tuple(patch_layers)
         self.tune_from = tune_from
@@ -202,9 +207,29 @@ def backbone_state(root: Path | None = None) -> dict[str, torch.Tensor]:
     return load_state_dict(path, BACKBONE_SHA256)
 
 
+def fit_positions(state: dict[str, torch.Tensor], visual: CLIPVisual) -> dict[str, torch.Tensor]:
+    """``state`` (a :class:`CLIPVisual`'s, at 224 px) with its position embeddings resampled to
+    ``visual``'s patch grid (bicubic, as timm's ``set_input_size`` does); unchanged at 224 px."""
+    from timm.layers import resample_abs_pos_embed
+
+    pos = state["vit.pos_embed"]
+    if pos.shape == visual.vit.pos_embed.shape:
+        return state
+    side = PRETRAINED_SIZE // 16
+    fitted = resample_abs_pos_embed(
+        pos,
+        new_size=visual.vit.patch_embed.grid_size,
+        old_size=(side, side),
+        num_prefix_tokens=1,
+        verbose=False,
+    )
+    return {**state, "vit.pos_embed": fitted}
+
+
 def load_backbone(net: CLIPDetector, root: Path | None = None) -> CLIPDetector:
-    """Load the verified backbone into a detector in place (its head and tuned norms stay)."""
-    net.backbone.load_state_dict(backbone_state(root), strict=True)
+    """Load the verified backbone into a detector in place (its head and tuned norms stay), its
+    positions fitted to the detector's input size."""
+    net.backbone.load_state_dict(fit_positions(backbone_state(root), net.backbone), strict=True)
     return net
 
 
@@ -330,13 +355,16 @@ SPECS: list[ModelSpec] = []  # this family's members, read by detector.models.re
 # What the shipped member's head reads; must match its manifest's ``config`` (tests/test_clip.py)
 SHIPPED_LAYERS: tuple[int, ...] = tuple(range(1, 13))
 SHIPPED_PATCH_LAYERS: tuple[int, ...] = ()
+SHIPPED_SIZE = 224  # its input size in px (the manifest's input_size)
 
 SPECS.append(
     ModelSpec(
         name="clip_vit_b16",
         family="CLIP ViT",
-        factory=partial(CLIPDetector, SHIPPED_LAYERS, patch_layers=SHIPPED_PATCH_LAYERS),
-        input_size=224,
+        factory=partial(
+            CLIPDetector, SHIPPED_LAYERS, patch_layers=SHIPPED_PATCH_LAYERS, size=SHIPPED_SIZE
+        ),
+        input_size=SHIPPED_SIZE,
         mean=CLIP_MEAN,
         std=CLIP_STD,
         gradcam_layer="backbone.vit.blocks.11.norm1",
