@@ -80,6 +80,11 @@ RECIPES = {
         patch_layers=(4, 6, 8, 10, 12),
         pool=PoolSpec(codec=0.5),
     ),
+    # probe_all on another draw of the same pool (PoolSpec seed 1): how much the cross-dataset
+    # figures depend on which augmented samples the 5,200 are
+    "probe_all_pool1": ClipTrainConfig(
+        recipe="probe", epochs=40, lr=1e-3, layers=tuple(range(1, 13)), pool=PoolSpec(seed=1)
+    ),
     # probe_all on 192-px inputs (144 patches against 196: about a quarter less of the member's
     # time); the backbone's position embeddings resampled, the head trained on those features
     "probe_all_192": ClipTrainConfig(

@@ -30,7 +30,11 @@ SIZE = 224
 
 @dataclass(frozen=True)
 class PoolSpec:
-    """How many samples of each kind the training pool holds (fixed seed: a pool is reproducible).
+    """How many samples of each kind the training pool holds, drawn with a fixed seed: the same
+    pool again on one machine. Not across CPUs: the draw picks among the faces MTCNN keeps in each
+    source folder, and a face more or less there (float rounding near the 0.9 cut) shifts every
+    later pick; on 2026-12-06 two CPUs' draws gave cross-dataset video AUCs 0.79 and 0.88 for the
+    same recipe (README, *Models*).
 
     Keys of ``counts``: "real" (drawn evenly across the real folders), "ffpp:<Method>" (crops of
     that FaceForensics++ method), "ffpp_frames" (the Face2Face-like crops of ``ffpp_frames``),
