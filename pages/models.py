@@ -36,6 +36,8 @@ for name in list_models():
         spec = get_spec(name)
         if card.available and (why := views.crossval_absence(card.metrics)):
             st.caption(why)
+        if spread := views.retraining_spread(card.metrics):
+            st.caption(spread)
         if pool := (card.metrics.get("crossval") or {}).get("pool"):
             st.caption(f"Cross-dataset figures on part of the set: {pool}.")
         c1, c2 = st.columns(2)
