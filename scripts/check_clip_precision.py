@@ -40,7 +40,7 @@ import numpy as np
 from detector.settings import WEIGHTS_DIR
 from detector.types import ScoringSettings
 from scripts.calibrate import aucs, clip_scorer, video_scores
-from scripts.crossval import all_faces, member_scores, score_tag
+from scripts.crossval import all_faces, member_scores, score_tag, size_mark
 
 NAME = "clip_vit_b16"
 
@@ -138,8 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     faces = all_faces(log=lambda *_: None)
     sha = json.loads((WEIGHTS_DIR / f"{NAME}.json").read_text("utf-8"))["sha256"][:12]
+    mark = size_mark(NAME)  # another input size than the head was trained at: other caches
     # the same score caches as calibrate's precision paths (scripts.crossval.member_scores)
-    fp32 = member_scores(NAME, faces, clip_scorer(), tag=f"{sha}_fp32")
+    fp32 = member_scores(NAME, faces, clip_scorer(), tag=f"{sha}_fp32{mark}")
     rows = {}
     for label in args.only or sorted(SCORERS):
         t0 = time.perf_counter()
@@ -147,8 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         amx = label == "bf16_frozen" and bf16_kernels() == "AMX"
         if label == "bf16_frozen":  # the frozen bf16 graph of this revision, on these kernels
             tag = score_tag(sha, "bf16", bf16_kernels(), bf16_graph_revision(get_spec(NAME)))
+            tag += mark
         else:
-            tag = f"{sha}_{TAGS[label]}"
+            tag = f"{sha}_{TAGS[label]}{mark}"
         low = member_scores(NAME, faces, SCORERS[label](), tag=tag)
         row = compare(faces, fp32, low, label)
         row["seconds_this_run"] = round(time.perf_counter() - t0, 1)

@@ -280,6 +280,18 @@ def score_tag(sha256: str, precision: str, kernels: str | None, revision: int = 
     return f"{sha256[:12]}_{precision}{amx}{rev}"
 
 
+def size_mark(name: str) -> str:
+    """ "_s<px>" when a member runs at another input size than its manifest says it was trained
+    at (e.g. a head kept as trained at 224 px, run at 192), so that its scores are not taken for
+    the cached ones of the same weights at the old size; "" otherwise."""
+    from detector.models import get_spec, read_manifest
+
+    runs = get_spec(name).input_size
+    manifest = read_manifest(name)
+    trained = (manifest.get("config") or {}).get("size", manifest.get("input_size", runs))
+    return "" if runs == trained else f"_s{runs}"
+
+
 class PathNotHere(RuntimeError):
     """A precision path's scores are not cached and this process cannot compute them."""
 
@@ -303,7 +315,7 @@ def member_scores(
             precision,
             PATH_KERNELS.get(path),
             bf16_graph_revision(get_spec(name)),
-        )
+        ) + size_mark(name)
     file = cache_dir() / "crossval" / f"scores_{_face_code_key()}" / f"{name}_{tag}.json"
     cached = json.loads(file.read_text("utf-8")) if file.is_file() else {}
     todo = [k for k in faces if k not in cached]

@@ -367,6 +367,34 @@ def test_each_bf16_path_has_its_own_score_cache_and_needs_its_own_kernels(tmp_pa
     ] == ["fp32", "bf16", "bf16 (AMX)", "bf16 (emulated)"]
 
 
+def test_a_member_run_at_another_size_than_it_trained_at_has_its_own_score_cache(
+    tmp_path, monkeypatch
+):
+    """The same weights run at another input size score otherwise: their cached cross-dataset
+    scores must not be taken for those at the size the manifest records."""
+    from dataclasses import replace
+
+    from detector.models import read_manifest
+    from scripts import crossval
+
+    monkeypatch.setenv("DEEPFAKE_CACHE_DIR", str(tmp_path))
+    f = crossval.Faces(
+        np.zeros((1, 8, 8, 3), np.uint8), np.zeros(1, int), np.arange(1), np.arange(1.0), 1
+    )
+    assert crossval.size_mark("clip_vit_b16") == ""
+    crossval.member_scores("clip_vit_b16", {"a": (None, f)}, lambda c, t: np.full(len(c), 0.1))
+    spec = replace(get_spec("clip_vit_b16"), input_size=192)
+    monkeypatch.setattr("detector.models.get_spec", lambda name: spec)
+    assert crossval.size_mark("clip_vit_b16") == "_s192"
+    got = crossval.member_scores(
+        "clip_vit_b16", {"a": (None, f)}, lambda c, t: np.full(len(c), 0.2)
+    )
+    assert got["a"].tolist() == [0.2]  # computed again, not the 224-px score
+    sha = read_manifest("clip_vit_b16")["sha256"][:12]
+    names = sorted(p.name for p in tmp_path.glob("crossval/scores_*/*.json"))
+    assert names == [f"clip_vit_b16_{sha}_fp32.json", f"clip_vit_b16_{sha}_fp32_s192.json"]
+
+
 def test_tied_real_scores_stay_under_the_threshold_together():
     from scripts.calibrate import threshold_for
 
