@@ -279,8 +279,9 @@ def ship(table: dict, command: str, weights: Path | None = None) -> str:
     from detector.settings import WEIGHTS_DIR
 
     weights = weights or WEIGHTS_DIR
-    # the member runs at its spec's input size (224 px); a candidate at another size is measured
-    # here, but shipping it needs the member's spec, Grad-CAM grid and precision checks changed
+    # the member runs at its spec's input size (SHIPPED_SIZE, 224 px); a candidate at another
+    # size is measured here, but shipping it also needs SHIPPED_SIZE changed, its bf16 checks
+    # (scripts.check_clip_precision) and calibrate on every precision path
     best = max(
         (n for n in table if SEED_MARK not in n and table[n].get("input_size", SIZE) == SIZE),
         key=lambda n: (
@@ -360,8 +361,16 @@ def _config(name: str) -> dict:
     """The recipe's settings as its candidate manifest records them."""
     path = _folder(name) / "clip_vit_b16.json"
     conf = json.loads(path.read_text("utf-8"))["config"]
-    keys = ("recipe", "layers", "patch_layers", "tune_from", "train_precision", "epochs", "seed")
-    keys += ("size",)
+    keys = (
+        "recipe",
+        "layers",
+        "patch_layers",
+        "tune_from",
+        "train_precision",
+        "epochs",
+        "seed",
+        "size",
+    )
     out = {k: conf.get(k) for k in keys}
     if "averaged_seeds" in conf:
         out["averaged_seeds"] = conf["averaged_seeds"]  # a seed-mean head

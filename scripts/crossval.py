@@ -281,9 +281,10 @@ def score_tag(sha256: str, precision: str, kernels: str | None, revision: int = 
 
 
 def size_mark(name: str) -> str:
-    """ "_s<px>" when a member runs at another input size than its manifest says it was trained
-    at (e.g. a head kept as trained at 224 px, run at 192), so that its scores are not taken for
-    the cached ones of the same weights at the old size; "" otherwise."""
+    """The score cache's mark of a member that runs at another input size than its manifest
+    says it was trained at ("_s192": e.g. a head kept as trained at 224 px, run at 192), so that
+    its scores are not taken for the cached ones of the same weights at the old size; "" for a
+    member at the size it was trained at."""
     from detector.models import get_spec, read_manifest
 
     runs = get_spec(name).input_size
