@@ -31,10 +31,12 @@ SIZE = 224
 @dataclass(frozen=True)
 class PoolSpec:
     """How many samples of each kind the training pool holds, drawn with a fixed seed: the same
-    pool again on one machine. Not across CPUs: the draw picks among the faces MTCNN keeps in each
-    source folder, and a face more or less there (float rounding near the 0.9 cut) shifts every
-    later pick; on 2026-12-06 two CPUs' draws gave cross-dataset video AUCs 0.79 and 0.88 for the
-    same recipe (README, *Models*).
+    pool again on one machine. Not necessarily on another: the draw picks among the faces MTCNN
+    keeps in each source folder, and a folder with a face more or less (float rounding near the
+    0.9 cut, or changed data) has every pick from it land on other faces. On 2026-12-06 this
+    machine's draw was not the one the shipped CLIP head trained on (2026-12-05, another CPU),
+    why was not established, and the same recipe on the two draws gave cross-dataset video AUCs
+    0.79 and 0.88 (README, *Models*).
 
     Keys of ``counts``: "real" (drawn evenly across the real folders), "ffpp:<Method>" (crops of
     that FaceForensics++ method), "ffpp_frames" (the Face2Face-like crops of ``ffpp_frames``),
