@@ -3,7 +3,7 @@
 import streamlit as st
 
 from detector.models import get_spec, list_models, model_card
-from detector.reporting.record import describe_init
+from detector.reporting.record import describe_init, retraining_spread_words
 from pages import ui, views, voice_view
 
 ui.page_setup()
@@ -36,7 +36,7 @@ for name in list_models():
         spec = get_spec(name)
         if card.available and (why := views.crossval_absence(card.metrics)):
             st.caption(why)
-        if spread := views.retraining_spread(card.metrics):
+        if spread := retraining_spread_words(card.metrics):
             st.caption(spread)
         if pool := (card.metrics.get("crossval") or {}).get("pool"):
             st.caption(f"Cross-dataset figures on part of the set: {pool}.")

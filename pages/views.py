@@ -298,22 +298,6 @@ def crossval_metrics(metrics: dict) -> dict[str, str]:
     return out
 
 
-def retraining_spread(metrics: dict) -> str:
-    """In words, how far the member's cross-dataset figure moved when its recipe was retrained
-    on other draws of its training data (``metrics.retraining_spread``; "" when not measured)."""
-    spread = metrics.get("retraining_spread") or {}
-    auc = spread.get("video_auc_all") or {}
-    again = auc.get("retrained") or []
-    if not again or auc.get("shipped") is None:
-        return ""
-    return (
-        f"Retrained with the same recipe on {len(again)} other draws of its training data, this "
-        f"model's cross-dataset AUC (all validation fakes) was {min(again):.2f}–{max(again):.2f}, "
-        f"against {auc['shipped']:.2f} for the weights shipped: it was chosen as the best of "
-        "several on the same validation videos, so read its figure as the top of that spread."
-    )
-
-
 def crossval_absence(metrics: dict) -> str:
     """Why a model shows no cross-dataset figure, in words ("" when it has one)."""
     if (metrics.get("crossval") or {}).get("video_auc"):

@@ -99,6 +99,19 @@ def test_report_records_the_case_version_and_exclusions(crowd):
     assert "p_fake" not in text and "paper 000" not in text
     main_body = flat.split("Appendix A.")[0]
     assert "Trained on" not in main_body and "Licence" not in main_body  # in the appendix
+    # each model's cross-dataset figure beside its in-distribution one, and the CLIP member's
+    # retraining spread, as on the Models page
+    from detector.models import model_card
+    from detector.reporting.record import crossval_words, retraining_spread_words
+
+    clip = model_card("clip_vit_b16").metrics
+    appendix = flat.split("Appendix A. The models")[-1].split("Appendix B.")[0]
+    for words in (crossval_words(clip), retraining_spread_words(clip)):
+        assert words and " ".join(words.split()) in appendix, words
+    assert appendix.count("Cross-dataset") == len(crowd.models)
+    assert "in-distribution, not a promise on other manipulations" in appendix
+    own = clip["val_ffpp_methods_test_crops"]["frame_auc"]  # the CLIP member's own check
+    assert f"held-out FF++ crops FRAME AUC {own:.3f}" in appendix
 
 
 def test_default_settings_carry_no_custom_mark(crowd):

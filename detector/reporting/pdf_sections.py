@@ -14,10 +14,12 @@ from detector.provenance.model import Provenance
 from detector.reporting.record import (
     ORDER_WORDS,
     best_face,
+    crossval_words,
     custom_marks,
     describe_init,
     person_role,
     precision_path_words,
+    retraining_spread_words,
 )
 from detector.reporting.tables import breakdown_table, round_half_up
 from detector.reporting.visual import (
@@ -253,6 +255,14 @@ def gradcam_section(pdf: FPDF, analysis: Analysis, gradcams) -> None:
         pdf.set_y(y + 42)
 
 
+# a manifest's in-distribution figures, as the appendix names them
+IN_DISTRIBUTION_SPLITS = {
+    "val": "val",
+    "test": "test",
+    "val_ffpp_methods_test_crops": "held-out FF++ crops",  # the CLIP member's check
+}
+
+
 def models_appendix(pdf: FPDF, analysis: Analysis) -> None:
     if not analysis.models:
         para(pdf, 5, "No model was loaded for this analysis.")
@@ -264,11 +274,18 @@ def models_appendix(pdf: FPDF, analysis: Analysis) -> None:
         para(pdf, 4, m.description)
         metrics = m.metrics or {}
         measured = []
-        for split in ("val", "test"):
+        for split, words in IN_DISTRIBUTION_SPLITS.items():
             part = metrics.get(split) or {}
             for key in ("frame_auc", "video_auc"):
                 if part.get(key) is not None:
-                    measured.append(f"{split} {key.replace('_', ' ').upper()} {part[key]:.3f}")
+                    measured.append(f"{words} {key.replace('_', ' ').upper()} {part[key]:.3f}")
+        cross = crossval_words(metrics) or (
+            "not measured on clips from other datasets: read the figures below as "
+            "in-distribution only"
+        )
+        if spread := retraining_spread_words(metrics):
+            cross += f". {spread}"
+        in_dist = "; ".join(measured)
         draw_facts(
             pdf,
             [
@@ -276,7 +293,14 @@ def models_appendix(pdf: FPDF, analysis: Analysis) -> None:
                 ("Initialised from", describe_init(m.init_from)),
                 ("Licence", m.licence or "—"),
                 ("Data terms", m.data_terms or "—"),
-                ("Measured", "; ".join(measured) or "no measured metrics recorded"),
+                ("Cross-dataset", cross),
+                (
+                    "Measured",
+                    f"{in_dist} (held-out frames of its own training data: in-distribution, "
+                    "not a promise on other manipulations)"
+                    if in_dist
+                    else "no measured metrics recorded",
+                ),
                 ("Weights sha256", m.sha256 or "—"),
             ],
         )

@@ -130,6 +130,37 @@ def describe_init(init) -> str:
     return str(init.get("file") or init)
 
 
+def crossval_words(metrics: dict) -> str:
+    """A member's cross-dataset video AUC (all validation fakes against all real videos, with its
+    95 % CI) in words, from its manifest's ``metrics.crossval``; "" when it was not measured."""
+    crossval = metrics.get("crossval") or {}
+    m = (crossval.get("video_auc") or {}).get("all")
+    if not m:
+        return ""
+    ci = m.get("ci95") or []
+    extra = f" (95 % CI {ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else ""
+    part = ", on part of the set" if crossval.get("pool") else ""
+    return (
+        f"video AUC {m['auc']:.2f}{extra}: fakes from other datasets and generators against real "
+        f"footage, clips no model trained on{part}"
+    )
+
+
+def retraining_spread_words(metrics: dict) -> str:
+    """In words, how far a member's cross-dataset figure moved when its recipe was retrained on
+    other draws of its training data (``metrics.retraining_spread``); "" when not measured."""
+    auc = (metrics.get("retraining_spread") or {}).get("video_auc_all") or {}
+    again = auc.get("retrained") or []
+    if not again or auc.get("shipped") is None:
+        return ""
+    return (
+        f"Retrained with the same recipe on {len(again)} other draws of its training data, this "
+        f"model's cross-dataset AUC (all validation fakes) was {min(again):.2f}–{max(again):.2f}, "
+        f"against {auc['shipped']:.2f} for the weights shipped: it was chosen as the best of "
+        "several on the same validation videos, so read its figure as the top of that spread."
+    )
+
+
 def custom_marks(a: Analysis, scoring: ScoringSettings | None = None) -> list[str]:
     """Everything that differs from the shipped defaults, in plain words ("custom settings: …").
 
