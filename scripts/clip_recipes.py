@@ -23,17 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
+from detector.models import get_spec
 from detector.settings import cache_dir
 from detector.training.clip import (
     MEMBER,
     CachedHead,
     ClipTrainConfig,
+    auc,
     new_detector,
+    per_kind_auc,
     predict_cached,
     save_head_average,
     train_and_save,
 )
-from detector.training.clip_pool import SIZE, PoolSpec, backbone, cached_features
+from detector.training.clip_pool import SIZE, PoolSpec, backbone, cached_features, pool_features
 from detector.types import ScoringSettings
 from scripts.calibrate import aucs, objective, search, video_scores
 from scripts.crossval import all_faces, member_scores
@@ -253,9 +256,6 @@ def main(argv=None) -> int:
 def resized_manifest(det, manifest: dict, cfg: ClipTrainConfig) -> dict:
     """A copy of the shipped head's manifest whose in-distribution check is measured again on
     the validation pool's features at ``cfg.size`` (the head unchanged)."""
-    from detector.training.clip import auc, per_kind_auc
-    from detector.training.clip_pool import pool_features
-
     val, yv, kv = pool_features(cfg.pool, "val", cfg.tune_from - 1, size=cfg.size)
     pv = predict_cached(CachedHead(det, cfg), val, False)
     check = {
@@ -279,11 +279,12 @@ def ship(table: dict, command: str, weights: Path | None = None) -> str:
     from detector.settings import WEIGHTS_DIR
 
     weights = weights or WEIGHTS_DIR
-    # the member runs at its spec's input size (SHIPPED_SIZE, 224 px); a candidate at another
-    # size is measured here, but shipping it also needs SHIPPED_SIZE changed, its bf16 checks
+    # the member runs at its spec's input size (SHIPPED_SIZE); a candidate at another size is
+    # measured here, but shipping it also needs SHIPPED_SIZE changed, its bf16 checks
     # (scripts.check_clip_precision) and calibrate on every precision path
+    runs_at = get_spec(MEMBER).input_size
     best = max(
-        (n for n in table if SEED_MARK not in n and table[n].get("input_size", SIZE) == SIZE),
+        (n for n in table if SEED_MARK not in n and table[n].get("input_size", runs_at) == runs_at),
         key=lambda n: (
             table[n]["ensemble"]["caught_at_5pct_false_alarm"],
             table[n]["ensemble"]["video_auc_all"],
