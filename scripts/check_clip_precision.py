@@ -15,11 +15,24 @@ with ``--write`` records it in the member's manifest under ``metrics.precision_c
   :func:`detector.scoring.ensemble.bf16_holds` reads. Run on a CPU with AMX, the row is
   ``bf16_frozen_amx`` and ``bf16_holds_amx`` admits bf16 on AMX (which rounds otherwise).
 
+- ``int8_smooth``: int8 where it can hold, SmoothQuant-style (Xiao et al., ICML 2023): each
+  block's attention (query / key / value, output projection) and first MLP layer in int8, with
+  each input channel's range moved from the activations into the weights first (``--alpha``;
+  folded exactly into the LayerNorm before, or into the value rows of ``qkv`` for the output
+  projection, so the float32 network is unchanged), the scales measured on 64 training crops
+  (``ffpp_methods/crops/*/train``), never on the validation faces. The second MLP layer stays
+  float32: its input (after GELU) has channels up to 28 times the rest, and even smoothed it
+  broke the ranking (score correlation 0.976 on 404 validation faces). Activations use all 8
+  bits where FBGEMM runs VNNI kernels and 7 on older ones (whose products saturate otherwise),
+  so the row is recorded per path: ``int8_smooth_vnni`` or ``int8_smooth_avx2``. ``--speed``
+  adds the frozen graph's time per crop against float32 (one thread, two crops at a time: one
+  app worker's share).
+
 ONNX Runtime's int8 kernels are not an alternative on CPUs without VNNI: their u8s8 path
 saturates (``scripts/verify_clip.py``: embedding cosine 0.44 against exact int8 math).
 
-    python -m scripts.check_clip_precision [--only int8_dynamic|bf16_frozen] [--write]
-                                           [--isa AVX512_CORE_BF16]
+    python -m scripts.check_clip_precision [--only int8_dynamic|int8_smooth|bf16_frozen]
+                                           [--write] [--isa AVX512_CORE_BF16|AVX2] [--speed]
 
 ``--isa AVX512_CORE_BF16`` measures, on a CPU with AMX, the AVX-512 BF16 path with every kernel
 switch capped (oneDNN, MKL, torch's own); a cap of oneDNN alone is refused, because MKL would
@@ -30,12 +43,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
 from detector.settings import WEIGHTS_DIR
 from detector.types import ScoringSettings
@@ -89,8 +104,167 @@ def bf16_scorer():
     return scorer
 
 
-SCORERS = {"int8_dynamic": int8_scorer, "bf16_frozen": bf16_scorer}
-TAGS = {"int8_dynamic": "int8dyn", "bf16_frozen": "bf16"}
+def fbgemm_vnni() -> bool:
+    """Whether FBGEMM's int8 products run on VNNI kernels here (AVX-512 VNNI, not capped)."""
+    from detector.scoring.device import cpu_flags
+
+    cap = os.environ.get("FBGEMM_ENABLE_INSTRUCTIONS", "").upper()
+    return "avx512_vnni" in cpu_flags() and cap in ("", "AVX512_E1", "AVX512_E1_256")
+
+
+def smooth_channels(net, crops: torch.Tensor, alpha: float) -> list[str]:
+    """Move each input channel's range of the attention and first MLP layers of every block of
+    ``net``'s timm ViT from the activations into the weights, exactly (the float32 outputs do
+    not change): ``s = max|x|^alpha / max|w|^(1 - alpha)`` per channel, measured on ``crops``;
+    the LayerNorm before ``qkv`` / ``fc1`` divides by ``s``, and the value rows of ``qkv``
+    before the output projection. Returns the names of the linears smoothed."""
+    vit = next(m for m in net.modules() if hasattr(m, "blocks") and hasattr(m, "patch_embed"))
+    prefix = next(n + "." if n else "" for n, m in net.named_modules() if m is vit)
+    todo = {}
+    for i, b in enumerate(vit.blocks):
+        for name, lin in (
+            ("attn.qkv", b.attn.qkv),
+            ("attn.proj", b.attn.proj),
+            ("mlp.fc1", b.mlp.fc1),
+        ):
+            todo[f"{prefix}blocks.{i}.{name}"] = lin
+    amax: dict[str, torch.Tensor] = {}
+
+    def hook(name):
+        def h(module, inp, out):
+            a = inp[0].detach().abs().reshape(-1, inp[0].shape[-1]).amax(0)
+            amax[name] = torch.maximum(amax.get(name, a), a)
+
+        return h
+
+    hooks = [lin.register_forward_hook(hook(n)) for n, lin in todo.items()]
+    with torch.inference_mode():
+        for i in range(0, len(crops), 16):
+            net(crops[i : i + 16])
+    for h in hooks:
+        h.remove()
+    done = []
+    with torch.no_grad():
+        for i, b in enumerate(vit.blocks):
+            for name, lin in (
+                ("attn.qkv", b.attn.qkv),
+                ("attn.proj", b.attn.proj),
+                ("mlp.fc1", b.mlp.fc1),
+            ):
+                key = f"{prefix}blocks.{i}.{name}"
+                if key not in amax:  # not reached (the last block's class-token path)
+                    continue
+                a = amax[key].clamp(min=1e-5)
+                s = a.pow(alpha) / lin.weight.abs().amax(0).clamp(min=1e-5).pow(1 - alpha)
+                if name == "attn.proj":  # softmax(QK) V is linear in V: scale V's rows
+                    c = s.numel()
+                    b.attn.qkv.weight[2 * c :].div_(s[:, None])
+                    b.attn.qkv.bias[2 * c :].div_(s)
+                else:
+                    ln = b.norm1 if name == "attn.qkv" else b.norm2
+                    ln.weight.div_(s)
+                    ln.bias.div_(s)
+                lin.weight.mul_(s)
+                done.append(key)
+    return done
+
+
+def calibration_crops(n_real: int = 32, n_per_method: int = 8) -> np.ndarray:
+    """Training crops (``ffpp_methods/crops/*/train``, 320 px as the pipeline cuts faces):
+    real ones and each method's, evenly spread over the sorted folder."""
+    import cv2
+
+    from detector.settings import data_dir
+    from detector.training.dataset import resize_square
+
+    root = data_dir() / "ffpp_methods" / "crops"
+    out = []
+    for sub, n in (("real", n_real), *((m, n_per_method) for m in METHODS)):
+        if n == 0:
+            continue
+        files = sorted((root / sub / "train").iterdir())
+        for f in files[:: max(1, len(files) // n)][:n]:
+            out.append(resize_square(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB), 320))
+    return np.stack(out)
+
+
+METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
+
+
+def int8_smooth_model(alpha: float):
+    """The CLIP member with smoothed attention and first MLP layers in int8 (module doc)."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    from detector.models import create_model, get_spec
+    from detector.models.preprocess import preprocess
+
+    net = create_model(NAME).eval()
+    crops = preprocess(calibration_crops(), get_spec(NAME), torch.device("cpu"))
+    names = smooth_channels(net, crops, alpha)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's notice that it moves to torchao
+        net = quantize_dynamic(
+            net, {n: per_channel_dynamic_qconfig for n in names}, dtype=torch.qint8
+        )
+    if fbgemm_vnni():  # all 8 bits: VNNI's products do not saturate
+        full = torch.ops.quantized.linear_dynamic
+        for m in net.modules():
+            if isinstance(m, DynamicLinear):
+                m.forward = lambda x, m=m: full(
+                    x, m._packed_params._packed_params, reduce_range=False
+                ).to(x.dtype)
+    return net
+
+
+def int8_smooth_scorer(alpha: float):
+    from detector.models import get_spec
+    from detector.models.preprocess import preprocess
+
+    spec = get_spec(NAME)
+    net = int8_smooth_model(alpha)
+
+    def scorer(crops, tracks):
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(crops), 8):
+                x = preprocess(np.asarray(crops[i : i + 8]), spec, torch.device("cpu"))
+                out.append(torch.sigmoid(net(x).reshape(-1)).numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    return scorer
+
+
+def speed(net, reps: int = 6) -> float:
+    """Median ms per crop of ``net``'s frozen graph, one thread, two crops at a time."""
+    from detector.models import get_spec
+    from detector.models.preprocess import preprocess
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x = preprocess(calibration_crops(2, 0), get_spec(NAME), torch.device("cpu"))
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            g = torch.jit.freeze(torch.jit.trace(net, x, check_trace=False))
+            for _ in range(3):
+                g(x)
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                g(x)
+                times.append((time.perf_counter() - t) / len(x) * 1000)
+        return round(float(np.median(times)), 1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+SCORERS = {
+    "int8_dynamic": int8_scorer,
+    "int8_smooth": int8_smooth_scorer,
+    "bf16_frozen": bf16_scorer,
+}
+TAGS = {"int8_dynamic": "int8dyn", "int8_smooth": "int8sq", "bf16_frozen": "bf16"}
 
 
 def compare(faces, fp32, low, label: str) -> dict:
@@ -126,7 +300,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=sorted(ISA_CAPS),
         default=None,
         help="measure as on a CPU without the newer instructions (e.g. AVX512_CORE_BF16: the "
-        "AVX-512 BF16 path on an AMX CPU): reruns with oneDNN, MKL and torch's kernels capped",
+        "AVX-512 BF16 path on an AMX CPU): reruns with oneDNN, MKL, FBGEMM and torch's kernels "
+        "capped",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=0.75,
+        help="int8_smooth: how much of each channel's range moves into the weights (0-1)",
+    )
+    p.add_argument(
+        "--speed",
+        action="store_true",
+        help="int8_smooth: also time its frozen graph against float32's (ms per crop)",
     )
     args = p.parse_args(argv)
     from detector.models import get_spec
@@ -149,16 +335,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if label == "bf16_frozen":  # the frozen bf16 graph of this revision, on these kernels
             tag = score_tag(sha, "bf16", bf16_kernels(), bf16_graph_revision(get_spec(NAME)))
             tag += mark
+        elif label == "int8_smooth":  # activations' bits depend on FBGEMM's kernels
+            bits = "vnni" if fbgemm_vnni() else "avx2"
+            tag = f"{sha}_{TAGS[label]}{args.alpha:g}_{bits}{mark}"
         else:
             tag = f"{sha}_{TAGS[label]}{mark}"
-        low = member_scores(NAME, faces, SCORERS[label](), tag=tag)
+        scorer = int8_smooth_scorer(args.alpha) if label == "int8_smooth" else SCORERS[label]()
+        low = member_scores(NAME, faces, scorer, tag=tag)
         row = compare(faces, fp32, low, label)
+        if label == "int8_smooth":
+            row["alpha"] = args.alpha
+            row["activation_bits"] = 8 if fbgemm_vnni() else 7
+            row["int8_layers"] = "attn.qkv, attn.proj, mlp.fc1 of each block (smoothed)"
+            if args.speed:
+                from detector.models import create_model
+
+                row["ms_per_crop_frozen_1thread"] = {
+                    "fp32": speed(create_model(NAME).eval()),
+                    "int8_smooth": speed(int8_smooth_model(args.alpha)),
+                }
         row["seconds_this_run"] = round(time.perf_counter() - t0, 1)
         row["cpu_flags"] = list(cpu_flags())
         row["bf16_kernels"] = bf16_kernels() if label == "bf16_frozen" else None
         row["command"] = f"python -m scripts.check_clip_precision --only {label} --write" + (
             f" --isa {isa_cap()}" if isa_cap() else ""
         )
+        if label == "int8_smooth":
+            row["command"] += f" --alpha {args.alpha:g}" + (" --speed" if args.speed else "")
+            label += "_vnni" if fbgemm_vnni() else "_avx2"
         rows[label + ("_amx" if amx else "")] = row  # AMX's check beside AVX-512 BF16's
         print(json.dumps(row, indent=2))
     if args.write:

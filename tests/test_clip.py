@@ -528,3 +528,46 @@ def test_validation_faces_get_their_next_raw_frame_for_the_two_stream_members(
     assert raw(next_crops_of(clip, faces)) == raw(nxt)  # read back from the cache unchanged
     with pytest.raises(ValueError, match="no next raw frame"):
         next_crops_of(Clip("ffpp_val/001", 0, "ffpp_val"), faces)
+
+
+def test_smoothing_for_int8_leaves_the_float32_network_unchanged_and_eases_its_int8():
+    """SmoothQuant's fold (scripts.check_clip_precision.smooth_channels) moves each channel's
+    range of the attention and first MLP layers into the weights exactly; with a few outlier
+    channels in the LayerNorms (as CLIP has), int8 of the folded network is the closer."""
+    import timm
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    from scripts.check_clip_precision import smooth_channels
+
+    torch.manual_seed(0)
+    net = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, num_classes=1, img_size=64, depth=2
+    ).eval()
+    with torch.no_grad():
+        for b in net.blocks:  # outlier channels, as CLIP's LayerNorms have
+            b.norm1.weight[:3] = 40.0
+            b.norm2.weight[3:6] = 40.0
+    x = torch.randn(6, 3, 64, 64)
+    with torch.inference_mode():
+        before = net(x)
+    smoothed = smooth_channels(net, x[:4], alpha=0.75)
+    assert len(smoothed) == 2 * 3 and all(n.startswith("blocks.") for n in smoothed)
+    with torch.inference_mode():
+        assert torch.allclose(net(x), before, atol=1e-4)
+
+    def int8_error(model):
+        q = quantize_dynamic(
+            model, {n: per_channel_dynamic_qconfig for n in smoothed}, dtype=torch.qint8
+        )
+        with torch.inference_mode():
+            return float((q(x) - before).abs().mean())
+
+    torch.manual_seed(0)  # the same network, not smoothed
+    plain = timm.create_model(
+        "vit_tiny_patch16_224", pretrained=False, num_classes=1, img_size=64, depth=2
+    ).eval()
+    with torch.no_grad():
+        for b in plain.blocks:
+            b.norm1.weight[:3] = 40.0
+            b.norm2.weight[3:6] = 40.0
+    assert int8_error(net) < int8_error(plain)

@@ -80,22 +80,27 @@ ONEDNN_ISAS = (
     "AVX512_CORE_AMX_FP16",
 )
 # the environment that emulates a weaker CPU: oneDNN (convolutions, frozen graphs), torch's own
-# vectorised kernels and MKL (matrix multiplies) each have their own switch
+# vectorised kernels, MKL (matrix multiplies) and FBGEMM (int8 matrix products) each have their
+# own switch. FBGEMM's matters for int8 numerics, not only speed: without VNNI its u8 x s8 products
+# saturate pairwise, which is why PyTorch's int8 layers keep activations to 7 bits by default
 ISA_CAPS = {
     "AVX2": {
         "ONEDNN_MAX_CPU_ISA": "AVX2",
         "ATEN_CPU_CAPABILITY": "avx2",
         "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+        "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
     },
     "AVX512_CORE": {
         "ONEDNN_MAX_CPU_ISA": "AVX512_CORE",
         "ATEN_CPU_CAPABILITY": "avx512",
         "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+        "FBGEMM_ENABLE_INSTRUCTIONS": "AVX512",
     },
     "AVX512_CORE_VNNI": {
         "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI",
         "ATEN_CPU_CAPABILITY": "avx512",
         "MKL_ENABLE_INSTRUCTIONS": "AVX512",
+        "FBGEMM_ENABLE_INSTRUCTIONS": "AVX512_E1",
     },
     # AVX-512 BF16 without AMX (as AMD EPYC 9004 and Intel Cooper Lake have): on a CPU with AMX,
     # the bf16 path such CPUs run. MKL's AVX512_E3 is AVX-512 with bf16, short of E4 (AMX)
@@ -103,6 +108,7 @@ ISA_CAPS = {
         "ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16",
         "ATEN_CPU_CAPABILITY": "avx512",
         "MKL_ENABLE_INSTRUCTIONS": "AVX512_E3",
+        "FBGEMM_ENABLE_INSTRUCTIONS": "AVX512_E1",
     },
 }
 
