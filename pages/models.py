@@ -3,7 +3,12 @@
 import streamlit as st
 
 from detector.models import get_spec, list_models, model_card
-from detector.reporting.record import describe_init, retraining_spread_words
+from detector.reporting.record import (
+    crossval_absence,
+    crossval_metrics,
+    describe_init,
+    retraining_spread_words,
+)
 from pages import ui, views, voice_view
 
 ui.page_setup()
@@ -26,7 +31,7 @@ for name in list_models():
         state = "selected" if name in loaded else ("available" if card.available else "no weights")
         st.markdown(f"#### {name} · {card.family} · _{state}_")
         st.write(card.description)
-        headline = {**views.crossval_metrics(card.metrics), **views.headline_metrics(card.metrics)}
+        headline = {**crossval_metrics(card.metrics), **views.headline_metrics(card.metrics)}
         if headline:
             cols = st.columns(len(headline))
             for col, (label, value) in zip(cols, headline.items(), strict=True):
@@ -34,7 +39,7 @@ for name in list_models():
         else:
             st.caption("No measured metrics recorded for this model.")
         spec = get_spec(name)
-        if card.available and (why := views.crossval_absence(card.metrics)):
+        if card.available and (why := crossval_absence(card.metrics)):
             st.caption(why)
         if spread := retraining_spread_words(card.metrics):
             st.caption(spread)

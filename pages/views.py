@@ -274,40 +274,6 @@ def headline_metrics(metrics: dict) -> dict[str, str]:
     return out
 
 
-CROSSVAL_LABELS = {
-    "celebdf_vs_all_reals": "Celeb-DF fakes",
-    "ffpp_clips_vs_all_reals": "FF++ DF/FS/NT clips",
-    "all": "all validation fakes",
-}
-
-
-def crossval_metrics(metrics: dict) -> dict[str, str]:
-    """Cross-dataset video AUCs (with 95 % CIs) against all real validation videos, from the
-    manifest's ``metrics.crossval`` (``python -m scripts.calibrate``); "part of the set" where
-    some videos were left out for that member (``pool`` says which)."""
-    crossval = metrics.get("crossval") or {}
-    table = crossval.get("video_auc") or {}
-    what = "cross-dataset AUC (part of the set)" if crossval.get("pool") else "cross-dataset AUC"
-    out = {}
-    for key, label in CROSSVAL_LABELS.items():
-        m = table.get(key)
-        if m:
-            ci = m.get("ci95") or []
-            extra = f" ({ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else ""
-            out[f"{what}: {label}"] = f"{m['auc']:.2f}{extra}"
-    return out
-
-
-def crossval_absence(metrics: dict) -> str:
-    """Why a model shows no cross-dataset figure, in words ("" when it has one)."""
-    if (metrics.get("crossval") or {}).get("video_auc"):
-        return ""
-    return (
-        "Not measured on the cross-dataset validation (`python -m scripts.calibrate --measure "
-        "NAME` records it). Read its other figures as in-distribution only."
-    )
-
-
 def precision_paths_text(paths: dict) -> str:
     """In words: the threshold holds on each precision path, with each path's counts."""
     return (

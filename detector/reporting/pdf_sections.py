@@ -14,6 +14,7 @@ from detector.provenance.model import Provenance
 from detector.reporting.record import (
     ORDER_WORDS,
     best_face,
+    crossval_absence,
     crossval_words,
     custom_marks,
     describe_init,
@@ -279,10 +280,7 @@ def models_appendix(pdf: FPDF, analysis: Analysis) -> None:
             for key in ("frame_auc", "video_auc"):
                 if part.get(key) is not None:
                     measured.append(f"{words} {key.replace('_', ' ').upper()} {part[key]:.3f}")
-        cross = crossval_words(metrics) or (
-            "not measured on clips from other datasets: read the figures below as "
-            "in-distribution only"
-        )
+        cross = crossval_words(metrics) or crossval_absence(metrics)
         if spread := retraining_spread_words(metrics):
             cross += f". {spread}"
         in_dist = "; ".join(measured)

@@ -130,19 +130,55 @@ def describe_init(init) -> str:
     return str(init.get("file") or init)
 
 
+CROSSVAL_LABELS = {
+    "celebdf_vs_all_reals": "Celeb-DF fakes",
+    "ffpp_clips_vs_all_reals": "FF++ DF/FS/NT clips",
+    "all": "all validation fakes",
+}
+
+
+def auc_with_ci(m: dict, ci_words: str = "") -> str:
+    """``{"auc": .., "ci95": [lo, hi]}`` as "0.88 (0.81–0.94)" (``ci_words`` after the range)."""
+    ci = m.get("ci95") or []
+    return f"{m['auc']:.2f}" + (f" ({ci[0]:.2f}–{ci[1]:.2f}{ci_words})" if len(ci) == 2 else "")
+
+
+def crossval_metrics(metrics: dict) -> dict[str, str]:
+    """Cross-dataset video AUCs (with 95 % CIs) against all real validation videos, from the
+    manifest's ``metrics.crossval`` (``python -m scripts.calibrate``); "part of the set" where
+    some videos were left out for that member (``pool`` says which). For the Models page's
+    cards; the report's appendix reads the same figures (:func:`crossval_words`)."""
+    crossval = metrics.get("crossval") or {}
+    table = crossval.get("video_auc") or {}
+    what = "cross-dataset AUC (part of the set)" if crossval.get("pool") else "cross-dataset AUC"
+    return {
+        f"{what}: {label}": auc_with_ci(table[key])
+        for key, label in CROSSVAL_LABELS.items()
+        if table.get(key)
+    }
+
+
+def crossval_absence(metrics: dict) -> str:
+    """Why a model shows no cross-dataset figure, in words ("" when it has one)."""
+    if (metrics.get("crossval") or {}).get("video_auc"):
+        return ""
+    return (
+        "Not measured on the cross-dataset validation (python -m scripts.calibrate --measure "
+        "NAME records it). Read its other figures as in-distribution only."
+    )
+
+
 def crossval_words(metrics: dict) -> str:
-    """A member's cross-dataset video AUC (all validation fakes against all real videos, with its
-    95 % CI) in words, from its manifest's ``metrics.crossval``; "" when it was not measured."""
+    """A member's cross-dataset video AUC on all validation fakes (with its 95 % CI) in a
+    sentence, for the report; "" when it was not measured."""
     crossval = metrics.get("crossval") or {}
     m = (crossval.get("video_auc") or {}).get("all")
     if not m:
         return ""
-    ci = m.get("ci95") or []
-    extra = f" (95 % CI {ci[0]:.2f}–{ci[1]:.2f})" if len(ci) == 2 else ""
     part = ", on part of the set" if crossval.get("pool") else ""
     return (
-        f"video AUC {m['auc']:.2f}{extra}: fakes from other datasets and generators against real "
-        f"footage, clips no model trained on{part}"
+        f"video AUC {auc_with_ci(m, ', 95 % CI')}: fakes from other datasets and generators "
+        f"against real footage, clips no model trained on{part}"
     )
 
 
