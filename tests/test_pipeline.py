@@ -412,3 +412,23 @@ def test_temporal_and_two_stream_members_score_people_in_the_pipeline(videos):
     assert {c.kind for c in a.models} == {"frame", "track"}
     _, plain = Analyzer(["efficientnet_lite0"], device="cpu").extract_faces(videos["face"])
     assert all(f.next_crop is None for f in plain)
+
+
+def test_cli_analyze_says_the_verdict_in_words_never_a_bare_label(videos, capsys):
+    from detector import cli
+    from detector.verdict.verdict import VERDICT_WORDS
+
+    argv = [
+        "analyze",
+        str(videos["face"]),
+        "--models",
+        "efficientnet_lite0",
+        "--sampling",
+        "even:3",
+    ]
+    assert cli.main(argv) == 0
+    headline = capsys.readouterr().out.splitlines()[0]
+    assert headline.startswith("face.mp4: ")
+    assert any(words in headline for words in VERDICT_WORDS.values()), headline
+    assert "manipulation score" in headline and "alarm threshold" in headline
+    assert not {"REAL", "FAKE", "UNCERTAIN"} & set(headline.replace("(", " ").split())

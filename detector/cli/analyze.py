@@ -26,6 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from detector.reporting.record import analysis_to_dict, frame_scores_csv
+    from detector.verdict.verdict import VERDICT_WORDS
 
     analysis = run_analysis(args)
     doc = analysis_to_dict(analysis)
@@ -40,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE if analysis.status == BadSettingsError.status else EXIT_NO_VERDICT
     if not args.json:
         v = analysis.verdict
-        print(f"{analysis.video.name}: {v.label.upper()}  p_fake={v.p_fake:.3f}")
+        # the verdict in the analyst's words, never a bare "REAL" (the JSON keeps the label)
+        print(
+            f"{analysis.video.name}: {VERDICT_WORDS[v.label]} "
+            f"(manipulation score {v.p_fake:.3f}, alarm threshold {v.threshold:.2f})"
+        )
         print(v.explanation)
         print(doc["summary"])
     return EXIT_OK
