@@ -4,6 +4,7 @@ import streamlit as st
 
 from detector.models import get_spec
 from detector.reporting.record import person_role
+from detector.reporting.visual import CAM_LAYERS
 from pages import actions, charts, state, ui, views
 
 MAX_CAM_FACES = 24  # Grad-CAM runs on at most this many of a person's frames, evenly spaced
@@ -35,9 +36,9 @@ if analysis is not None:
 
     st.subheader("Grad-CAM")
     st.caption(
-        "Where a model found evidence for 'fake' in a face (Grad-CAM on its last convolutional "
-        "layer), drawn on one fixed scale for every face and model, so a weak map stays faint. "
-        "Only scored faces are explained."
+        f"Where a model found evidence for 'fake' in a face ({CAM_LAYERS}), drawn on one fixed "
+        "scale for every face and model, so a weak map stays faint. Only scored faces are "
+        "explained."
     )
     views.colour_bar()
     frame_models = [m for m in scores.models if get_spec(m).gradcam_layer]

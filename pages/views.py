@@ -364,7 +364,7 @@ def provenance_section(p: Provenance | None, note: str = "") -> None:
         if f.severity == "notable":
             st.warning(f.text, icon=":material/flag:")
         else:
-            st.caption(f"ⓘ {f.text}")
+            st.caption(f":material/info: {f.text}")
     if p.metadata is not None:
         with st.expander("Container and stream metadata"):
             meta = metadata_rows(p.metadata)

@@ -24,6 +24,7 @@ from detector.reporting.record import (
 )
 from detector.reporting.tables import breakdown_table, round_half_up
 from detector.reporting.visual import (
+    CAM_LAYERS,
     SCALE_MAX,
     STANDS_OUT_AT,
     annotated_frame,
@@ -220,10 +221,10 @@ def gradcam_section(pdf: FPDF, analysis: Analysis, gradcams) -> None:
     para(
         pdf,
         4,
-        "Where a model found evidence for 'fake' (Grad-CAM on its last convolutional layer), on "
-        f"one fixed scale from 0 to {SCALE_MAX:.0f} for every face and model. A map whose "
-        f"strongest region is below {STANDS_OUT_AT:g}, or from a model that does not lean "
-        "towards 'fake' on that face, is reported as 'nothing stands out' and not coloured.",
+        f"Where a model found evidence for 'fake' ({CAM_LAYERS}), on one fixed scale from 0 "
+        f"to {SCALE_MAX:.0f} for every face and model. A map whose strongest region is below "
+        f"{STANDS_OUT_AT:g}, or from a model that does not lean towards 'fake' on that face, is "
+        "reported as 'nothing stands out' and not coloured.",
     )
     pdf.image(io.BytesIO(colour_bar_png(SCALE_MAX, STANDS_OUT_AT)), w=90)
     for fid, cam in gradcams:

@@ -18,6 +18,11 @@ SCALE_MAX = 8.0
 """Top of Grad-CAM's fixed colour scale, in logit units (see :mod:`detector.scoring.explain`)."""
 STANDS_OUT_AT = 1.0
 """A Grad-CAM map whose strongest cell is below this (logit units) shows "nothing stands out"."""
+CAM_LAYERS = (
+    "Grad-CAM on a CNN's last convolutional layer; on a vision transformer (the CLIP member), on "
+    "the patch tokens entering its last block"
+)
+"""Which layer a map is drawn from, in words (each spec's ``gradcam_layer``), for page and report."""
 
 # Okabe-Ito colours (distinguishable with the common colour-vision deficiencies), without the
 # yellow that does not read on white; person k (track k - 1) gets PERSON_COLOURS[(k - 1) % 7].
