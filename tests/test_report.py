@@ -134,3 +134,21 @@ def test_uploaded_labelled_clips_score_like_folders(crowd):
     assert scored.scores.shape == (2 * per_clip, len(models))
     assert set(scored.videos) == {"real/a", "fake/b"}
     assert scored.skipped == ("x.mp4: no_faces: x.mp4: no face",)
+
+
+def test_a_heading_longer_than_the_page_wraps_instead_of_running_off_it():
+    from fpdf import FPDF
+
+    from detector.reporting.pdf import FONT_DIR
+    from detector.reporting.pdf_sections import heading
+
+    pdf = FPDF()
+    pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
+    pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+    pdf.add_page()
+    text = "Appendix B. The deciding person in the core paper's layout (Latipova & Yadryshnikova)"
+    pdf.set_font("DejaVu", "B", 12)
+    assert pdf.get_string_width(text) > pdf.epw, "the example must be wider than the page"
+    y = pdf.get_y()
+    heading(pdf, text)
+    assert pdf.get_y() - y >= 3 + 2 * 7, "the heading took one line: it ran off the page"

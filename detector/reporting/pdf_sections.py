@@ -52,12 +52,13 @@ def image_stream(arr: np.ndarray) -> io.BytesIO:
 
 def verdict_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
     """The verdict led by the person who decides it, every person's score, the custom mark."""
-    pdf.set_font("DejaVu", "B", 13)
+    pdf.set_font("DejaVu", "B", 12)  # the longest words and the score fit on one line
     pdf.set_text_color(*LABEL_RGB[verdict.label])
-    pdf.cell(
+    pdf.multi_cell(
         0,
         7,
         f"{VERDICT_WORDS[verdict.label].upper()}   manipulation score {verdict.p_fake:.3f}",
+        align="L",
         new_x="LMARGIN",
         new_y="NEXT",
     )
@@ -137,7 +138,7 @@ def para(pdf: FPDF, height: float, text: str) -> None:
 def heading(pdf: FPDF, text: str) -> None:
     pdf.ln(3)
     pdf.set_font("DejaVu", "B", 12)
-    pdf.cell(0, 7, text, new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 7, text, align="L", new_x="LMARGIN", new_y="NEXT")  # a long one wraps
     pdf.set_font("DejaVu", "", 9)
 
 
@@ -146,7 +147,7 @@ def draw_facts(pdf: FPDF, facts: Sequence[tuple[str, str]]) -> None:
         pdf.set_font("DejaVu", "B", 9)
         pdf.cell(35, 5, key)
         pdf.set_font("DejaVu", "", 9)
-        pdf.multi_cell(0, 5, str(value), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 5, str(value), align="L", new_x="LMARGIN", new_y="NEXT")
 
 
 def draw_table(pdf: FPDF, rows: Sequence[Sequence[str]], widths: Sequence[float]) -> None:
@@ -170,11 +171,12 @@ def faces_section(pdf: FPDF, analysis: Analysis, verdict: Verdict) -> None:
         faces = scored_faces(analysis, ts.track_id)
         pdf.set_font("DejaVu", "B", 9)
         pdf.set_text_color(*person_rgb(ts.track_id))
-        pdf.cell(
+        pdf.multi_cell(
             0,
             5,
             f"Person {ts.track_id + 1}: {ts.n_frames} frames, manipulation score "
             f"{ts.p_fake:.3f}; {person_role(ts, verdict)}",
+            align="L",
             new_x="LMARGIN",
             new_y="NEXT",
         )

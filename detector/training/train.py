@@ -303,7 +303,8 @@ def train(
         "sha256": sha,
         "dtype": storage,
         "init_from": init_from,
-        "licence": f"init weights: {licence}; trained weights: same terms, plus the data terms",
+        "licence": f"init weights: {licence.rstrip('.')}; trained weights: same terms, plus the "
+        "data terms",
         "data_terms": data_terms_of(cfg),
         "trained_on": trained_on,
         "training_command": command,
