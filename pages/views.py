@@ -27,7 +27,7 @@ from detector.reporting.visual import (
 )
 from detector.scoring.explain import CamResult
 from detector.types import Analysis, Verdict
-from detector.verdict.verdict import VERDICT_WORDS
+from detector.verdict.verdict import VERDICT_WORDS, uncalibrated_words
 from pages import state, ui
 
 LABEL_COLOUR = {"fake": "red", "uncertain": "orange", "real": "green"}
@@ -68,15 +68,8 @@ def verdict_card(analysis: Analysis, verdict: Verdict, controls: bool = False) -
                 f"Higher than {100 * verdict.real_percentile:.0f} % of the real videos the "
                 "threshold was calibrated on."
             )
-        elif verdict.settings.calibration is None:
-            right.caption("No calibration on real footage is recorded for this threshold.")
-        elif verdict.placement_note:
-            right.caption(verdict.placement_note)
-        else:
-            right.caption(
-                "Not placed against the calibration videos: the scoring differs from the one "
-                "the threshold was calibrated with."
-            )
+        else:  # the same words as the explanation and the report
+            right.caption(verdict.placement_note or uncalibrated_words(verdict))
         if marks:
             st.warning("**Custom settings:** " + "; ".join(marks) + ".", icon=":material/tune:")
             if controls:

@@ -142,6 +142,11 @@ def test_calibrated_score_is_placed_against_real_footage():
     assert "higher than 100 % of the real videos" in v.explanation
     other = compute_verdict(table([[0.32, 0.32]] * 3), replace(s, weights={"a": 1, "b": 2}))
     assert other.real_percentile is None and not other.calibrated
+    # the explanation (CLI, report) says the threshold is not calibrated for these settings
+    assert "with these settings it is not calibrated" in other.explanation
+    assert "not calibrated" not in v.explanation
+    bare = compute_verdict(table([[0.32, 0.32]] * 3), replace(s, calibration=None))
+    assert "No calibration on real footage is recorded" in bare.explanation
 
 
 def test_custom_settings_name_every_change_in_words():

@@ -171,6 +171,21 @@ def not_placed_words(precisions: dict[str, str], cal: Calibration, path: str | N
     )
 
 
+def uncalibrated_words(v: Verdict) -> str:
+    """Why the alarm threshold carries no calibration for the scoring ``v`` was computed with, in
+    words ("" when it does): the analyst's models, weights or frame rule differ from those the
+    threshold was calibrated for, or no calibration is recorded for it (a preset)."""
+    if v.calibrated:
+        return ""
+    if v.settings.calibration is None:
+        return "No calibration on real footage is recorded for this threshold."
+    return (
+        "The alarm threshold was calibrated on real footage for another scoring (the default "
+        "models, weights and frame rule); with these settings it is not calibrated, so the "
+        "verdict's words are indicative only and the score is not placed against real videos."
+    )
+
+
 def _rule(s: ScoringSettings, n_frames: int) -> str:
     need = max(1, int(np.ceil(s.min_track_share * n_frames)))
     return (
@@ -223,6 +238,8 @@ def _with_explanation(v: Verdict, n_frames: int) -> Verdict:
         )
     elif v.placement_note:
         parts.append(v.placement_note)
+    elif not v.calibrated:
+        parts.append(uncalibrated_words(v))
     fake_models = [m for m, lab in v.model_agreement.items() if lab == "fake"]
     real_models = [m for m, lab in v.model_agreement.items() if lab != "fake"]
     if fake_models:
