@@ -32,6 +32,7 @@ from detector.io.files import sha256_file
 from detector.pipeline import ExtractionSettings
 from detector.settings import PROJECT_ROOT
 from detector.verdict.scoring import default_scoring
+from detector.verdict.verdict import VERDICT_WORDS
 
 MODEL = "mesoinception4_f2f"
 SAMPLING = "first:2"
@@ -248,6 +249,8 @@ def test_the_summary_and_the_manifest(clips, full_scan):
     face = by_name(lines(full_scan))["face1.mp4"]
     assert float(by["face1.mp4"]["score"]) == face["verdict"]["p_fake"]
     assert by["face1.mp4"]["people"] == "1" and float(by["face1.mp4"]["duration_s"]) == 2.0
+    assert by["face1.mp4"]["verdict"] == VERDICT_WORDS[face["verdict"]["label"]]
+    assert by["damaged.mp4"]["verdict"] == ""
     manifest = json.loads((full_scan / scan_records.MANIFEST).read_text())
     assert (
         manifest["models"][0]["name"] == MODEL

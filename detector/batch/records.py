@@ -21,6 +21,7 @@ from detector.errors import BadSettingsError, WeightsMissingError
 from detector.pipeline import ExtractionSettings
 from detector.reporting.record import json_default
 from detector.types import Analysis, ScoringSettings
+from detector.verdict.verdict import VERDICT_WORDS
 
 if TYPE_CHECKING:
     from detector.pipeline import Analyzer
@@ -47,6 +48,7 @@ RETRY_ON_RESUME = frozenset({INTERNAL_ERROR, "timeout"})
 SUMMARY_COLUMNS = (
     "path",
     "status",
+    "verdict",
     "label",
     "score",
     "people",
@@ -214,7 +216,7 @@ def read_records(data: bytes, name: str = RESULTS) -> tuple[list[dict], int]:
 
 
 def summary_row(record: dict) -> dict:
-    """A clip in the summary: status, label and score (empty without a verdict), people seen."""
+    """A clip in the summary: status, verdict in words, label and score (empty without a verdict), people seen."""
     verdict = record.get("verdict") or {}
     video = record.get("video") or {}
     status = record.get("status", "")
@@ -222,6 +224,8 @@ def summary_row(record: dict) -> dict:
     return {
         "path": record.get("path", ""),
         "status": status,
+        # the analyst's words; "label" is the same verdict as a key for programs
+        "verdict": VERDICT_WORDS.get(verdict.get("label", ""), ""),
         "label": verdict.get("label", ""),
         "score": verdict.get("p_fake", ""),
         "people": people,
