@@ -3,7 +3,7 @@ the clips sorted by score with their statuses, any clip opened in full, the summ
 
 import streamlit as st
 
-from pages import batch_ui, ui
+from pages import batch_ui, state, ui
 
 ui.page_setup()
 
@@ -24,7 +24,7 @@ source = st.radio(
 if source == batch_ui.FROM_UPLOADS:
     files = st.file_uploader(
         "Video files",
-        type=["mp4", "mov", "avi", "mkv", "webm"],
+        type=state.UPLOAD_TYPES,
         accept_multiple_files=True,
         key=batch_ui.UPLOADS,
         help=f"Up to {batch_ui.MAX_UPLOADS} clips, checked by content. Each file is deleted after "
