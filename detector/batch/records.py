@@ -216,7 +216,8 @@ def read_records(data: bytes, name: str = RESULTS) -> tuple[list[dict], int]:
 
 
 def summary_row(record: dict) -> dict:
-    """A clip in the summary: status, verdict in words, label and score (empty without a verdict), people seen."""
+    """A clip in the summary: status, verdict in words, label and score (empty without a
+    verdict), people seen."""
     verdict = record.get("verdict") or {}
     video = record.get("video") or {}
     status = record.get("status", "")

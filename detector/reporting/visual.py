@@ -22,7 +22,7 @@ CAM_LAYERS = (
     "Grad-CAM on a CNN's last convolutional layer; on a vision transformer (the CLIP member), on "
     "the patch tokens entering its last block"
 )
-"""Which layer a map is drawn from, in words (each spec's ``gradcam_layer``), for page and report."""
+"""Which layer a map is drawn from, in words (each spec's ``gradcam_layer``), for page, report."""
 
 # Okabe-Ito colours (distinguishable with the common colour-vision deficiencies), without the
 # yellow that does not read on white; person k (track k - 1) gets PERSON_COLOURS[(k - 1) % 7].
