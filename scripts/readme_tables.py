@@ -192,17 +192,17 @@ def bench_table(file: str, warm_target_s: float, path: str) -> Callable[[], str]
 # The latest run on each CPU path the project has measured: (path, machine, bench JSON, warm target)
 BENCH_PATHS = (
     ("AMX (bf16 on tiles)", "Intel Xeon, 2026-12-05i", "2026-12-05i-amx-xeon-run2.json", 1.0),
-    ("AVX-512 BF16, no AMX", "AMD EPYC, 2026-12-06", "2026-12-06-avx512bf16-epyc.json", 1.0),
+    ("AVX-512 BF16, no AMX", "AMD EPYC, 2026-12-06o", "2026-12-06o-avx512bf16-epyc.json", 1.0),
     (
         "AVX-512 VNNI, no BF16 (capped; float32)",
-        "AMD EPYC, 2026-12-06",
-        "2026-12-06-avx512bf16-epyc-capped-avx512vnni.json",
+        "AMD EPYC, 2026-12-06o",
+        "2026-12-06o-avx512bf16-epyc-capped-avx512vnni.json",
         1.0,
     ),
     (
         "AVX2 (capped; float32)",
-        "AMD EPYC, 2026-12-06",
-        "2026-12-06-avx512bf16-epyc-capped-avx2.json",
+        "AMD EPYC, 2026-12-06o",
+        "2026-12-06o-avx512bf16-epyc-capped-avx2.json",
         2.0,
     ),
     (
@@ -264,6 +264,13 @@ def _targets(run: dict, targets) -> str:
 
 
 TABLES = {
+    "bench-epyc-o": bench_table("2026-12-06o-avx512bf16-epyc.json", 1.0, "native"),
+    "bench-epyc-o-capped-avx512vnni": bench_table(
+        "2026-12-06o-avx512bf16-epyc-capped-avx512vnni.json", 1.0, "AVX-512 VNNI, no BF16"
+    ),
+    "bench-epyc-o-capped-avx2": bench_table(
+        "2026-12-06o-avx512bf16-epyc-capped-avx2.json", 2.0, "AVX2"
+    ),
     "bench-epyc-k": bench_table("2026-12-06-avx512bf16-epyc.json", 1.0, "native"),
     "bench-epyc-k-capped-avx512vnni": bench_table(
         "2026-12-06-avx512bf16-epyc-capped-avx512vnni.json", 1.0, "AVX-512 VNNI, no BF16"
