@@ -27,7 +27,7 @@ from detector.reporting.visual import (
 )
 from detector.scoring.explain import CamResult
 from detector.types import Analysis, Verdict
-from detector.verdict.verdict import VERDICT_WORDS, uncalibrated_words
+from detector.verdict.verdict import NO_CALIBRATION, VERDICT_WORDS, uncalibrated_words
 from pages import state, ui
 
 LABEL_COLOUR = {"fake": "red", "uncertain": "orange", "real": "green"}
@@ -287,7 +287,7 @@ def calibration_summary() -> None:
         members = ", ".join(f"{m} {w:.2f}" for m, w in s.weights.items())
         st.write(f"Members: {members}; frames combined by the {s.aggregation}.")
         if cal is None:
-            st.caption("No calibration on real footage is recorded for this threshold.")
+            st.caption(NO_CALIBRATION)
             return
         r = cal.rates
         real, fakes = r.get("real", {}), r.get("all_fakes", {})

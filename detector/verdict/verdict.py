@@ -171,6 +171,9 @@ def not_placed_words(precisions: dict[str, str], cal: Calibration, path: str | N
     )
 
 
+NO_CALIBRATION = "No calibration on real footage is recorded for this threshold."
+
+
 def uncalibrated_words(v: Verdict) -> str:
     """Why the alarm threshold carries no calibration for the scoring ``v`` was computed with, in
     words ("" when it does): the analyst's models, weights or frame rule differ from those the
@@ -178,7 +181,7 @@ def uncalibrated_words(v: Verdict) -> str:
     if v.calibrated:
         return ""
     if v.settings.calibration is None:
-        return "No calibration on real footage is recorded for this threshold."
+        return NO_CALIBRATION
     return (
         "The alarm threshold was calibrated on real footage for another scoring (the default "
         "models, weights and frame rule); with these settings it is not calibrated, so the "

@@ -400,11 +400,15 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     page.get_by_text(
         re.compile("Custom settings:.*model weights.*frames combined by mean.*threshold")
     ).first.wait_for()
+    # other weights and frame rule: the threshold's calibration no longer applies, in words
+    uncalibrated = page.get_by_text(re.compile("with these settings it is not calibrated"))
+    uncalibrated.first.wait_for()
     app.shot("4-ensemble-lab.png")
     page.get_by_role("button", name="Reset to defaults").first.click()
     app.settle()
     assert abs(_metric(page, "Manipulation score") - first) < 1e-3
     assert page.get_by_text("Custom settings").count() == 0
+    assert uncalibrated.count() == 0
 
     # Table 5 from uploaded labelled clips (never a server path).
     assert page.get_by_text("local folder").count() == 0
