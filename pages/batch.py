@@ -51,10 +51,11 @@ if batch is not None:
         st.dataframe(batch_ui.table(batch), hide_index=True, key="batch_table")
         st.download_button(
             "Download the summary (CSV)",
-            batch_ui.summary(batch),
+            lambda: batch_ui.summary(batch),  # made on click (see pages/report.py)
             file_name="summary.csv",
             mime="text/csv",
             key="batch_summary",
+            on_click="ignore",
         )
         labels = batch_ui.choices(batch)
         choice = st.selectbox(

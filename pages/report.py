@@ -48,31 +48,35 @@ else:
     )
     analysis = actions.with_current_provenance(analysis)  # under the trust anchors set now
     stem = analysis.video.sha256[:12] if analysis.video else "analysis"
-    pdf = render_pdf(analysis, scoring, gradcams=cams, case=case)
+    # The files are made when a button is clicked (a callable, run by Streamlit on click), not
+    # on every run: a PDF takes about a second, and a run that renders one cannot be stopped,
+    # so quick edits of the case fields overlapped runs whose clean-up removed the file the
+    # page still offered (the download failed with a 404). No rerun on click either.
     st.download_button(
         "Download PDF report",
-        pdf,
+        lambda: render_pdf(analysis, scoring, gradcams=cams, case=case),
         file_name=f"deepfake-report-{stem}.pdf",
         mime="application/pdf",
         type="primary",
         key="download_pdf",
-        on_click="ignore",  # a rerun would re-render and replace the file mid-download
+        on_click="ignore",
     )
-    doc = analysis_to_dict(analysis, scoring, case=case)
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download JSON",
-        json.dumps(doc, indent=2, ensure_ascii=False),
+        lambda: json.dumps(
+            analysis_to_dict(analysis, scoring, case=case), indent=2, ensure_ascii=False
+        ),
         file_name=f"deepfake-report-{stem}.json",
         mime="application/json",
         key="download_json",
-        on_click="ignore",  # a rerun would re-render and replace the file mid-download
+        on_click="ignore",
     )
     c2.download_button(
         "Download CSV",
-        frame_scores_csv(analysis, scoring),
+        lambda: frame_scores_csv(analysis, scoring),
         file_name=f"frame-scores-{stem}.csv",
         mime="text/csv",
         key="download_csv",
-        on_click="ignore",  # a rerun would re-render and replace the file mid-download
+        on_click="ignore",
     )

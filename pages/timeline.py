@@ -47,7 +47,7 @@ if analysis is not None:
     st.dataframe(charts.scores_table(analysis, scoring), hide_index=True)
     st.download_button(
         "Download CSV",
-        frame_scores_csv(analysis, scoring),
+        lambda: frame_scores_csv(analysis, scoring),  # made on click (see pages/report.py)
         file_name="frame_scores.csv",
         mime="text/csv",
         on_click="ignore",

@@ -328,6 +328,21 @@ def test_case_fields_outlive_a_page_change(analysis):
     assert at.session_state[state.CASE].case_id == "CASE-9"
 
 
+def test_report_files_are_made_on_click(analysis):
+    """The exports are callables Streamlit runs on click, not files stored by every run: a run
+    that renders the PDF (about a second) overlapped the next one after quick edits of the
+    case fields, and the file the page offered had been removed (a 404 in the browser)."""
+    at = _app(analysis)
+    at.run()
+    at.switch_page("pages/report.py")
+    at.run()
+    assert not at.exception
+    buttons = {b.proto.label: b.proto for b in at.get("download_button")}
+    assert set(buttons) == {"Download PDF report", "Download JSON", "Download CSV"}
+    for proto in buttons.values():
+        assert proto.deferred_file_id and not proto.url and proto.ignore_rerun
+
+
 def test_the_page_icon_is_a_bundled_file():
     icon = PROJECT_ROOT / "assets" / "icon.png"
     assert icon.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
