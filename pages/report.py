@@ -1,6 +1,7 @@
 """Report: the case details, then the PDF an analyst files, plus JSON and CSV of the same analysis."""
 
 import json
+import re
 
 import streamlit as st
 
@@ -13,6 +14,7 @@ ui.page_setup()
 
 st.title("Report")
 analysis = ui.current_analysis()
+prepared = False
 if analysis is None:
     st.info("Analyse a clip on the Analyze page first.")
 else:
@@ -28,16 +30,6 @@ else:
         )
         if marks := ui.custom_marks(analysis):
             st.warning("**Custom settings:** " + "; ".join(marks) + ".", icon=":material/tune:")
-    case = actions.case_info()
-    st.subheader("Case")
-    c1, c2 = st.columns(2)
-    c1.text_input("Case id", case.case_id, key=state.CASE_ID_INPUT)
-    c2.text_input("Analyst", case.analyst, key=state.ANALYST_INPUT)
-    st.text_area(
-        "Notes", case.notes, key=state.NOTES_INPUT, help="Printed in the report as written."
-    )
-    actions.save_case_info()  # widget values vanish when the page is left; the session keeps them
-    case = actions.case_info()
     cams = actions.gradcams_for_current()
     st.write(
         f"The PDF holds the case, the verdict and who decided it, the settings, the timeline, "
@@ -46,12 +38,41 @@ else:
         "table, limitations, the app version; the models' training details and the core "
         "paper's layout are in an appendix."
     )
+    # A form: the fields reach the report all together, with its button. Fields that commit on
+    # blur lost what was typed last when the analyst went straight from a field to a download
+    # (the file was made before the blur's rerun had saved the field).
+    case = actions.case_info()
+    st.subheader("Case")
+    with st.form(state.CASE_FORM, border=False, enter_to_submit=False):
+        c1, c2 = st.columns(2)
+        c1.text_input("Case id", case.case_id, key=state.CASE_ID_INPUT)
+        c2.text_input("Analyst", case.analyst, key=state.ANALYST_INPUT)
+        st.text_area(
+            "Notes", case.notes, key=state.NOTES_INPUT, help="Printed in the report as written."
+        )
+        if st.form_submit_button("Prepare the report", type="primary"):
+            actions.save_case_info()  # the session keeps them when the page is left
+            st.session_state[state.REPORT_FOR] = st.session_state.get(state.CURRENT)
+    case = actions.case_info()
+    prepared = st.session_state.get(state.REPORT_FOR) == st.session_state.get(state.CURRENT)
+    if not prepared:
+        st.info(
+            "Press **Prepare the report** to make the PDF, JSON and CSV of this analysis with "
+            "the case details above.",
+            icon=":material/description:",
+        )
+if analysis is not None and prepared:
+    carried = re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", case.in_words())  # as typed
+    st.markdown(
+        f"The files below carry {carried}. To change them, edit the fields and press "
+        "**Prepare the report** again."
+    )
     analysis = actions.with_current_provenance(analysis)  # under the trust anchors set now
     stem = analysis.video.sha256[:12] if analysis.video else "analysis"
     # The files are made when a button is clicked (a callable, run by Streamlit on click), not
     # on every run: a PDF takes about a second, and a run that renders one cannot be stopped,
-    # so quick edits of the case fields overlapped runs whose clean-up removed the file the
-    # page still offered (the download failed with a 404). No rerun on click either.
+    # so quick reruns overlapped and one run's clean-up removed the file the page still
+    # offered (the download failed with a 404). No rerun on click either.
     st.download_button(
         "Download PDF report",
         lambda: render_pdf(analysis, scoring, gradcams=cams, case=case),

@@ -106,6 +106,12 @@ ANALYST_INPUT = "analyst_input"
 NOTES_INPUT = "notes_input"
 
 
+CASE_FORM = "case_form"
+
+
+REPORT_FOR = "report_for"  # the analysis key the report's files were last prepared for
+
+
 TRUST_UPLOAD = "trust_upload"
 
 

@@ -6,6 +6,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from detector.pipeline import ExtractionSettings
+from detector.reporting.record import CaseInfo
 from detector.settings import PROJECT_ROOT
 from detector.types import Analysis
 from detector.verdict.scoring import default_scoring
@@ -314,29 +315,49 @@ def test_the_session_keeps_its_last_clips(analysis, monkeypatch):
     # drops sidebar widgets after the first rerun of a multipage app.
 
 
+def _prepare(at: AppTest) -> AppTest:
+    """Press the Report page's form button (the case fields reach the session only with it)."""
+    [button] = [b for b in at.button if b.label == "Prepare the report"]
+    return button.click().run()
+
+
+def _case(at: AppTest) -> CaseInfo:
+    return at.session_state[state.CASE] if state.CASE in at.session_state else CaseInfo()
+
+
 def test_case_fields_outlive_a_page_change(analysis):
     at = _app(analysis)
     at.run()
     at.switch_page("pages/report.py")
     at.run()
-    at.text_input(key=state.CASE_ID_INPUT).input("CASE-9").run()
+    at.text_input(key=state.CASE_ID_INPUT).input("CASE-9")
+    at.text_area(key=state.NOTES_INPUT).input("first line\nsecond line")
+    _prepare(at)
     at.switch_page("pages/analyze.py")
     at.run()
     at.switch_page("pages/report.py")
     at.run()
     assert at.text_input(key=state.CASE_ID_INPUT).value == "CASE-9"
-    assert at.session_state[state.CASE].case_id == "CASE-9"
+    assert _case(at).case_id == "CASE-9"
+    said = [m.value for m in at.markdown]
+    assert any("carry case id CASE\\-9, no analyst, 2 lines of notes" in m for m in said)
 
 
-def test_report_files_are_made_on_click(analysis):
-    """The exports are callables Streamlit runs on click, not files stored by every run: a run
-    that renders the PDF (about a second) overlapped the next one after quick edits of the
-    case fields, and the file the page offered had been removed (a 404 in the browser)."""
+def test_report_files_are_made_on_click_after_the_case_is_prepared(analysis):
+    """The case fields are a form: what was typed reaches the files only with "Prepare the
+    report" (fields that commit on blur lost the last one typed when the analyst went straight
+    to a download). The exports are callables Streamlit runs on click, not files stored by
+    every run: a run rendering the PDF (about a second) overlapped the next one and the file
+    the page offered had been removed (a 404 in the browser)."""
     at = _app(analysis)
     at.run()
     at.switch_page("pages/report.py")
     at.run()
-    assert not at.exception
+    assert not at.exception and not at.get("download_button")
+    assert any("Prepare the report" in i.value for i in at.info)
+    at.text_input(key=state.ANALYST_INPUT).input("A. Analyst")  # (AppTest cannot type
+    _prepare(at)  # without submitting a form: the browser test checks that)
+    assert not at.exception and _case(at).analyst == "A. Analyst"
     buttons = {b.proto.label: b.proto for b in at.get("download_button")}
     assert set(buttons) == {"Download PDF report", "Download JSON", "Download CSV"}
     for proto in buttons.values():

@@ -152,3 +152,9 @@ def test_a_heading_longer_than_the_page_wraps_instead_of_running_off_it():
     y = pdf.get_y()
     heading(pdf, text)
     assert pdf.get_y() - y >= 3 + 2 * 7, "the heading took one line: it ran off the page"
+
+
+def test_the_case_in_words():
+    assert CaseInfo().in_words() == "no case id, no analyst, no notes"
+    case = CaseInfo(case_id="C-1", analyst="A. B", notes="one")
+    assert case.in_words() == "case id C-1, analyst A. B, 1 line of notes"

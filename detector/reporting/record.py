@@ -34,6 +34,18 @@ class CaseInfo:
     def as_dict(self) -> dict[str, str]:
         return {"case_id": self.case_id, "analyst": self.analyst, "notes": self.notes}
 
+    def in_words(self) -> str:
+        """What a report carries of the case, in a phrase: "case id X, analyst Y, 2 lines of
+        notes" (or "no case id", ...)."""
+        lines = len(self.notes.splitlines())
+        return ", ".join(
+            [
+                f"case id {self.case_id}" if self.case_id else "no case id",
+                f"analyst {self.analyst}" if self.analyst else "no analyst",
+                f"{lines} line{'s' * (lines != 1)} of notes" if lines else "no notes",
+            ]
+        )
+
 
 def _r(x: float, nd: int = 6) -> float:
     return round(float(x), nd)

@@ -4,8 +4,9 @@ One browser session operates every widget on every page after an analysis of a s
 clip with two people: it clicks a timeline point and checks the frame viewer and the video
 player, runs Grad-CAM on a person's frames, moves every slider and switches every select of the
 Ensemble lab (the verdict must carry a "custom settings" mark, and Reset to defaults must remove
-it), evaluates uploaded labelled clips, fills the case fields and downloads every export, then
-analyses a second clip whose codec browsers cannot play and switches between the two.
+it), evaluates uploaded labelled clips, fills the case fields, prepares the report and downloads
+every export, then analyses a second clip whose codec browsers cannot play and switches between
+the two.
 
 It fails on any request the browser makes to another origin than the app's (the app must work
 air-gapped), on any exception element on a page, and on any traceback in the server's log.
@@ -448,8 +449,11 @@ def _operate_every_widget(app: App, clips: dict[str, Path]) -> tuple[bytes, dict
     page.get_by_role("textbox", name="Case id").fill("CASE-2026-042")
     page.get_by_role("textbox", name="Analyst").fill("A. Analyst")
     page.get_by_role("textbox", name="Notes").fill("Received by e-mail; checked the first 4 s.")
-    page.get_by_role("textbox", name="Analyst").click()  # commits the notes field
-    app.settle()
+    assert page.get_by_role("button", name="Download PDF report").count() == 0
+    page.get_by_role("button", name="Prepare the report").click()  # straight from the notes
+    page.get_by_text(
+        re.compile("carry case id CASE-2026-042, analyst A. Analyst, 1 line")
+    ).wait_for()
     pdf = app.download("Download PDF report", "report.pdf")
     doc = json.loads(app.download("Download JSON", "report.json"))
     csv_report = app.download("Download CSV", "frame-scores.csv")
