@@ -1,6 +1,8 @@
 """Batch: analyse several clips with the loaded models, or read a finished scan's results.jsonl;
 the clips sorted by score with their statuses, any clip opened in full, the summary as CSV."""
 
+from functools import partial
+
 import streamlit as st
 
 from pages import batch_ui, state, ui
@@ -51,7 +53,7 @@ if batch is not None:
         st.dataframe(batch_ui.table(batch), hide_index=True, key="batch_table")
         st.download_button(
             "Download the summary (CSV)",
-            lambda: batch_ui.summary(batch),  # made on click (see pages/report.py)
+            partial(batch_ui.summary, batch),  # made on click (see pages/report.py)
             file_name="summary.csv",
             mime="text/csv",
             key="batch_summary",

@@ -2,6 +2,7 @@
 
 import json
 import re
+from functools import partial
 
 import streamlit as st
 
@@ -9,6 +10,11 @@ from detector.reporting.pdf import render_pdf
 from detector.reporting.record import analysis_to_dict, frame_scores_csv
 from detector.verdict.verdict import VERDICT_WORDS
 from pages import actions, state, ui
+
+
+def _json_report(analysis, scoring, case) -> str:
+    return json.dumps(analysis_to_dict(analysis, scoring, case=case), indent=2, ensure_ascii=False)
+
 
 ui.page_setup()
 
@@ -75,7 +81,7 @@ if analysis is not None and prepared:
     # offered (the download failed with a 404). No rerun on click either.
     st.download_button(
         "Download PDF report",
-        lambda: render_pdf(analysis, scoring, gradcams=cams, case=case),
+        partial(render_pdf, analysis, scoring, gradcams=cams, case=case),
         file_name=f"deepfake-report-{stem}.pdf",
         mime="application/pdf",
         type="primary",
@@ -85,9 +91,7 @@ if analysis is not None and prepared:
     c1, c2 = st.columns(2)
     c1.download_button(
         "Download JSON",
-        lambda: json.dumps(
-            analysis_to_dict(analysis, scoring, case=case), indent=2, ensure_ascii=False
-        ),
+        partial(_json_report, analysis, scoring, case),
         file_name=f"deepfake-report-{stem}.json",
         mime="application/json",
         key="download_json",
@@ -95,7 +99,7 @@ if analysis is not None and prepared:
     )
     c2.download_button(
         "Download CSV",
-        lambda: frame_scores_csv(analysis, scoring),
+        partial(frame_scores_csv, analysis, scoring),
         file_name=f"frame-scores-{stem}.csv",
         mime="text/csv",
         key="download_csv",

@@ -1,6 +1,8 @@
 """Timeline: per-frame scores over time, one line per model, the ensemble, the threshold; click a
 point to open its frame."""
 
+from functools import partial
+
 import streamlit as st
 
 from detector.reporting.record import frame_scores_csv
@@ -47,7 +49,7 @@ if analysis is not None:
     st.dataframe(charts.scores_table(analysis, scoring), hide_index=True)
     st.download_button(
         "Download CSV",
-        lambda: frame_scores_csv(analysis, scoring),  # made on click (see pages/report.py)
+        partial(frame_scores_csv, analysis, scoring),  # made on click (see pages/report.py)
         file_name="frame_scores.csv",
         mime="text/csv",
         on_click="ignore",
