@@ -67,7 +67,7 @@ else:
             "the case details above.",
             icon=":material/description:",
         )
-if analysis is not None and prepared:
+if prepared:  # (False without an analysis)
     carried = re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~$])", r"\\\1", case.in_words())  # as typed
     st.markdown(
         f"The files below carry {carried}. To change them, edit the fields and press "
