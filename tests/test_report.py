@@ -17,8 +17,15 @@ from detector.io.playback import browser_can_play, playable_copy
 from detector.io.probe import probe
 from detector.pipeline import ExtractionSettings
 from detector.reporting.pdf import render_pdf
-from detector.reporting.record import CaseInfo, analysis_to_dict, app_version, custom_marks
+from detector.reporting.record import (
+    CaseInfo,
+    analysis_to_dict,
+    app_version,
+    custom_marks,
+    frame_scores_csv,
+)
 from detector.reporting.visual import annotated_frame, frame_image, person_rgb
+from detector.types import Analysis
 from detector.verdict.scoring import default_scoring
 
 
@@ -158,3 +165,20 @@ def test_the_case_in_words():
     assert CaseInfo().in_words() == "no case id, no analyst, no notes"
     case = CaseInfo(case_id="C-1", analyst="A. B", notes="one")
     assert case.in_words() == "case id C-1, analyst A. B, 1 line of notes"
+
+
+@pytest.mark.parametrize("status", ["no_faces", "unreadable", "too_short"])
+def test_the_exports_of_a_clip_without_a_verdict_say_why_and_give_no_score(status):
+    """The Report page makes these only on click now, so no page test renders them."""
+    failed = Analysis(
+        status=status, message=f"clip.mp4: {status} here", video=None, sampling="1fps"
+    )
+    text = " ".join(_pdf_text(render_pdf(failed, None, case=CaseInfo("C-1"))).split())
+    assert f"NO VERDICT: {status.replace('_', ' ')}" in text and f"clip.mp4: {status} here" in text
+    assert "Manipulation score" not in text and "No score is given" in text
+    doc = analysis_to_dict(failed, None, case=CaseInfo("C-1"))
+    assert doc["status"] == status and doc["verdict"] is None
+    assert frame_scores_csv(failed, None).splitlines() == [
+        "status,message",
+        f"{status},clip.mp4: {status} here",
+    ]
